@@ -1,0 +1,177 @@
+//! The `RefundTicket` command: what the API puts on the queue and the worker carries out.
+//!
+//! The JSON shape is shared with the Go Event-Driven project's `RefundTicket`, so either
+//! side can produce or consume it: snake_case fields, a `header` with the command's id,
+//! publication time and idempotency key.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::idempotency::IdempotencyKey;
+
+/// The SQS message attribute `name` of every command, so consumers can route by type.
+pub const COMMAND_NAME: &str = "RefundTicket";
+
+/// A ticket's id: a UUID, always written in lowercase hyphenated form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TicketId(Uuid);
+
+/// A path segment that is not a hyphenated UUID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ticket id must be a UUID in hyphenated form (8-4-4-4-12 hex digits)")]
+pub struct InvalidTicketId;
+
+impl FromStr for TicketId {
+    type Err = InvalidTicketId;
+
+    /// Only the 36-character hyphenated form, in any case: the braced, URN and bare forms
+    /// the `uuid` crate also accepts are not ticket ids in a URL.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 36 {
+            return Err(InvalidTicketId);
+        }
+        Uuid::try_parse(s).map(Self).map_err(|_| InvalidTicketId)
+    }
+}
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandHeader {
+    /// This command's own id (UUIDv4); a retry of the same request gets a new one.
+    pub id: Uuid,
+    /// Written in UTC; read with any RFC 3339 offset and fraction, as Go writes them.
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// K, the same for every command about one ticket.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundTicket {
+    pub header: CommandHeader,
+    pub ticket_id: TicketId,
+}
+
+/// A message body that is not a `RefundTicket`: retrying it can never succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidCommand {
+    #[error("body is not a RefundTicket command: {0}")]
+    Shape(#[from] serde_json::Error),
+    #[error("header.idempotency_key is empty")]
+    EmptyIdempotencyKey,
+}
+
+impl RefundTicket {
+    pub fn new(ticket_id: TicketId, published_at: OffsetDateTime) -> Self {
+        Self {
+            header: CommandHeader {
+                id: Uuid::new_v4(),
+                published_at: published_at.to_offset(time::UtcOffset::UTC),
+                idempotency_key: IdempotencyKey::for_ticket(ticket_id).to_string(),
+            },
+            ticket_id,
+        }
+    }
+
+    /// Decodes a queue message body, ignoring unknown fields (producers may add some).
+    pub fn decode(body: &str) -> Result<Self, InvalidCommand> {
+        let command: Self = serde_json::from_str(body)?;
+        if command.header.idempotency_key.trim().is_empty() {
+            return Err(InvalidCommand::EmptyIdempotencyKey);
+        }
+        Ok(command)
+    }
+
+    pub fn encode(&self) -> String {
+        // A struct of strings, a UUID and a UTC time always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use time::macros::datetime;
+
+    const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
+
+    #[test]
+    fn ticket_ids_are_hyphenated_uuids_in_any_case_written_lowercase() {
+        let upper: TicketId = TICKET.to_uppercase().parse().unwrap();
+        assert_eq!(upper.to_string(), TICKET);
+        for bad in [
+            "",
+            "not-a-uuid",
+            "0f5d8c6e3a1b4c2d9e8f7a6b5c4d3e2f",
+            "{0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f}",
+            "urn:uuid:0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f",
+            "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2g",
+            "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f0",
+        ] {
+            assert_eq!(bad.parse::<TicketId>(), Err(InvalidTicketId), "{bad:?}");
+        }
+    }
+
+    /// Golden: the exact field names and nesting of the contract, nothing more.
+    #[test]
+    fn command_json_has_exactly_the_contract_shape() {
+        let ticket: TicketId = TICKET.parse().unwrap();
+        let command = RefundTicket::new(ticket, datetime!(2026-11-23 08:15:30.5 +02:00));
+        let json: Value = serde_json::from_str(&command.encode()).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "header": {
+                    "id": command.header.id.to_string(),
+                    "published_at": "2026-11-23T06:15:30.5Z",
+                    "idempotency_key": IdempotencyKey::for_ticket(ticket).to_string(),
+                },
+                "ticket_id": TICKET,
+            })
+        );
+        assert_eq!(command.header.id.get_version_num(), 4);
+    }
+
+    /// Written by hand the way Go's encoding/json writes a `time.Time` in a local zone.
+    #[test]
+    fn decodes_a_body_written_by_the_go_project() {
+        let body = r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30.123456789+05:30","idempotency_key":"2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19"},"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f","extra":{"ignored":true}}"#;
+        let command = RefundTicket::decode(body).unwrap();
+        assert_eq!(command.ticket_id.to_string(), TICKET);
+        assert_eq!(
+            command.header.published_at,
+            datetime!(2026-11-23 04:45:30.123456789 UTC)
+        );
+        assert_eq!(
+            command.header.idempotency_key,
+            "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19"
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_not_the_command_are_refused() {
+        for body in [
+            "",
+            "not json",
+            "{}",
+            "[]",
+            r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30Z","idempotency_key":"k"},"ticket_id":"nope"}"#,
+            r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30Z","idempotency_key":"k"},"ticket_id":42}"#,
+            r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"yesterday","idempotency_key":"k"},"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}"#,
+            r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30Z","idempotency_key":" "},"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}"#,
+            r#"{"header":{"published_at":"2026-11-23T10:15:30Z","idempotency_key":"k"},"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}"#,
+        ] {
+            assert!(RefundTicket::decode(body).is_err(), "{body:?}");
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Configuration from the environment, read once at start-up.
+//!
+//! A function that starts with a missing or malformed variable would fail every request
+//! later, far from the cause; instead it stops at once with one line naming the variable.
+
+use std::{str::FromStr, time::Duration};
+
+use url::Url;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not set; it must be {meaning}")]
+    Missing {
+        name: &'static str,
+        meaning: &'static str,
+    },
+    #[error("{name}={value:?} is malformed; it must be {meaning}")]
+    Malformed {
+        name: &'static str,
+        value: String,
+        meaning: &'static str,
+    },
+    #[error(
+        "GATEWAY_ADDR={0:?} is plain http to a host that is not loopback; use https or set ALLOW_INSECURE_GATEWAY=true"
+    )]
+    InsecureGateway(String),
+}
+
+impl ConfigError {
+    /// Start-up only: log the one line and stop, so Lambda reports an init failure.
+    pub fn exit(self) -> ! {
+        tracing::error!(error = %self, "configuration error");
+        eprintln!("configuration error: {self}");
+        std::process::exit(2)
+    }
+}
+
+/// What `refund-api` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub refund_queue_url: String,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
+        })
+    }
+}
+
+/// What `refund-worker` needs; defaults are the contract's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub refund_queue_url: String,
+    pub dead_letter_queue_url: String,
+    pub gateway_addr: Url,
+    pub upstream_timeout: Duration,
+    pub max_receive_count: u32,
+    pub retry_base_s: u32,
+    pub retry_max_s: u32,
+    pub deadline_margin: Duration,
+    pub allow_insecure_gateway: bool,
+}
+
+const QUEUE_URL: &str = "an SQS queue URL (http:// or https://)";
+
+impl WorkerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let gateway_addr = env.required("GATEWAY_ADDR", GATEWAY)?;
+        let gateway_addr = parse_gateway_addr(&gateway_addr).ok_or(ConfigError::Malformed {
+            name: "GATEWAY_ADDR",
+            value: gateway_addr,
+            meaning: GATEWAY,
+        })?;
+        let config = Self {
+            refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
+            dead_letter_queue_url: env.queue_url("DEAD_LETTER_QUEUE_URL")?,
+            gateway_addr,
+            upstream_timeout: Duration::from_millis(env.number(
+                "UPSTREAM_TIMEOUT_MS",
+                5000,
+                1..=300_000,
+                "a whole number of milliseconds from 1 to 300000",
+            )?),
+            max_receive_count: env.number(
+                "MAX_RECEIVE_COUNT",
+                15,
+                1..=1000,
+                "a whole number from 1 to 1000 (the queue's redrive maxReceiveCount)",
+            )?,
+            retry_base_s: env.number(
+                "RETRY_BASE_S",
+                5,
+                1..=43_200,
+                "a whole number of seconds from 1 to 43200",
+            )?,
+            retry_max_s: env.number(
+                "RETRY_MAX_S",
+                900,
+                1..=43_200,
+                "a whole number of seconds from 1 to 43200",
+            )?,
+            deadline_margin: Duration::from_millis(env.number(
+                "DEADLINE_MARGIN_MS",
+                2000,
+                0..=600_000,
+                "a whole number of milliseconds from 0 to 600000",
+            )?),
+            allow_insecure_gateway: env.boolean("ALLOW_INSECURE_GATEWAY", false)?,
+        };
+        if config.retry_max_s < config.retry_base_s {
+            return Err(ConfigError::Malformed {
+                name: "RETRY_MAX_S",
+                value: config.retry_max_s.to_string(),
+                meaning: "at least RETRY_BASE_S",
+            });
+        }
+        if config.gateway_addr.scheme() == "http"
+            && !config.allow_insecure_gateway
+            && !is_loopback(&config.gateway_addr)
+        {
+            return Err(ConfigError::InsecureGateway(
+                config.gateway_addr.to_string(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+const GATEWAY: &str = "an http:// or https:// base address, optionally with a path prefix";
+
+fn parse_gateway_addr(value: &str) -> Option<Url> {
+    let url = Url::parse(value).ok()?;
+    let usable = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    usable.then_some(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn required(&self, name: &'static str, meaning: &'static str) -> Result<String, ConfigError> {
+        (self.0)(name)
+            .filter(|value| !value.trim().is_empty())
+            .ok_or(ConfigError::Missing { name, meaning })
+    }
+
+    fn queue_url(&self, name: &'static str) -> Result<String, ConfigError> {
+        let value = self.required(name, QUEUE_URL)?;
+        if value.starts_with("https://") || value.starts_with("http://") {
+            Ok(value)
+        } else {
+            Err(ConfigError::Malformed {
+                name,
+                value,
+                meaning: QUEUE_URL,
+            })
+        }
+    }
+
+    fn number<N>(
+        &self,
+        name: &'static str,
+        default: N,
+        range: std::ops::RangeInclusive<N>,
+        meaning: &'static str,
+    ) -> Result<N, ConfigError>
+    where
+        N: FromStr + PartialOrd,
+    {
+        let Some(value) = (self.0)(name).filter(|v| !v.is_empty()) else {
+            return Ok(default);
+        };
+        match value.trim().parse::<N>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ConfigError::Malformed {
+                name,
+                value,
+                meaning,
+            }),
+        }
+    }
+
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(value) = (self.0)(name).filter(|v| !v.is_empty()) else {
+            return Ok(default);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(ConfigError::Malformed {
+                name,
+                value,
+                meaning: "true or false",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    const WORKER: &[(&str, &str)] = &[
+        (
+            "REFUND_QUEUE_URL",
+            "http://127.0.0.1:4566/000000000000/RefundTicket",
+        ),
+        (
+            "DEAD_LETTER_QUEUE_URL",
+            "http://127.0.0.1:4566/000000000000/RefundTicket-dlq",
+        ),
+        ("GATEWAY_ADDR", "http://127.0.0.1:8888"),
+    ];
+
+    fn worker_with(extra: &[(&str, &str)]) -> Result<WorkerConfig, ConfigError> {
+        let mut vars = WORKER.to_vec();
+        vars.extend_from_slice(extra);
+        WorkerConfig::from_lookup(lookup(&vars))
+    }
+
+    #[test]
+    fn api_needs_the_queue_url() {
+        assert_eq!(
+            ApiConfig::from_lookup(lookup(&[])),
+            Err(ConfigError::Missing {
+                name: "REFUND_QUEUE_URL",
+                meaning: QUEUE_URL
+            })
+        );
+        let message = ApiConfig::from_lookup(lookup(&[("REFUND_QUEUE_URL", "queue")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("REFUND_QUEUE_URL=\"queue\" is malformed"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn worker_defaults_are_the_contracts() {
+        let config = worker_with(&[]).unwrap();
+        assert_eq!(config.upstream_timeout, Duration::from_millis(5000));
+        assert_eq!(config.max_receive_count, 15);
+        assert_eq!((config.retry_base_s, config.retry_max_s), (5, 900));
+        assert_eq!(config.deadline_margin, Duration::from_millis(2000));
+        assert!(!config.allow_insecure_gateway);
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        for (name, value) in [
+            ("UPSTREAM_TIMEOUT_MS", "soon"),
+            ("UPSTREAM_TIMEOUT_MS", "0"),
+            ("MAX_RECEIVE_COUNT", "-1"),
+            ("RETRY_BASE_S", "1.5"),
+            ("RETRY_MAX_S", "1"),
+            ("DEADLINE_MARGIN_MS", "x"),
+            ("ALLOW_INSECURE_GATEWAY", "maybe"),
+            ("GATEWAY_ADDR", "ftp://example.com"),
+            ("GATEWAY_ADDR", "not a url"),
+        ] {
+            let err = worker_with(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
+        }
+        let missing = WorkerConfig::from_lookup(lookup(&WORKER[..2])).unwrap_err();
+        assert!(missing.to_string().starts_with("GATEWAY_ADDR is not set"));
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_allowed() {
+        let remote = [("GATEWAY_ADDR", "http://gateway.example.com/prefix")];
+        assert!(matches!(
+            worker_with(&remote),
+            Err(ConfigError::InsecureGateway(_))
+        ));
+        let allowed = worker_with(&[remote[0], ("ALLOW_INSECURE_GATEWAY", "true")]).unwrap();
+        assert_eq!(allowed.gateway_addr.path(), "/prefix");
+        for ok in [
+            "https://gateway.example.com",
+            "http://localhost:1",
+            "http://[::1]:8",
+        ] {
+            assert!(worker_with(&[("GATEWAY_ADDR", ok)]).is_ok(), "{ok}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The refund pipeline's domain, shared by `refund-api` and `refund-worker`.
+//!
+//! The split follows a hexagonal design: the command and its rules live here as plain
+//! types ([`command`], [`idempotency`], [`correlation`]), the outside world is reached
+//! through small ports ([`queue`]) that have an AWS adapter and an in-memory twin, and
+//! the functions in `functions/` are thin adapters from Lambda events to this crate.
+
+pub mod command;
+pub mod config;
+pub mod correlation;
+pub mod idempotency;
+pub mod queue;

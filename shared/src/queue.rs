@@ -1,0 +1,175 @@
+//! The queue port: how a command leaves a function.
+//!
+//! [`CommandQueue`] is what the handlers see; [`SqsQueue`] is the AWS adapter and
+//! [`InMemoryQueue`] the twin that handler tests run against without a network.
+
+use std::{collections::BTreeMap, future::Future, sync::Mutex, time::Duration};
+
+use aws_config::{ConfigLoader, timeout::TimeoutConfig};
+use aws_sdk_sqs::{
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
+    types::MessageAttributeValue,
+};
+
+/// SQS operations give up after this long in all, retries included, so a sick queue
+/// answers the caller with 503 long before API Gateway's 30 s integration limit.
+pub const SQS_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A message as it goes on a queue: a body and String attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundMessage {
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// How a queue operation failed, classified once for every caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// Timed out, unreachable, throttled or a server error: trying later may work.
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+    /// The queue refused the request (missing queue, no permission, bad request).
+    #[error("queue refused the request: {0}")]
+    Rejected(String),
+}
+
+/// Puts messages on one queue.
+pub trait CommandQueue: Send + Sync {
+    /// Sends a message and returns the id the queue gave it.
+    fn send(
+        &self,
+        message: OutboundMessage,
+    ) -> impl Future<Output = Result<String, QueueError>> + Send;
+}
+
+/// The SQS timeouts of every client this project builds: short connects and attempts,
+/// [`SQS_OPERATION_TIMEOUT`] in all.
+pub fn sqs_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(SQS_OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Builds an SQS client once, at start-up, from `loader` (normally
+/// `aws_config::defaults(..)`, which honours `AWS_ENDPOINT_URL`) with [`sqs_timeouts`].
+pub async fn sqs_client(loader: ConfigLoader) -> aws_sdk_sqs::Client {
+    let config = loader.timeout_config(sqs_timeouts()).load().await;
+    aws_sdk_sqs::Client::new(&config)
+}
+
+/// One SQS queue, reached through a shared client.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl CommandQueue for SqsQueue {
+    async fn send(&self, message: OutboundMessage) -> Result<String, QueueError> {
+        let attributes = message
+            .attributes
+            .into_iter()
+            .map(|(name, value)| {
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .map(|value| (name, value))
+                    .map_err(|e| QueueError::Rejected(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let output = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(message.body)
+            .set_message_attributes(Some(attributes))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output.message_id.unwrap_or_default())
+    }
+}
+
+/// Sorts an SDK failure into "try later" and "will not work", the one place that knows
+/// which SQS answers are which.
+pub fn classify<E, R>(err: SdkError<E, R>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let transient = match &err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            code.contains("Throttl")
+                || code.contains("ServiceUnavailable")
+                || code == "InternalError"
+        }
+        _ => true,
+    };
+    let detail = DisplayErrorContext(&err).to_string();
+    if transient {
+        QueueError::Unavailable(detail)
+    } else {
+        QueueError::Rejected(detail)
+    }
+}
+
+/// The in-memory twin of [`SqsQueue`]: keeps what was sent, or fails on demand.
+#[derive(Debug, Default)]
+pub struct InMemoryQueue {
+    sent: Mutex<Vec<OutboundMessage>>,
+    failure: Mutex<Option<QueueError>>,
+}
+
+impl InMemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A queue whose every send fails with `error`.
+    pub fn failing(error: QueueError) -> Self {
+        let queue = Self::default();
+        *lock(&queue.failure) = Some(error);
+        queue
+    }
+
+    /// Everything sent so far, in order.
+    pub fn sent(&self) -> Vec<OutboundMessage> {
+        lock(&self.sent).clone()
+    }
+}
+
+impl CommandQueue for InMemoryQueue {
+    async fn send(&self, message: OutboundMessage) -> Result<String, QueueError> {
+        if let Some(error) = lock(&self.failure).clone() {
+            return Err(error);
+        }
+        let mut sent = lock(&self.sent);
+        sent.push(message);
+        Ok(format!("in-memory-{}", sent.len()))
+    }
+}
+
+/// A poisoned lock only means another test thread panicked; the data is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
