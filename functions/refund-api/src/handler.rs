@@ -292,3 +292,6 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests;

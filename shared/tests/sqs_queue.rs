@@ -1,0 +1,115 @@
+//! The SQS adapter against a real SQS endpoint (moto), not a mock of the SDK.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use refund::queue::{CommandQueue, OutboundMessage, QueueError, SQS_OPERATION_TIMEOUT, SqsQueue};
+use testkit::{Moto, free_port, sqs_client_for};
+
+fn message() -> OutboundMessage {
+    OutboundMessage {
+        body: r#"{"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}"#.to_owned(),
+        attributes: [
+            ("name", "RefundTicket"),
+            ("correlation_id", "c-42"),
+            ("requested_by", "user-7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+    }
+}
+
+#[tokio::test]
+async fn a_sent_message_lands_with_its_body_and_string_attributes() {
+    let moto = Moto::start();
+    let url = moto.create_queue("RefundTicket").await;
+    let queue = SqsQueue::new(moto.sqs().await, &url);
+
+    let message_id = queue.send(message()).await.unwrap();
+
+    let received = moto
+        .sqs()
+        .await
+        .receive_message()
+        .queue_url(&url)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let messages = received.messages.unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message_id.as_deref(), Some(message_id.as_str()));
+    assert_eq!(messages[0].body.as_deref(), Some(message().body.as_str()));
+    let attributes: HashMap<String, (String, String)> = messages[0]
+        .message_attributes
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let data_type = value.data_type().to_owned();
+            (name, (data_type, value.string_value.unwrap_or_default()))
+        })
+        .collect();
+    let expected: HashMap<String, (String, String)> = message()
+        .attributes
+        .into_iter()
+        .map(|(k, v)| (k, ("String".to_owned(), v)))
+        .collect();
+    assert_eq!(attributes, expected);
+}
+
+#[tokio::test]
+async fn a_missing_queue_is_refused_not_unavailable() {
+    let moto = Moto::start();
+    let queue = SqsQueue::new(
+        moto.sqs().await,
+        format!("{}/000000000000/NoSuchQueue", moto.endpoint),
+    );
+    let error = queue.send(message()).await.unwrap_err();
+    assert!(matches!(error, QueueError::Rejected(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_stopped_endpoint_is_unavailable_within_the_operation_timeout() {
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    let queue = SqsQueue::new(
+        sqs_client_for(&endpoint).await,
+        format!("{endpoint}/000000000000/RefundTicket"),
+    );
+    let started = Instant::now();
+    let error = queue.send(message()).await.unwrap_err();
+    assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
+    assert!(started.elapsed() <= SQS_OPERATION_TIMEOUT + Duration::from_millis(500));
+}
+
+/// An endpoint that accepts connections and never answers: only the operation timeout
+/// can end the call, and it must, well inside API Gateway's 30 s.
+#[tokio::test]
+async fn a_silent_endpoint_is_unavailable_at_the_operation_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let queue = SqsQueue::new(
+        sqs_client_for(&endpoint).await,
+        format!("{endpoint}/000000000000/RefundTicket"),
+    );
+    let started = Instant::now();
+    let error = queue.send(message()).await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
+    assert!(elapsed >= Duration::from_secs(1), "gave up too early: {elapsed:?}");
+    assert!(
+        elapsed <= SQS_OPERATION_TIMEOUT + Duration::from_millis(500),
+        "took {elapsed:?}"
+    );
+    hold.abort();
+}

@@ -1,0 +1,104 @@
+//! Test support: adapters are tested against real servers, not mocks of the SDK.
+//!
+//! [`Moto`] starts a moto server (a real SQS endpoint speaking the JSON protocol) on a
+//! free loopback port for one test and stops it when dropped, also when the test fails.
+
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::config::Credentials;
+
+/// A running moto server, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+/// The moto executable: `$MOTO_SERVER`, else the project's `.venv` (made by `make test`).
+/// A missing server fails the test: an adapter test that silently skips proves nothing.
+fn moto_executable() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+}
+
+/// A port the OS considers free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("no free loopback port")
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let port = free_port();
+        let executable = moto_executable();
+        let child = Command::new(&executable)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (run `make test`, which installs moto in .venv, or set MOTO_SERVER)",
+                    executable.display()
+                )
+            });
+        let moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto did not listen on {addr} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    /// An SQS client for this server, built by the project's own constructor so that it
+    /// has the production timeouts.
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        sqs_client_for(&self.endpoint).await
+    }
+
+    /// Creates a queue and returns its URL.
+    pub async fn create_queue(&self, name: &str) -> String {
+        self.sqs()
+            .await
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An SQS client for any endpoint, with test credentials and the production timeouts.
+pub async fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "testkit"));
+    refund::queue::sqs_client(loader).await
+}
