@@ -2,11 +2,14 @@
 //!
 //! The split follows a hexagonal design: the command and its rules live here as plain
 //! types ([`command`], [`idempotency`], [`correlation`]), the outside world is reached
-//! through small ports ([`queue`]) that have an AWS adapter and an in-memory twin, and
+//! through small ports ([`queue`], [`gateway`]) that have an AWS adapter and an in-memory twin, and
 //! the functions in `functions/` are thin adapters from Lambda events to this crate.
+//! [`outcome`] is the one table of what every upstream answer and bad message means.
 
 pub mod command;
 pub mod config;
 pub mod correlation;
+pub mod gateway;
 pub mod idempotency;
+pub mod outcome;
 pub mod queue;

@@ -2,6 +2,8 @@
 //!
 //! [`CommandQueue`] is what the handlers see; [`SqsQueue`] is the AWS adapter and
 //! [`InMemoryQueue`] the twin that handler tests run against without a network.
+//! [`VisibilityControl`] is the worker's retry port: it decides when a message it could
+//! not finish comes back.
 
 use std::{collections::BTreeMap, future::Future, sync::Mutex, time::Duration};
 
@@ -40,6 +42,19 @@ pub trait CommandQueue: Send + Sync {
         &self,
         message: OutboundMessage,
     ) -> impl Future<Output = Result<String, QueueError>> + Send;
+}
+
+/// The longest visibility timeout SQS accepts, in seconds (12 hours).
+pub const MAX_VISIBILITY_TIMEOUT_S: u32 = 43_200;
+
+/// Delays the next delivery of a received message.
+pub trait VisibilityControl: Send + Sync {
+    /// Makes the message behind `receipt_handle` invisible for `seconds` from now.
+    fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// The SQS timeouts of every client this project builds: short connects and attempts,
@@ -106,6 +121,25 @@ impl CommandQueue for SqsQueue {
     }
 }
 
+impl VisibilityControl for SqsQueue {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<(), QueueError> {
+        let seconds = seconds.min(MAX_VISIBILITY_TIMEOUT_S);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
 /// Sorts an SDK failure into "try later" and "will not work", the one place that knows
 /// which SQS answers are which.
 pub fn classify<E, R>(err: SdkError<E, R>) -> QueueError
@@ -135,6 +169,7 @@ where
 #[derive(Debug, Default)]
 pub struct InMemoryQueue {
     sent: Mutex<Vec<OutboundMessage>>,
+    visibility_changes: Mutex<Vec<(String, u32)>>,
     failure: Mutex<Option<QueueError>>,
 }
 
@@ -143,11 +178,16 @@ impl InMemoryQueue {
         Self::default()
     }
 
-    /// A queue whose every send fails with `error`.
+    /// A queue whose every send and visibility change fails with `error`.
     pub fn failing(error: QueueError) -> Self {
         let queue = Self::default();
         *lock(&queue.failure) = Some(error);
         queue
+    }
+
+    /// Every `(receipt_handle, seconds)` asked of [`VisibilityControl`], in order.
+    pub fn visibility_changes(&self) -> Vec<(String, u32)> {
+        lock(&self.visibility_changes).clone()
     }
 
     /// Everything sent so far, in order.
@@ -164,6 +204,20 @@ impl CommandQueue for InMemoryQueue {
         let mut sent = lock(&self.sent);
         sent.push(message);
         Ok(format!("in-memory-{}", sent.len()))
+    }
+}
+
+impl VisibilityControl for InMemoryQueue {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: u32,
+    ) -> Result<(), QueueError> {
+        if let Some(error) = lock(&self.failure).clone() {
+            return Err(error);
+        }
+        lock(&self.visibility_changes).push((receipt_handle.to_owned(), seconds));
+        Ok(())
     }
 }
 

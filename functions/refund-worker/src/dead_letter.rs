@@ -1,0 +1,173 @@
+//! The copy of a message the worker gives up on (contract section 4).
+//!
+//! The copy is what an operator reads to decide on a redrive, so it carries why it is
+//! there and where it came from first, and as much of the original context as SQS's
+//! limit of 10 message attributes leaves room for.
+
+use std::collections::BTreeMap;
+
+use refund::{outcome::ErrorCode, queue::OutboundMessage};
+
+use crate::delivery::Delivery;
+
+/// SQS's limit of message attributes per message.
+pub const MAX_ATTRIBUTES: usize = 10;
+/// The contract's bound on `error_message`, in bytes.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// The attributes the worker adds; originals with these names are replaced.
+const OWN_ATTRIBUTES: [&str; 4] = [
+    "error_code",
+    "error_message",
+    "source_message_id",
+    "receive_count",
+];
+
+/// The attributes refund-api writes, kept before any other original when space runs out.
+const COMMAND_ATTRIBUTES: [&str; 4] = [
+    "name",
+    "correlation_id",
+    "requested_by",
+    "client_idempotency_key",
+];
+
+/// The dead-letter copy of `delivery`: its body unchanged, and the attributes of the
+/// contract. `error_message` is never empty and at most 1 KiB, cut on a char boundary.
+pub fn dead_letter_copy(
+    delivery: &Delivery,
+    code: ErrorCode,
+    error_message: &str,
+) -> OutboundMessage {
+    let mut attributes = BTreeMap::from([
+        ("error_code".to_owned(), code.as_str().to_owned()),
+        (
+            "error_message".to_owned(),
+            bounded_message(error_message, code),
+        ),
+        (
+            "source_message_id".to_owned(),
+            delivery
+                .message_id
+                .clone()
+                .unwrap_or_else(|| "unknown".to_owned()),
+        ),
+        (
+            "receive_count".to_owned(),
+            delivery.receive_count.to_string(),
+        ),
+    ]);
+    let originals = delivery
+        .attributes
+        .iter()
+        // SQS refuses an empty String value, which would fail the whole copy.
+        .filter(|(name, value)| !OWN_ATTRIBUTES.contains(&name.as_str()) && !value.is_empty());
+    let (known, others): (Vec<_>, Vec<_>) =
+        originals.partition(|(name, _)| COMMAND_ATTRIBUTES.contains(&name.as_str()));
+    let room = MAX_ATTRIBUTES - attributes.len();
+    for (name, value) in known.into_iter().chain(others).take(room) {
+        attributes.insert(name.clone(), value.clone());
+    }
+    OutboundMessage {
+        body: delivery.body.clone(),
+        attributes,
+    }
+}
+
+fn bounded_message(message: &str, code: ErrorCode) -> String {
+    let message = message.trim();
+    if message.is_empty() {
+        return code.as_str().to_owned();
+    }
+    let mut end = message.len().min(MAX_ERROR_MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(attributes: &[(&str, &str)]) -> Delivery {
+        Delivery {
+            message_id: Some("m-1".into()),
+            receipt_handle: Some("rh".into()),
+            body: "original body".into(),
+            receive_count: 4,
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn carries_the_reason_the_source_and_the_originals() {
+        let copy = dead_letter_copy(
+            &delivery(&[("name", "RefundTicket"), ("correlation_id", "c-1")]),
+            ErrorCode::VoidRejected,
+            "receipts service rejected void-receipt: answered HTTP 409",
+        );
+        assert_eq!(copy.body, "original body");
+        let expected: BTreeMap<String, String> = [
+            ("error_code", "void_rejected"),
+            (
+                "error_message",
+                "receipts service rejected void-receipt: answered HTTP 409",
+            ),
+            ("source_message_id", "m-1"),
+            ("receive_count", "4"),
+            ("name", "RefundTicket"),
+            ("correlation_id", "c-1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(copy.attributes, expected);
+    }
+
+    #[test]
+    fn ten_originals_are_cut_to_fit_keeping_the_commands_own_first() {
+        let originals: Vec<(String, String)> = (0..6)
+            .map(|i| (format!("a{i}"), format!("v{i}")))
+            .chain(
+                COMMAND_ATTRIBUTES
+                    .iter()
+                    .map(|name| (name.to_string(), format!("{name}-value"))),
+            )
+            .collect();
+        let originals: Vec<(&str, &str)> = originals
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let copy = dead_letter_copy(&delivery(&originals), ErrorCode::InvalidCommand, "bad");
+        assert_eq!(copy.attributes.len(), MAX_ATTRIBUTES);
+        for name in OWN_ATTRIBUTES.iter().chain(&COMMAND_ATTRIBUTES) {
+            assert!(copy.attributes.contains_key(*name), "{name}");
+        }
+        assert!(copy.attributes.contains_key("a0") && copy.attributes.contains_key("a1"));
+        assert!(!copy.attributes.contains_key("a2"));
+    }
+
+    #[test]
+    fn own_attributes_win_and_empty_values_are_left_out() {
+        let copy = dead_letter_copy(
+            &delivery(&[("error_code", "forged"), ("empty", "")]),
+            ErrorCode::RetriesExhausted,
+            "  ",
+        );
+        assert_eq!(copy.attributes["error_code"], "retries_exhausted");
+        assert_eq!(copy.attributes["error_message"], "retries_exhausted");
+        assert!(!copy.attributes.contains_key("empty"));
+    }
+
+    #[test]
+    fn error_message_is_at_most_one_kib_on_a_char_boundary() {
+        let long = "é".repeat(1000); // 2000 bytes
+        let copy = dead_letter_copy(&delivery(&[]), ErrorCode::RefundRejected, &long);
+        let message = &copy.attributes["error_message"];
+        assert_eq!(message.len(), MAX_ERROR_MESSAGE_BYTES);
+        assert!(message.chars().all(|c| c == 'é'));
+    }
+}

@@ -1,0 +1,21 @@
+//! `refund-worker`: SQS event source → receipts and payments services. See `handler`.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use refund::{config::WorkerConfig, gateway::HttpGateway, queue};
+use refund_worker::{Settings, Worker};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
+    let gateway = HttpGateway::new(&config.gateway_addr, config.upstream_timeout)?;
+    let client =
+        queue::sqs_client(aws_config::defaults(aws_config::BehaviorVersion::latest())).await;
+    let worker = Worker::new(
+        gateway,
+        queue::SqsQueue::new(client.clone(), &config.refund_queue_url),
+        queue::SqsQueue::new(client, &config.dead_letter_queue_url),
+        Settings::from_config(&config),
+    );
+    run(service_fn(|event: LambdaEvent<_>| worker.handle(event))).await
+}

@@ -1,0 +1,278 @@
+//! What became of a refund attempt, decided in one place.
+//!
+//! Every upstream answer and every bad message ends in one of four classes, and the class
+//! alone decides what the worker does with the message: forget it (done), hand it back to
+//! the queue for later (transient), or copy it to the dead-letter queue with an
+//! `error_code` (permanent, poison, or transient once the retries are used up). Keeping
+//! the table here means the gateway client, the worker and the logs cannot disagree.
+
+use std::fmt;
+
+/// The four classes of contract section 3 and 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Done,
+    Transient,
+    Permanent,
+    Poison,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Poison => "poison",
+        }
+    }
+
+    /// The class of an HTTP status, exactly the table of contract section 3.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Done,
+            408 | 425 | 429 | 500..=599 => Self::Transient,
+            _ => Self::Permanent,
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An upstream call that did not end in a 2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    #[error("no answer within the upstream timeout")]
+    Timeout,
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The connection broke mid-request, or any other transport failure: the request
+    /// may or may not have arrived, and the services are idempotent on K, so it is retried.
+    #[error("request failed: {0}")]
+    Transport(String),
+}
+
+impl UpstreamError {
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Status(status) => Class::of_status(*status),
+            Self::Timeout | Self::Connect(_) | Self::Transport(_) => Class::Transient,
+        }
+    }
+
+    /// The HTTP status, when the service answered at all.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status(status) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The answer of one upstream call: the 2xx status, or why it failed.
+pub type UpstreamResult = Result<u16, UpstreamError>;
+
+/// The `error_code` attribute of a dead-lettered copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidCommand,
+    VoidRejected,
+    RefundRejected,
+    RetriesExhausted,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidCommand => "invalid_command",
+            Self::VoidRejected => "void_rejected",
+            Self::RefundRejected => "refund_rejected",
+            Self::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a record was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefundFailure {
+    #[error("message body is not a RefundTicket command: {0}")]
+    InvalidCommand(String),
+    #[error("receipts service rejected void-receipt: {0}")]
+    VoidRejected(UpstreamError),
+    #[error("payments service rejected the refund: {0}")]
+    RefundRejected(UpstreamError),
+    /// Still transient at the last receive the queue allows: retrying again would only
+    /// let the redrive policy move the message without a reason attached.
+    #[error(
+        "still failing at receive {receive_count} (MAX_RECEIVE_COUNT {max_receive_count}): {detail}"
+    )]
+    RetriesExhausted {
+        receive_count: u32,
+        max_receive_count: u32,
+        detail: String,
+    },
+    #[error("upstream unavailable, retrying later: {0}")]
+    Transient(String),
+}
+
+impl RefundFailure {
+    pub fn class(&self) -> Class {
+        match self {
+            Self::InvalidCommand(_) => Class::Poison,
+            Self::VoidRejected(_) | Self::RefundRejected(_) => Class::Permanent,
+            Self::RetriesExhausted { .. } | Self::Transient(_) => Class::Transient,
+        }
+    }
+
+    /// The code the dead-lettered copy carries; `None` means the message goes back to its
+    /// queue instead.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::InvalidCommand(_) => Some(ErrorCode::InvalidCommand),
+            Self::VoidRejected(_) => Some(ErrorCode::VoidRejected),
+            Self::RefundRejected(_) => Some(ErrorCode::RefundRejected),
+            Self::RetriesExhausted { .. } => Some(ErrorCode::RetriesExhausted),
+            Self::Transient(_) => None,
+        }
+    }
+}
+
+/// Combines the answers of the void and the refund of one delivery.
+///
+/// A permanent answer on either side wins over a transient one on the other: retrying
+/// could never make the permanent side succeed. The void is named first when both are
+/// permanent. A transient failure at `receive_count >= max_receive_count` is exhausted.
+pub fn judge(
+    void: &UpstreamResult,
+    refund: &UpstreamResult,
+    receive_count: u32,
+    max_receive_count: u32,
+) -> Result<(), RefundFailure> {
+    let void = void.as_ref().err();
+    let refund = refund.as_ref().err();
+    if let Some(error) = void.filter(|e| e.class() == Class::Permanent) {
+        return Err(RefundFailure::VoidRejected(error.clone()));
+    }
+    if let Some(error) = refund.filter(|e| e.class() == Class::Permanent) {
+        return Err(RefundFailure::RefundRejected(error.clone()));
+    }
+    let detail = match (void, refund) {
+        (None, None) => return Ok(()),
+        (Some(v), None) => format!("void-receipt {v}"),
+        (None, Some(r)) => format!("refund {r}"),
+        (Some(v), Some(r)) => format!("void-receipt {v}; refund {r}"),
+    };
+    if receive_count >= max_receive_count {
+        Err(RefundFailure::RetriesExhausted {
+            receive_count,
+            max_receive_count,
+            detail,
+        })
+    } else {
+        Err(RefundFailure::Transient(detail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_fall_in_the_contracts_classes() {
+        for status in [200, 201, 202, 204, 299] {
+            assert_eq!(Class::of_status(status), Class::Done, "{status}");
+        }
+        for status in [408, 425, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(Class::of_status(status), Class::Transient, "{status}");
+        }
+        for status in [
+            100, 101, 199, 300, 301, 302, 304, 307, 308, 400, 401, 403, 404, 409, 410, 422, 499,
+            600,
+        ] {
+            assert_eq!(Class::of_status(status), Class::Permanent, "{status}");
+        }
+    }
+
+    #[test]
+    fn transport_failures_are_transient() {
+        for error in [
+            UpstreamError::Timeout,
+            UpstreamError::Connect("refused".into()),
+            UpstreamError::Transport("reset".into()),
+        ] {
+            assert_eq!(error.class(), Class::Transient);
+            assert_eq!(error.status(), None);
+        }
+    }
+
+    const DONE: UpstreamResult = Ok(200);
+    const UNAVAILABLE: UpstreamResult = Err(UpstreamError::Status(503));
+    const CONFLICT: UpstreamResult = Err(UpstreamError::Status(409));
+
+    #[test]
+    fn each_failure_maps_to_its_class_and_code() {
+        assert_eq!(judge(&DONE, &DONE, 1, 15), Ok(()));
+
+        let transient = judge(&DONE, &UNAVAILABLE, 14, 15).unwrap_err();
+        assert_eq!(
+            (transient.class(), transient.error_code()),
+            (Class::Transient, None)
+        );
+
+        let exhausted = judge(&UNAVAILABLE, &DONE, 15, 15).unwrap_err();
+        assert_eq!(
+            (exhausted.class(), exhausted.error_code()),
+            (Class::Transient, Some(ErrorCode::RetriesExhausted))
+        );
+
+        let void = judge(&CONFLICT, &UNAVAILABLE, 1, 15).unwrap_err();
+        assert_eq!(
+            (void.class(), void.error_code()),
+            (Class::Permanent, Some(ErrorCode::VoidRejected))
+        );
+        let refund = judge(&UNAVAILABLE, &CONFLICT, 15, 15).unwrap_err();
+        assert_eq!(refund.error_code(), Some(ErrorCode::RefundRejected));
+        assert_eq!(
+            judge(&CONFLICT, &CONFLICT, 1, 15).unwrap_err().error_code(),
+            Some(ErrorCode::VoidRejected)
+        );
+
+        let poison = RefundFailure::InvalidCommand("not json".into());
+        assert_eq!(
+            (poison.class(), poison.error_code()),
+            (Class::Poison, Some(ErrorCode::InvalidCommand))
+        );
+    }
+
+    #[test]
+    fn codes_are_the_contracts_spelling() {
+        let codes = [
+            ErrorCode::InvalidCommand,
+            ErrorCode::VoidRejected,
+            ErrorCode::RefundRejected,
+            ErrorCode::RetriesExhausted,
+        ]
+        .map(ErrorCode::as_str);
+        assert_eq!(
+            codes,
+            [
+                "invalid_command",
+                "void_rejected",
+                "refund_rejected",
+                "retries_exhausted"
+            ]
+        );
+    }
+}
