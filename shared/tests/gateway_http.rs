@@ -1,0 +1,205 @@
+//! `HttpGateway` against a real local HTTP server: the exact requests of contract
+//! section 3 and the class of every kind of answer.
+
+#[cfg(not(feature = "gateway"))]
+compile_error!(
+    "gateway_http tests need the `gateway` feature: `cargo test -p refund-shared --features gateway` (`cargo test --workspace` enables it through refund-worker)"
+);
+
+use std::time::{Duration, Instant};
+
+use refund::{
+    gateway::{Gateway, HttpGateway, RefundCall},
+    outcome::{Class, UpstreamError},
+};
+use serde_json::json;
+use url::Url;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_json, header, method, path},
+};
+
+const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
+const KEY: &str = "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19";
+const VOID_PATH: &str = "/stage/receipts-api/void-receipt";
+const REFUND_PATH: &str = "/stage/payments-api/refunds";
+
+fn call() -> RefundCall {
+    RefundCall {
+        ticket_id: TICKET.parse().unwrap(),
+        idempotency_key: KEY.to_owned(),
+        correlation_id: "corr-42".to_owned(),
+    }
+}
+
+/// A gateway at the server's address with a path prefix, which must be kept.
+fn gateway(server: &MockServer, timeout: Duration) -> HttpGateway {
+    let base = Url::parse(&format!("{}/stage", server.uri())).unwrap();
+    HttpGateway::new(&base, timeout).unwrap()
+}
+
+#[tokio::test]
+async fn void_receipt_sends_the_contracts_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path(VOID_PATH))
+        .and(header("content-type", "application/json"))
+        .and(header("correlation-id", "corr-42"))
+        .and(body_json(json!({
+            "ticket_id": TICKET,
+            "reason": "customer requested refund",
+            "idempotent_id": KEY,
+        })))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let answer = gateway(&server, Duration::from_secs(5))
+        .void_receipt(&call())
+        .await;
+
+    assert_eq!(answer, Ok(204));
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "no other request was made");
+}
+
+#[tokio::test]
+async fn refund_payment_sends_the_contracts_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path(REFUND_PATH))
+        .and(header("content-type", "application/json"))
+        .and(header("correlation-id", "corr-42"))
+        .and(body_json(json!({
+            "payment_reference": TICKET,
+            "reason": "customer requested refund",
+            "deduplication_id": KEY,
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let answer = gateway(&server, Duration::from_secs(5))
+        .refund_payment(&call())
+        .await;
+
+    assert_eq!(answer, Ok(200));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn every_status_falls_in_its_class() {
+    let server = MockServer::start().await;
+    let gateway = gateway(&server, Duration::from_secs(5));
+    for (status, class) in [
+        (200, Class::Done),
+        (201, Class::Done),
+        (202, Class::Done),
+        (204, Class::Done),
+        (408, Class::Transient),
+        (425, Class::Transient),
+        (429, Class::Transient),
+        (500, Class::Transient),
+        (502, Class::Transient),
+        (503, Class::Transient),
+        (504, Class::Transient),
+        (304, Class::Permanent),
+        (400, Class::Permanent),
+        (401, Class::Permanent),
+        (404, Class::Permanent),
+        (409, Class::Permanent),
+        (422, Class::Permanent),
+    ] {
+        server.reset().await;
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&server)
+            .await;
+        for answer in [
+            gateway.void_receipt(&call()).await,
+            gateway.refund_payment(&call()).await,
+        ] {
+            match answer {
+                Ok(got) => {
+                    assert_eq!((got, class), (status, Class::Done));
+                }
+                Err(error) => {
+                    assert_eq!(error, UpstreamError::Status(status));
+                    assert_eq!(error.class(), class, "{status}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_permanent_and_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path(VOID_PATH))
+        .respond_with(
+            ResponseTemplate::new(301).insert_header("location", format!("{}/moved", server.uri())),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/moved"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let answer = gateway(&server, Duration::from_secs(5))
+        .void_receipt(&call())
+        .await;
+
+    assert_eq!(answer, Err(UpstreamError::Status(301)));
+    assert_eq!(UpstreamError::Status(301).class(), Class::Permanent);
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, [VOID_PATH]);
+}
+
+#[tokio::test]
+async fn a_slow_service_times_out_as_transient() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
+    let gateway = gateway(&server, Duration::from_millis(300));
+
+    let started = Instant::now();
+    let answer = gateway.refund_payment(&call()).await;
+
+    assert_eq!(answer, Err(UpstreamError::Timeout));
+    assert_eq!(UpstreamError::Timeout.class(), Class::Transient);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let gateway = HttpGateway::new(&base, Duration::from_secs(2)).unwrap();
+
+    let answer = gateway.void_receipt(&call()).await;
+
+    match answer {
+        Err(error @ UpstreamError::Connect(_)) => assert_eq!(error.class(), Class::Transient),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
