@@ -237,6 +237,11 @@ where
         }
     }
 
+    /// Gives the ports back, so a test can inspect what they were asked to do.
+    pub fn into_parts(self) -> (G, V, D) {
+        (self.gateway, self.source_queue, self.dead_letter_queue)
+    }
+
     /// The Lambda entry point. Never fails: anything that goes wrong is confined to its
     /// record, so one bad record cannot make Lambda retry the whole batch.
     pub async fn handle(
