@@ -1,0 +1,343 @@
+//! Dead-letter copies and visibility changes against a real SQS (moto): messages are
+//! sent, received and handed to the handler exactly as Lambda's event source does.
+
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_sqs::{
+    Client,
+    types::{Message, MessageAttributeValue, MessageSystemAttributeName},
+};
+use common::*;
+use refund::{outcome::ErrorCode, queue::SqsQueue};
+use refund_worker::{Disposition, Settings, Worker};
+use serde_json::{Value, json};
+use testkit::Moto;
+
+struct Queues {
+    _moto: Moto,
+    client: Client,
+    source: String,
+    dlq: String,
+}
+
+async fn queues() -> Queues {
+    let moto = Moto::start();
+    let client = moto.sqs().await;
+    let source = moto.create_queue("RefundTicket").await;
+    let dlq = moto.create_queue("RefundTicket-dlq").await;
+    Queues {
+        _moto: moto,
+        client,
+        source,
+        dlq,
+    }
+}
+
+impl Queues {
+    fn worker(
+        &self,
+        gateway: ScriptedGateway,
+        settings: Settings,
+    ) -> Worker<ScriptedGateway, SqsQueue, SqsQueue> {
+        Worker::new(
+            gateway,
+            SqsQueue::new(self.client.clone(), &self.source),
+            SqsQueue::new(self.client.clone(), &self.dlq),
+            settings,
+        )
+    }
+
+    async fn send(&self, body: &str, attributes: &[(&str, &str)]) -> String {
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.source)
+            .message_body(body);
+        for (name, value) in attributes {
+            request = request.message_attributes(
+                *name,
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(*value)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        request.send().await.unwrap().message_id.unwrap()
+    }
+
+    /// Receives up to `count` messages, waiting at most `wait` for the first.
+    async fn receive(&self, url: &str, count: usize, wait: Duration) -> Vec<Message> {
+        let mut messages = Vec::new();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let output = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(left.as_secs().min(1) as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap();
+            messages.extend(output.messages.unwrap_or_default());
+            if messages.len() >= count || left.is_zero() {
+                return messages;
+            }
+        }
+    }
+}
+
+/// The event Lambda's SQS event source would build from `messages`.
+fn event_from(messages: &[Message]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            let attributes: HashMap<&str, &str> = m
+                .attributes()
+                .map(|a| a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+                .unwrap_or_default();
+            let message_attributes: HashMap<&str, Value> = m
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            (k.as_str(), json!({"stringValue": v.string_value(), "dataType": v.data_type(), "stringListValues": [], "binaryListValues": []}))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": QUEUE_ARN,
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn attribute(message: &Message, name: &str) -> String {
+    message.message_attributes().unwrap()[name]
+        .string_value()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_transient_failure_comes_back_after_the_backoff_then_is_exhausted_to_the_dlq() {
+    let queues = queues().await;
+    let flaky = ticket();
+    let body = command(&flaky);
+    let id = queues
+        .send(
+            &body,
+            &[("name", "RefundTicket"), ("correlation_id", "corr-1")],
+        )
+        .await;
+    let gateway = ScriptedGateway::new();
+    gateway.on(
+        Call::Refund,
+        &flaky,
+        [Answer::Status(503), Answer::Status(502)],
+    );
+    // n = 1: d = min(60, 2 * 2^0) = 2, draw 0: visibility ceil(1) = 1 s, where the
+    // queue's own visibility timeout is 30 s.
+    let settings = Settings {
+        retry_base_s: 2,
+        retry_max_s: 60,
+        max_receive_count: 2,
+        ..settings()
+    };
+    let worker = queues.worker(gateway, settings);
+
+    let first = queues
+        .receive(&queues.source, 1, Duration::from_secs(2))
+        .await;
+    let outcome = worker
+        .handle_batch(event_from(&first), far_deadline())
+        .await;
+    assert_eq!(outcome.failed_message_ids(), [id.clone()]);
+    assert_eq!(
+        outcome.records[0].disposition,
+        Disposition::Retry {
+            visibility_s: Some(1)
+        }
+    );
+
+    let hidden = queues.receive(&queues.source, 1, Duration::ZERO).await;
+    assert!(hidden.is_empty(), "still invisible right after the change");
+    let again = queues
+        .receive(&queues.source, 1, Duration::from_secs(5))
+        .await;
+    assert_eq!(again.len(), 1, "back after about 1 s, not the queue's 30 s");
+    let receive_count = again[0].attributes().unwrap()
+        [&MessageSystemAttributeName::ApproximateReceiveCount]
+        .clone();
+    assert_eq!(receive_count, "2");
+
+    let outcome = worker
+        .handle_batch(event_from(&again), far_deadline())
+        .await;
+    assert!(outcome.failed_message_ids().is_empty());
+    let copies = queues.receive(&queues.dlq, 1, Duration::from_secs(2)).await;
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].body(), Some(body.as_str()));
+    assert_eq!(attribute(&copies[0], "error_code"), "retries_exhausted");
+    assert_eq!(attribute(&copies[0], "source_message_id"), id);
+    assert_eq!(attribute(&copies[0], "receive_count"), "2");
+    assert_eq!(attribute(&copies[0], "correlation_id"), "corr-1");
+    assert!(attribute(&copies[0], "error_message").contains("502"));
+}
+
+#[tokio::test]
+async fn a_mixed_batch_of_ten_is_settled_record_by_record() {
+    let queues = queues().await;
+    let gateway = ScriptedGateway::new();
+    let (flaky, void_rejected, refund_rejected) = (ticket(), ticket(), ticket());
+    gateway.on(
+        Call::Void,
+        &flaky,
+        [Answer::Fail(refund::outcome::UpstreamError::Timeout)],
+    );
+    gateway.on(Call::Void, &void_rejected, [Answer::Status(404)]);
+    gateway.on(Call::Refund, &refund_rejected, [Answer::Status(409)]);
+    let ten_attributes: Vec<(String, String)> =
+        [("name", "RefundTicket"), ("correlation_id", "corr-10")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain((0..8).map(|i| (format!("extra_{i}"), format!("value {i}"))))
+            .collect();
+    let ten_attributes: Vec<(&str, &str)> = ten_attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let wrong_types =
+        r#"{"header":{"id":1,"published_at":true,"idempotency_key":[]},"ticket_id":{}}"#;
+
+    let mut expected: HashMap<String, Option<&str>> = HashMap::new();
+    for _ in 0..4 {
+        expected.insert(
+            queues
+                .send(&command(&ticket()), &[("correlation_id", "c")])
+                .await,
+            None,
+        );
+    }
+    let flaky_id = queues.send(&command(&flaky), &[]).await;
+    expected.insert(
+        queues.send(&command(&void_rejected), &[]).await,
+        Some("void_rejected"),
+    );
+    expected.insert(
+        queues.send(&command(&refund_rejected), &[]).await,
+        Some("refund_rejected"),
+    );
+    expected.insert(queues.send("not json", &[]).await, Some("invalid_command"));
+    expected.insert(queues.send("{}", &[]).await, Some("invalid_command"));
+    let ten_id = queues.send(wrong_types, &ten_attributes).await;
+    expected.insert(ten_id.clone(), Some("invalid_command"));
+
+    let received = queues
+        .receive(&queues.source, 10, Duration::from_secs(5))
+        .await;
+    assert_eq!(received.len(), 10);
+    let sent_bodies: HashMap<String, String> = received
+        .iter()
+        .map(|m| {
+            (
+                m.message_id().unwrap().to_owned(),
+                m.body().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let worker = queues.worker(gateway, settings());
+
+    let outcome = worker
+        .handle_batch(event_from(&received), far_deadline())
+        .await;
+
+    assert_eq!(outcome.failed_message_ids(), [flaky_id]);
+    let copies = queues.receive(&queues.dlq, 5, Duration::from_secs(5)).await;
+    assert_eq!(copies.len(), 5);
+    for copy in &copies {
+        let source = attribute(copy, "source_message_id");
+        assert_eq!(
+            Some(attribute(copy, "error_code").as_str()),
+            expected[&source],
+            "{source}"
+        );
+        assert_eq!(copy.body(), Some(sent_bodies[&source].as_str()));
+        assert_eq!(attribute(copy, "receive_count"), "1");
+        let message = attribute(copy, "error_message");
+        assert!(!message.is_empty() && message.len() <= 1024);
+    }
+    let ten = copies
+        .iter()
+        .find(|c| attribute(c, "source_message_id") == ten_id)
+        .unwrap();
+    let names = ten.message_attributes().unwrap();
+    assert_eq!(names.len(), 10, "{names:?}");
+    for name in [
+        "error_code",
+        "error_message",
+        "source_message_id",
+        "receive_count",
+        "name",
+        "correlation_id",
+    ] {
+        assert!(names.contains_key(name), "{name}");
+    }
+    assert_eq!(attribute(ten, "correlation_id"), "corr-10");
+    let codes: Vec<Option<ErrorCode>> = outcome.records.iter().map(|r| r.error_code()).collect();
+    assert_eq!(codes.iter().filter(|c| c.is_some()).count(), 5);
+}
+
+#[tokio::test]
+async fn a_dead_letter_copy_to_a_missing_queue_reports_the_record_failed() {
+    let queues = queues().await;
+    let id = queues.send("not json", &[]).await;
+    let worker = Worker::new(
+        ScriptedGateway::new(),
+        SqsQueue::new(queues.client.clone(), &queues.source),
+        SqsQueue::new(
+            queues.client.clone(),
+            queues.dlq.replace("RefundTicket-dlq", "no-such-queue"),
+        ),
+        settings(),
+    );
+
+    let received = queues
+        .receive(&queues.source, 1, Duration::from_secs(2))
+        .await;
+    let outcome = worker
+        .handle_batch(event_from(&received), far_deadline())
+        .await;
+
+    assert_eq!(outcome.failed_message_ids(), [id]);
+    assert!(matches!(
+        outcome.records[0].disposition,
+        Disposition::DeadLetterFailed {
+            code: ErrorCode::InvalidCommand,
+            ..
+        }
+    ));
+    assert!(
+        queues
+            .receive(&queues.dlq, 1, Duration::ZERO)
+            .await
+            .is_empty()
+    );
+}
