@@ -13,7 +13,13 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
 
-.PHONY: help test fmt lint unit smoke run venv clean
+.PHONY: help test fmt lint unit smoke template run venv build deploy deploy-ci dlq redrive clean
+
+# check-jsonschema lives in its own venv: it needs newer click and ruamel.yaml than sam-cli.
+CHECK_JSONSCHEMA := $(VENV)/check-jsonschema/bin/check-jsonschema
+# Deployment environment, as named in samconfig.toml.
+ENV ?= staging
+STACK_NAME ?= ticket-refunds-$(ENV)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,9 +29,13 @@ $(STAMP): requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(CHECK_JSONSCHEMA): $(STAMP)
+	python3 -m venv $(VENV)/check-jsonschema
+	$(VENV)/check-jsonschema/bin/pip install --quiet --disable-pip-version-check check-jsonschema==0.39.0
+
 venv: $(STAMP) ## Install the pinned tools (moto, cargo-lambda, zig) into .venv
 
-test: $(STAMP) fmt lint unit smoke ## Everything: format, lints, all tests, cargo-lambda smoke test
+test: $(STAMP) fmt lint template unit smoke ## Everything: format, lints, template checks, all tests, cargo-lambda smoke test
 
 fmt:
 	cargo fmt --all --check
@@ -38,6 +48,29 @@ unit: $(STAMP) ## All cargo tests (adapters against a real moto server)
 
 smoke: $(STAMP) ## Invoke refund-api with every events/ fixture under `cargo lambda watch`
 	scripts/smoke-invoke.sh
+
+template: $(STAMP) $(CHECK_JSONSCHEMA) ## Lint template.yaml (with serverless rules), the workflow, and test the template's invariants
+	cfn-lint -t template.yaml --append-rules cfn_lint_serverless.rules
+	$(CHECK_JSONSCHEMA) --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	pytest -q tests/template
+
+build: $(STAMP) ## sam build: both functions for arm64 with cargo-lambda (release)
+	rustup target add aarch64-unknown-linux-gnu
+	sam build --beta-features
+
+deploy: $(STAMP) ## sam deploy to ENV (staging|prod); guided the first time a stack is created
+	@if python3 -c 'import boto3,sys; boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])' $(STACK_NAME) 2>/dev/null; \
+	then sam deploy --config-env $(ENV); \
+	else sam deploy --guided --config-env $(ENV) --stack-name $(STACK_NAME); fi
+
+deploy-ci: $(STAMP) ## Non-interactive deploy of an existing build (the GitHub workflow)
+	sam deploy --config-env $(ENV) --no-confirm-changeset --parameter-overrides $(SAM_PARAMETERS)
+
+dlq: $(STAMP) ## Show what is in ENV's dead-letter queue, with each message's reason
+	python3 scripts/dlq.py show --stack $(STACK_NAME)
+
+redrive: $(STAMP) ## Move ENV's dead-letter queue back to the refund queue
+	python3 scripts/dlq.py redrive --stack $(STACK_NAME)
 
 run: ## The local stack (arrives with the local-stack issue)
 	@echo "make run: the local stack (moto SQS, gateway emulator, cargo lambda watch, event source)"
