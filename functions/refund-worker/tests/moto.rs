@@ -169,7 +169,7 @@ async fn a_transient_failure_comes_back_after_the_backoff_then_is_exhausted_to_t
     let outcome = worker
         .handle_batch(event_from(&first), far_deadline())
         .await;
-    assert_eq!(outcome.failed_message_ids(), [id.clone()]);
+    assert_eq!(outcome.failed_message_ids(), std::slice::from_ref(&id));
     assert_eq!(
         outcome.records[0].disposition,
         Disposition::Retry {
