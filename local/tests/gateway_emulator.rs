@@ -1,0 +1,531 @@
+//! The gateway emulator, started in-process on a free port and driven over HTTP.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use refund_local::gateway::{
+    self, Effect, Faults, GatewayArgs, GatewayConfig, RunningGateway, Stats,
+};
+use serde_json::{Value, json};
+
+const TICKET: &str = "5f4b8a0e-8a4e-4a55-9f0f-3c1f6a8a1b2c";
+const OTHER_TICKET: &str = "0b8a5a47-7f4c-4e39-8c7e-1d8f0c2e9a11";
+const KEY: &str = "0d8f9b63-4d5c-5b2e-9a31-6c1e2f7a8b90";
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn start(faults: Faults, seed: u64) -> RunningGateway {
+    gateway::spawn(
+        loopback(),
+        GatewayConfig {
+            faults,
+            seed: Some(seed),
+        },
+    )
+    .await
+    .expect("emulator starts")
+}
+
+thread_local! {
+    /// One client per test: building one loads the TLS roots (slow), and a client's pooled
+    /// connections belong to the runtime that opened them, and each test has its own
+    /// runtime on its own thread.
+    static CLIENT: reqwest::Client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+}
+
+fn client() -> reqwest::Client {
+    CLIENT.with(Clone::clone)
+}
+
+async fn void(
+    gw: &RunningGateway,
+    ticket: &str,
+    key: &str,
+    correlation: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client()
+        .put(format!("{}/receipts-api/void-receipt", gw.url()))
+        .header("Correlation-ID", correlation)
+        .json(&json!({"ticket_id": ticket, "reason": "customer requested refund", "idempotent_id": key}))
+        .send()
+        .await
+}
+
+async fn refund(
+    gw: &RunningGateway,
+    ticket: &str,
+    key: &str,
+    correlation: &str,
+) -> reqwest::Result<reqwest::Response> {
+    client()
+        .put(format!("{}/payments-api/refunds", gw.url()))
+        .header("Correlation-ID", correlation)
+        .json(&json!({"payment_reference": ticket, "reason": "customer requested refund", "deduplication_id": key}))
+        .send()
+        .await
+}
+
+async fn get_json(gw: &RunningGateway, path: &str) -> Value {
+    let response = client()
+        .get(format!("{}{path}", gw.url()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("JSON")
+}
+
+async fn voided(gw: &RunningGateway) -> Vec<Effect> {
+    serde_json::from_value(get_json(gw, "/receipts-api/voided").await["items"].clone())
+        .expect("items")
+}
+
+async fn refunded(gw: &RunningGateway) -> Vec<Effect> {
+    serde_json::from_value(get_json(gw, "/payments-api/refunds").await["items"].clone())
+        .expect("items")
+}
+
+async fn stats(gw: &RunningGateway) -> Stats {
+    serde_json::from_value(get_json(gw, "/admin/stats").await).expect("stats")
+}
+
+async fn set_faults(gw: &RunningGateway, faults: Value) -> reqwest::Response {
+    client()
+        .put(format!("{}/admin/faults", gw.url()))
+        .json(&faults)
+        .send()
+        .await
+        .expect("PUT /admin/faults")
+}
+
+#[tokio::test]
+async fn health_answers_200() {
+    let gw = start(Faults::default(), 1).await;
+    assert_eq!(get_json(&gw, "/health").await, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn a_replay_answers_200_and_counts_a_call_not_an_effect() {
+    let gw = start(Faults::default(), 1).await;
+    for correlation in ["corr-1", "corr-2", "corr-1"] {
+        assert_eq!(
+            void(&gw, TICKET, KEY, correlation)
+                .await
+                .expect("void")
+                .status(),
+            200
+        );
+        assert_eq!(
+            refund(&gw, TICKET, KEY, correlation)
+                .await
+                .expect("refund")
+                .status(),
+            200
+        );
+    }
+    let expected = Effect {
+        key: KEY.into(),
+        ticket_id: TICKET.into(),
+        reason: "customer requested refund".into(),
+        correlation_id: Some("corr-1".into()),
+        correlation_ids: vec!["corr-1".into(), "corr-2".into()],
+        calls: 3,
+    };
+    assert_eq!(voided(&gw).await, vec![expected.clone()]);
+    assert_eq!(refunded(&gw).await, vec![expected]);
+    let stats = stats(&gw).await;
+    assert_eq!((stats.calls, stats.applied, stats.replays), (6, 2, 4));
+}
+
+#[tokio::test]
+async fn the_answer_says_whether_it_was_a_replay() {
+    let gw = start(Faults::default(), 1).await;
+    let first: Value = void(&gw, TICKET, KEY, "c")
+        .await
+        .expect("void")
+        .json()
+        .await
+        .expect("json");
+    let second: Value = void(&gw, TICKET, KEY, "c")
+        .await
+        .expect("void")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first["replay"], false);
+    assert_eq!(second["replay"], true);
+}
+
+#[tokio::test]
+async fn listings_keep_one_effect_per_key_in_order_of_arrival() {
+    let gw = start(Faults::default(), 1).await;
+    void(&gw, TICKET, "k-1", "c1").await.expect("void");
+    void(&gw, OTHER_TICKET, "k-2", "c2").await.expect("void");
+    // A second key for the same ticket is a second effect: exactly what the listings
+    // must make visible (the pipeline promises one K per ticket).
+    void(&gw, TICKET, "k-3", "c3").await.expect("void");
+    let listed: Vec<(String, String)> = voided(&gw)
+        .await
+        .into_iter()
+        .map(|e| (e.key, e.ticket_id))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("k-1".into(), TICKET.into()),
+            ("k-2".into(), OTHER_TICKET.into()),
+            ("k-3".into(), TICKET.into()),
+        ]
+    );
+    assert!(
+        refunded(&gw).await.is_empty(),
+        "the services keep separate ledgers"
+    );
+    let raw = get_json(&gw, "/receipts-api/voided").await;
+    let first = raw["items"][0].as_object().expect("object");
+    let mut fields: Vec<&str> = first.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "calls",
+            "correlation_id",
+            "correlation_ids",
+            "key",
+            "reason",
+            "ticket_id"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_ticket_is_refused_with_409() {
+    let gw = start(Faults::default(), 1).await;
+    assert_eq!(
+        refund(&gw, TICKET, KEY, "c")
+            .await
+            .expect("refund")
+            .status(),
+        200
+    );
+    assert_eq!(
+        refund(&gw, OTHER_TICKET, KEY, "c")
+            .await
+            .expect("refund")
+            .status(),
+        409
+    );
+    assert_eq!(refunded(&gw).await.len(), 1);
+    assert_eq!(stats(&gw).await.conflicts, 1);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_services_json_gets_400() {
+    let gw = start(Faults::default(), 1).await;
+    let url = format!("{}/receipts-api/void-receipt", gw.url());
+    for body in [
+        "not json".to_owned(),
+        json!({"ticket_id": TICKET, "reason": "r"}).to_string(),
+        json!({"ticket_id": TICKET, "reason": "r", "idempotent_id": ""}).to_string(),
+        json!({"ticket_id": 7, "reason": "r", "idempotent_id": KEY}).to_string(),
+        // The payments service's field names do not fit the receipts service.
+        json!({"payment_reference": TICKET, "reason": "r", "deduplication_id": KEY}).to_string(),
+    ] {
+        let response = client()
+            .put(&url)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("PUT");
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    assert!(voided(&gw).await.is_empty());
+    assert_eq!(stats(&gw).await.invalid, 5);
+}
+
+#[tokio::test]
+async fn unknown_routes_get_404_and_wrong_methods_405() {
+    let gw = start(Faults::default(), 1).await;
+    let nowhere = client()
+        .get(format!("{}/nowhere", gw.url()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(nowhere.status(), 404);
+    let wrong = client()
+        .delete(format!("{}/payments-api/refunds", gw.url()))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(wrong.status(), 405);
+}
+
+#[tokio::test]
+async fn error_rate_answers_500_or_503_without_an_effect() {
+    let gw = start(
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        3,
+    )
+    .await;
+    let mut statuses = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let response = void(&gw, TICKET, &format!("k-{i}"), "c")
+            .await
+            .expect("answered");
+        statuses.insert(response.status().as_u16());
+    }
+    assert_eq!(statuses, [500, 503].into(), "both statuses are produced");
+    assert!(voided(&gw).await.is_empty());
+    assert_eq!(stats(&gw).await.errors, 20);
+}
+
+#[tokio::test]
+async fn reset_rate_drops_the_connection_without_an_answer_or_effect() {
+    let gw = start(
+        Faults {
+            reset_rate: 1.0,
+            ..Faults::default()
+        },
+        3,
+    )
+    .await;
+    let error = refund(&gw, TICKET, KEY, "c").await.expect_err("no answer");
+    assert!(
+        !error.is_timeout() && !error.is_status(),
+        "a connection error: {error:?}"
+    );
+    assert!(refunded(&gw).await.is_empty());
+    assert_eq!(stats(&gw).await.resets, 1);
+}
+
+#[tokio::test]
+async fn latency_is_added_to_every_answer() {
+    let gw = start(
+        Faults {
+            latency_ms: 300,
+            ..Faults::default()
+        },
+        3,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        void(&gw, TICKET, KEY, "c").await.expect("void").status(),
+        200
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_outlives_the_client_timeout_but_the_effect_happened() {
+    let gw = start(
+        Faults {
+            slow_rate: 1.0,
+            slow_ms: 1500,
+            ..Faults::default()
+        },
+        3,
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let error = impatient
+        .put(format!("{}/receipts-api/void-receipt", gw.url()))
+        .json(&json!({"ticket_id": TICKET, "reason": "r", "idempotent_id": KEY}))
+        .send()
+        .await
+        .expect_err("timed out");
+    assert!(error.is_timeout(), "{error:?}");
+    assert_eq!(
+        voided(&gw).await.len(),
+        1,
+        "the slow service committed before answering"
+    );
+    assert_eq!(
+        set_faults(&gw, json!({"slow_rate": 0.0})).await.status(),
+        200
+    );
+    let retry: Value = void(&gw, TICKET, KEY, "c")
+        .await
+        .expect("retry")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(retry["replay"], true, "the client's retry is a replay");
+    assert_eq!(stats(&gw).await.slow, 1);
+}
+
+#[tokio::test]
+async fn a_rejected_ticket_always_gets_400_before_any_other_fault() {
+    let args = GatewayArgs::try_parse_from([
+        "gateway-emulator",
+        "--addr",
+        "127.0.0.1:0",
+        "--reject-ticket",
+        &TICKET.to_uppercase(),
+        "--error-rate",
+        "1",
+        "--seed",
+        "9",
+    ])
+    .expect("flags");
+    let gw = gateway::spawn(args.addr(), args.config())
+        .await
+        .expect("starts");
+    for _ in 0..5 {
+        assert_eq!(
+            void(&gw, TICKET, KEY, "c").await.expect("void").status(),
+            400
+        );
+        assert_eq!(
+            refund(&gw, TICKET, KEY, "c")
+                .await
+                .expect("refund")
+                .status(),
+            400
+        );
+    }
+    let other = void(&gw, OTHER_TICKET, "k", "c").await.expect("void");
+    assert!(
+        other.status().is_server_error(),
+        "other tickets get the random faults"
+    );
+    assert!(voided(&gw).await.is_empty() && refunded(&gw).await.is_empty());
+    assert_eq!(stats(&gw).await.rejected, 10);
+}
+
+#[tokio::test]
+async fn faults_are_set_and_read_through_the_admin_endpoint() {
+    let gw = start(Faults::default(), 5).await;
+    let answer = set_faults(
+        &gw,
+        json!({"reject_tickets": [OTHER_TICKET.to_uppercase()], "latency_ms": 1, "seed": 11}),
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let current = get_json(&gw, "/admin/faults").await;
+    assert_eq!(current["seed"], 11);
+    assert_eq!(current["faults"]["reject_tickets"], json!([OTHER_TICKET]));
+    assert_eq!(current["faults"]["latency_ms"], 1);
+    assert_eq!(
+        void(&gw, OTHER_TICKET, KEY, "c")
+            .await
+            .expect("void")
+            .status(),
+        400
+    );
+    assert_eq!(
+        void(&gw, TICKET, KEY, "c").await.expect("void").status(),
+        200
+    );
+
+    for bad in [
+        json!({"error_rate": 1.5}),
+        json!({"error_rat": 0.1}),
+        json!({"slow_ms": -1}),
+    ] {
+        assert_eq!(set_faults(&gw, bad.clone()).await.status(), 400, "{bad}");
+    }
+    assert_eq!(
+        get_json(&gw, "/admin/faults").await,
+        current,
+        "a refused change changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn reset_forgets_effects_and_counters() {
+    let gw = start(Faults::default(), 5).await;
+    void(&gw, TICKET, KEY, "c").await.expect("void");
+    let answer = client()
+        .post(format!("{}/admin/reset", gw.url()))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(answer.status(), 200);
+    assert!(voided(&gw).await.is_empty());
+    assert_eq!(stats(&gw).await, Stats::default());
+}
+
+/// The status of `n` sequential calls (0 for a dropped connection).
+async fn fault_sequence(gw: &RunningGateway, n: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for i in 0..n {
+        let status = match refund(gw, TICKET, &format!("k-{i}"), "c").await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        };
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_faults() {
+    let faults = Faults {
+        error_rate: 0.3,
+        reset_rate: 0.2,
+        ..Faults::default()
+    };
+    let first = fault_sequence(&start(faults.clone(), 42).await, 40).await;
+    let again = fault_sequence(&start(faults.clone(), 42).await, 40).await;
+    let other = fault_sequence(&start(faults, 43).await, 40).await;
+    assert_eq!(first, again);
+    assert_ne!(first, other);
+    for status in [0, 200] {
+        assert!(first.contains(&status), "{status} in {first:?}");
+    }
+    assert!(first.iter().any(|s| *s >= 500), "{first:?}");
+
+    // Re-seeding through the admin endpoint restarts the same sequence.
+    let gw = start(
+        Faults {
+            error_rate: 0.3,
+            reset_rate: 0.2,
+            ..Faults::default()
+        },
+        7,
+    )
+    .await;
+    assert_eq!(set_faults(&gw, json!({"seed": 42})).await.status(), 200);
+    assert_eq!(fault_sequence(&gw, 40).await, first);
+}
+
+#[test]
+fn flags_have_the_local_stacks_defaults() {
+    let args = GatewayArgs::try_parse_from(["gateway-emulator"]).expect("flags");
+    let expected_port = std::env::var("GATEWAY_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8888);
+    assert_eq!(
+        args.addr(),
+        SocketAddr::from(([127, 0, 0, 1], expected_port))
+    );
+    assert_eq!(args.config().faults, Faults::default());
+    assert_eq!(args.config().seed, None);
+    for bad in [
+        ["--error-rate", "2"],
+        ["--slow-rate", "-0.1"],
+        ["--reject-ticket", "nope"],
+    ] {
+        let mut argv = vec!["gateway-emulator"];
+        argv.extend(bad);
+        assert!(GatewayArgs::try_parse_from(argv).is_err(), "{bad:?}");
+    }
+}
