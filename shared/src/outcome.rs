@@ -107,7 +107,8 @@ impl fmt::Display for ErrorCode {
 /// Why a record was not done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefundFailure {
-    #[error("message body is not a RefundTicket command: {0}")]
+    /// Carries the decoder's own message, which already says what was wrong.
+    #[error("{0}")]
     InvalidCommand(String),
     #[error("receipts service rejected void-receipt: {0}")]
     VoidRejected(UpstreamError),

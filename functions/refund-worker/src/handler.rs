@@ -258,6 +258,12 @@ where
     /// milliseconds since the epoch, as Lambda gives it.
     pub async fn handle_batch(&self, event: SqsEvent, deadline_ms: u64) -> BatchOutcome {
         let cutoff = cutoff(deadline_ms, self.settings.deadline_margin);
+        tracing::debug!(
+            records = event.records.len(),
+            deadline_ms,
+            until_cutoff_ms = cutoff.saturating_duration_since(Instant::now()).as_millis() as u64,
+            "batch received"
+        );
         let mut records: Vec<(usize, RecordOutcome)> =
             stream::iter(event.records.into_iter().enumerate())
                 .map(|(index, message)| async move {
@@ -413,18 +419,25 @@ fn correlation_id(delivery: &Delivery) -> String {
         .unwrap_or_else(|| CorrelationId::generate().to_string())
 }
 
+/// Deadlines below this (2001-09-09 as epoch milliseconds) are not epoch times:
+/// `cargo lambda watch` sends the function's timeout itself (600000) in the deadline
+/// header, and the local stack must not see every record as already late.
+const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+
 /// The instant at which unfinished records are given up: `deadline - margin`, measured
 /// on the monotonic clock from now. A deadline already past gives now.
 pub fn cutoff(deadline_ms: u64, margin: Duration) -> Instant {
     /// Far enough for any invocation (Lambda allows 15 minutes), near enough not to overflow.
     const FAR: Duration = Duration::from_secs(24 * 60 * 60);
-    let remaining = UNIX_EPOCH
-        .checked_add(Duration::from_millis(deadline_ms))
-        .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
-        .unwrap_or(Duration::ZERO)
-        .saturating_sub(margin)
-        .min(FAR);
-    Instant::now() + remaining
+    let remaining = if deadline_ms < EPOCH_MS_FLOOR {
+        Duration::from_millis(deadline_ms)
+    } else {
+        UNIX_EPOCH
+            .checked_add(Duration::from_millis(deadline_ms))
+            .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
+            .unwrap_or(Duration::ZERO)
+    };
+    Instant::now() + remaining.saturating_sub(margin).min(FAR)
 }
 
 #[cfg(test)]
@@ -446,9 +459,19 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_deadline_from_cargo_lambda_counts_from_now() {
+        let left = cutoff(600_000, Duration::from_secs(2)) - Instant::now();
+        assert!(
+            left > Duration::from_secs(597) && left <= Duration::from_secs(598),
+            "{left:?}"
+        );
+    }
+
+    #[test]
     fn a_past_or_absurd_deadline_does_not_panic() {
         let now = Instant::now();
         assert!(cutoff(0, Duration::from_secs(2)) <= Instant::now());
+        assert!(cutoff(EPOCH_MS_FLOOR, Duration::ZERO) <= Instant::now());
         assert!(
             cutoff(epoch_ms(SystemTime::now()) + 1000, Duration::from_secs(2)) <= Instant::now()
         );
