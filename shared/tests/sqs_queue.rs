@@ -106,7 +106,10 @@ async fn a_silent_endpoint_is_unavailable_at_the_operation_timeout() {
     let error = queue.send(message()).await.unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
-    assert!(elapsed >= Duration::from_secs(1), "gave up too early: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "gave up too early: {elapsed:?}"
+    );
     assert!(
         elapsed <= SQS_OPERATION_TIMEOUT + Duration::from_millis(500),
         "took {elapsed:?}"

@@ -99,6 +99,8 @@ pub async fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "testkit"));
+        .credentials_provider(Credentials::new(
+            "testing", "testing", None, None, "testkit",
+        ));
     refund::queue::sqs_client(loader).await
 }

@@ -22,7 +22,10 @@ fn event(method: &str, ticket: &str, headers: &[(&str, &str)]) -> Request {
     event["rawPath"] = format!("/ticket-refund/{ticket}").into();
     event["requestContext"]["http"]["path"] = event["rawPath"].clone();
     event["pathParameters"]["ticket_id"] = ticket.into();
-    event["headers"].as_object_mut().unwrap().remove("correlation-id");
+    event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("correlation-id");
     for (name, value) in headers {
         event["headers"][*name] = (*value).into();
     }
@@ -54,7 +57,10 @@ fn assert_error(answer: &Answer, status: u16, code: &str) {
     assert_eq!(answer.status, status, "{}", answer.body);
     assert_eq!(answer.body["error"]["code"], code);
     assert!(!answer.body["error"]["message"].as_str().unwrap().is_empty());
-    assert_eq!(answer.body["request_id"], "c6af9ac6-7b61-11e6-9a41-93e8deadbeef");
+    assert_eq!(
+        answer.body["request_id"],
+        "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    );
     assert_eq!(answer.body.as_object().unwrap().len(), 2);
 }
 
@@ -88,7 +94,10 @@ async fn accepts_a_refund_and_queues_the_command_with_its_attributes() {
     let sent = queue.sent();
     assert_eq!(sent.len(), 1);
     let command = RefundTicket::decode(&sent[0].body).unwrap();
-    assert_eq!(command.header.id.to_string(), body["command_id"].as_str().unwrap());
+    assert_eq!(
+        command.header.id.to_string(),
+        body["command_id"].as_str().unwrap()
+    );
     assert_eq!(command.header.idempotency_key, expected_key(TICKET));
     assert_eq!(command.ticket_id.to_string(), TICKET);
     assert_eq!(
@@ -110,7 +119,10 @@ async fn an_uppercase_ticket_id_goes_downstream_in_lowercase() {
     let answer = answer(&queue, event("PUT", &TICKET.to_uppercase(), &[])).await;
     assert_eq!(answer.status, 202);
     assert_eq!(answer.body["ticket_id"], TICKET);
-    assert_eq!(answer.body["idempotency_key"], expected_key(TICKET).as_str());
+    assert_eq!(
+        answer.body["idempotency_key"],
+        expected_key(TICKET).as_str()
+    );
     assert!(queue.sent()[0].body.contains(TICKET));
 }
 
@@ -124,7 +136,12 @@ async fn a_double_request_carries_the_same_key_twice() {
     let keys: Vec<String> = queue
         .sent()
         .iter()
-        .map(|m| RefundTicket::decode(&m.body).unwrap().header.idempotency_key)
+        .map(|m| {
+            RefundTicket::decode(&m.body)
+                .unwrap()
+                .header
+                .idempotency_key
+        })
         .collect();
     assert_eq!(keys, vec![expected_key(TICKET); 2]);
 }
@@ -132,14 +149,27 @@ async fn a_double_request_carries_the_same_key_twice() {
 #[tokio::test]
 async fn a_client_key_is_echoed_and_carried_but_never_replaces_k() {
     let queue = InMemoryQueue::new();
-    let answer = answer(&queue, from_str(&fixture("api-refund-client-key.json")).unwrap()).await;
+    let answer = answer(
+        &queue,
+        from_str(&fixture("api-refund-client-key.json")).unwrap(),
+    )
+    .await;
     assert_eq!(answer.status, 202);
     assert_eq!(answer.body["client_idempotency_key"], "browser-retry-0001");
-    assert_eq!(answer.body["idempotency_key"], expected_key(TICKET).as_str());
-    let sent = &queue.sent()[0];
-    assert_eq!(sent.attributes["client_idempotency_key"], "browser-retry-0001");
     assert_eq!(
-        RefundTicket::decode(&sent.body).unwrap().header.idempotency_key,
+        answer.body["idempotency_key"],
+        expected_key(TICKET).as_str()
+    );
+    let sent = &queue.sent()[0];
+    assert_eq!(
+        sent.attributes["client_idempotency_key"],
+        "browser-retry-0001"
+    );
+    assert_eq!(
+        RefundTicket::decode(&sent.body)
+            .unwrap()
+            .header
+            .idempotency_key,
         expected_key(TICKET)
     );
 }
@@ -160,10 +190,22 @@ async fn an_absent_or_empty_correlation_id_is_generated_and_echoed() {
 #[tokio::test]
 async fn bad_ticket_ids_are_refused_and_nothing_is_queued() {
     let queue = InMemoryQueue::new();
-    let answer_ = answer(&queue, from_str(&fixture("api-refund-bad-ticket-id.json")).unwrap()).await;
+    let answer_ = answer(
+        &queue,
+        from_str(&fixture("api-refund-bad-ticket-id.json")).unwrap(),
+    )
+    .await;
     assert_error(&answer_, 400, "invalid_ticket_id");
-    for bad in ["", "0f5d8c6e3a1b4c2d9e8f7a6b5c4d3e2f", "{0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f}"] {
-        assert_error(&answer(&queue, event("PUT", bad, &[])).await, 400, "invalid_ticket_id");
+    for bad in [
+        "",
+        "0f5d8c6e3a1b4c2d9e8f7a6b5c4d3e2f",
+        "{0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f}",
+    ] {
+        assert_error(
+            &answer(&queue, event("PUT", bad, &[])).await,
+            400,
+            "invalid_ticket_id",
+        );
     }
     assert!(queue.sent().is_empty());
 }
@@ -186,7 +228,12 @@ async fn bad_correlation_ids_are_refused_with_a_generated_one_echoed() {
     for bad in ["two words", long.as_str()] {
         let answer = answer(&queue, event("PUT", TICKET, &[("correlation-id", bad)])).await;
         assert_error(&answer, 400, "invalid_correlation_id");
-        assert!(answer.headers["correlation-id"].to_str().unwrap().starts_with("gen_"));
+        assert!(
+            answer.headers["correlation-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("gen_")
+        );
     }
     assert!(queue.sent().is_empty());
 }
@@ -194,7 +241,11 @@ async fn bad_correlation_ids_are_refused_with_a_generated_one_echoed() {
 #[tokio::test]
 async fn other_methods_get_405_with_allow() {
     let queue = InMemoryQueue::new();
-    let answer_ = answer(&queue, from_str(&fixture("api-refund-wrong-method.json")).unwrap()).await;
+    let answer_ = answer(
+        &queue,
+        from_str(&fixture("api-refund-wrong-method.json")).unwrap(),
+    )
+    .await;
     assert_error(&answer_, 405, "method_not_allowed");
     assert_eq!(answer_.headers[header::ALLOW], "PUT");
     for method in ["GET", "POST", "PATCH", "OPTIONS", "HEAD"] {
@@ -216,7 +267,9 @@ async fn an_unavailable_queue_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_queue_that_refuses_answers_500_without_detail() {
-    let queue = InMemoryQueue::failing(QueueError::Rejected("AccessDenied: arn:aws:sqs:secret".into()));
+    let queue = InMemoryQueue::failing(QueueError::Rejected(
+        "AccessDenied: arn:aws:sqs:secret".into(),
+    ));
     let answer = answer(&queue, event("PUT", TICKET, &[])).await;
     assert_error(&answer, 500, "internal_error");
     assert!(!answer.body.to_string().contains("secret"));
@@ -225,7 +278,10 @@ async fn a_queue_that_refuses_answers_500_without_detail() {
 #[tokio::test]
 async fn without_an_authorizer_there_is_no_requested_by() {
     let mut event: Value = serde_json::from_str(&fixture("api-refund.json")).unwrap();
-    event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
     let queue = InMemoryQueue::new();
     let answer = answer(&queue, from_str(&event.to_string()).unwrap()).await;
     assert_eq!(answer.status, 202);
