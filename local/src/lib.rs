@@ -7,6 +7,7 @@
 //!
 //! The binaries are thin so that the tests drive the same code in-process.
 
+pub mod event_source;
 pub mod gateway;
 pub mod http;
 pub mod logging;

@@ -1,1 +1,34 @@
-fn main() {}
+//! `event-source`: Lambda's SQS event source mapping for the local stack. See
+//! `refund_local::event_source`.
+
+use aws_config::BehaviorVersion;
+use clap::Parser;
+use refund_local::{event_source, logging};
+
+#[tokio::main]
+async fn main() {
+    logging::init();
+    let args = event_source::EventSourceArgs::parse();
+    let config = args.config();
+    // The project's constructor: honours AWS_ENDPOINT_URL (the local SQS).
+    let sqs = refund::queue::sqs_client(aws_config::defaults(BehaviorVersion::latest())).await;
+    let source = match event_source::EventSource::new(sqs, config.clone()).await {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("event-source: cannot read {}: {e}", config.queue_url);
+            std::process::exit(1);
+        }
+    };
+    tracing::info!(
+        queue = %config.queue_url,
+        queue_arn = source.queue_arn(),
+        function_url = %config.function_url,
+        batch_size = config.batch_size,
+        batching_window_s = config.batching_window.as_secs(),
+        "event source polling"
+    );
+    tokio::select! {
+        () = source.run() => {}
+        () = logging::until_stopped() => tracing::info!("event source stopped"),
+    }
+}
