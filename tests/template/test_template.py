@@ -168,3 +168,14 @@ def test_alarms_cover_dlq_age_retries_errors_and_throttles():
 
 def test_outputs():
     assert {"ApiUrl", "RefundQueueUrl", "DeadLetterQueueUrl"} <= set(TEMPLATE["Outputs"])
+
+
+def test_retry_rate_alarm_reads_the_metrics_the_worker_emits():
+    metrics_rs = (ROOT / "functions/refund-worker/src/metrics.rs").read_text()
+    retry = RESOURCES["RetryRateAlarm"]["Properties"]["Metrics"]
+    for query in (m for m in retry if "MetricStat" in m):
+        metric = query["MetricStat"]["Metric"]
+        assert f'NAMESPACE: &str = "{metric["Namespace"]}"' in metrics_rs
+        assert f'"Name": "{metric["MetricName"]}"' in metrics_rs
+        (dimension,) = metric["Dimensions"]
+        assert f'SERVICE: &str = "{dimension["Value"]}"' in metrics_rs

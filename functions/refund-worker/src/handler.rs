@@ -106,6 +106,9 @@ pub struct RecordOutcome {
     pub error: Option<String>,
     pub void_status: Option<u16>,
     pub refund_status: Option<u16>,
+    /// How long each upstream call took, for the latency metrics.
+    pub void_latency: Option<Duration>,
+    pub refund_latency: Option<Duration>,
     pub disposition: Disposition,
 }
 
@@ -120,6 +123,8 @@ impl RecordOutcome {
             error: None,
             void_status: None,
             refund_status: None,
+            void_latency: None,
+            refund_latency: None,
             disposition: Disposition::Unfinished,
         }
     }
@@ -251,6 +256,9 @@ where
         let outcome = self
             .handle_batch(event.payload, event.context.deadline)
             .await;
+        for line in crate::metrics::emf_lines(&outcome, crate::metrics::now_ms()) {
+            println!("{line}");
+        }
         Ok(outcome.response())
     }
 
@@ -341,12 +349,17 @@ where
             idempotency_key: command.header.idempotency_key,
             correlation_id: correlation_id.to_owned(),
         };
-        let (void, refund): (UpstreamResult, UpstreamResult) = tokio::join!(
-            self.gateway.void_receipt(&call),
-            self.gateway.refund_payment(&call)
+        let ((void, void_latency), (refund, refund_latency)): (
+            (UpstreamResult, Duration),
+            (UpstreamResult, Duration),
+        ) = tokio::join!(
+            timed(self.gateway.void_receipt(&call)),
+            timed(self.gateway.refund_payment(&call))
         );
         outcome.void_status = status_of(&void);
         outcome.refund_status = status_of(&refund);
+        outcome.void_latency = Some(void_latency);
+        outcome.refund_latency = Some(refund_latency);
         judge(
             &void,
             &refund,
@@ -399,6 +412,12 @@ where
             Err(error) => Disposition::DeadLetterFailed { code, error },
         }
     }
+}
+
+async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let result = call.await;
+    (result, started.elapsed())
 }
 
 fn status_of(result: &UpstreamResult) -> Option<u16> {

@@ -7,5 +7,6 @@ pub mod backoff;
 pub mod dead_letter;
 pub mod delivery;
 pub mod handler;
+pub mod metrics;
 
 pub use handler::{BatchOutcome, Disposition, RecordOutcome, Settings, Worker};
