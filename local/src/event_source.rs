@@ -16,7 +16,7 @@ use std::{
 };
 
 use aws_sdk_sqs::{
-    error::DisplayErrorContext,
+    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
     types::{
         DeleteMessageBatchRequestEntry, Message, MessageAttributeValue, MessageSystemAttributeName,
         QueueAttributeName,
@@ -229,6 +229,36 @@ pub enum SourceError {
     Queue(String),
 }
 
+/// A short account of an SQS failure: the service's code and message, or the SDK's
+/// chain of causes for a failure on the way (timeout, refused connection).
+fn queue_error<E, R>(err: SdkError<E, R>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = match err.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or_default()
+        ),
+        None => DisplayErrorContext(&err).to_string(),
+    };
+    SourceError::Queue(detail)
+}
+
+/// `err` and its causes on one line: reqwest's own message rarely says what happened.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 /// The event source for one queue and one function.
 pub struct EventSource {
     sqs: aws_sdk_sqs::Client,
@@ -251,7 +281,7 @@ impl EventSource {
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| SourceError::Queue(DisplayErrorContext(&e).to_string()))?;
+            .map_err(queue_error)?;
         let queue_arn = attributes
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::QueueArn))
@@ -384,7 +414,7 @@ impl EventSource {
             )
             .send()
             .await
-            .map_err(|e| SourceError::Queue(DisplayErrorContext(&e).to_string()))?;
+            .map_err(queue_error)?;
         Ok(output.messages.unwrap_or_default())
     }
 
@@ -396,6 +426,7 @@ impl EventSource {
         ids: &[&'a str],
     ) -> Result<Vec<&'a str>, InvokeError> {
         let started = Instant::now();
+        let mut refused = 0_u32;
         let response = loop {
             match self
                 .http
@@ -406,10 +437,14 @@ impl EventSource {
             {
                 Ok(response) => break response,
                 Err(e) if e.is_connect() && started.elapsed() < self.config.connect_patience => {
-                    tracing::info!(url = %self.config.function_url, "invoke API not up yet, retrying");
+                    // One line, not one a second: the watch server may take a while.
+                    if refused == 0 {
+                        tracing::info!(url = %self.config.function_url, "invoke API not up yet, retrying");
+                    }
+                    refused += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Err(e) => return Err(InvokeError::Unreachable(e.to_string())),
+                Err(e) => return Err(InvokeError::Unreachable(with_causes(&e))),
             }
         };
         let status = response.status().as_u16();
@@ -418,10 +453,9 @@ impl EventSource {
             .get("X-Amz-Function-Error")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| InvokeError::Unreachable(format!("reading the answer: {e}")))?;
+        let body = response.bytes().await.map_err(|e| {
+            InvokeError::Unreachable(format!("reading the answer: {}", with_causes(&e)))
+        })?;
         settle(ids, status, function_error.as_deref(), &body)
     }
 
@@ -448,7 +482,7 @@ impl EventSource {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| SourceError::Queue(DisplayErrorContext(&e).to_string()))?;
+            .map_err(queue_error)?;
         for failure in output.failed() {
             tracing::warn!(id = failure.id(), code = failure.code(), "delete failed");
         }
