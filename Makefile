@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
 
-.PHONY: help test fmt lint unit smoke template run venv build deploy deploy-ci dlq redrive clean
+.PHONY: help test fmt lint unit smoke e2e template run refund venv build deploy deploy-ci dlq redrive clean
 
 # check-jsonschema lives in its own venv: it needs newer click and ruamel.yaml than sam-cli.
 CHECK_JSONSCHEMA := $(VENV)/check-jsonschema/bin/check-jsonschema
@@ -35,7 +35,7 @@ $(CHECK_JSONSCHEMA): $(STAMP)
 
 venv: $(STAMP) ## Install the pinned tools (moto, cargo-lambda, zig) into .venv
 
-test: $(STAMP) fmt lint template unit smoke ## Everything: format, lints, template checks, all tests, cargo-lambda smoke test
+test: $(STAMP) fmt lint template unit smoke e2e ## Everything: format, lints, template checks, all tests, smoke and end-to-end tests
 
 fmt:
 	cargo fmt --all --check
@@ -72,10 +72,19 @@ dlq: $(STAMP) ## Show what is in ENV's dead-letter queue, with each message's re
 redrive: $(STAMP) ## Move ENV's dead-letter queue back to the refund queue
 	python3 scripts/dlq.py redrive --stack $(STACK_NAME)
 
-run: ## The local stack (arrives with the local-stack issue)
-	@echo "make run: the local stack (moto SQS, gateway emulator, cargo lambda watch, event source)"
-	@echo "is not built yet; until then see README.md, 'Try it by hand'."
-	@exit 1
+e2e: $(STAMP) ## End-to-end tests on the local stack, on free ports
+	pytest -q tests/e2e
+
+run: $(STAMP) ## The local stack on loopback: SQS (moto), gateway emulator, both functions, event source
+	python3 scripts/local_stack.py
+
+refund: ## Send one refund to the running local stack and show what the gateway emulator received
+	@ticket=$$(python3 -c 'import uuid; print(uuid.uuid4())'); \
+	echo "PUT /ticket-refund/$$ticket"; \
+	curl -s -i -X PUT -H "Correlation-ID: make-refund-$$ticket" http://127.0.0.1:$${API_PORT:-9000}/ticket-refund/$$ticket; echo; \
+	sleep 3; \
+	echo "receipts voided:"; curl -s http://127.0.0.1:$${GATEWAY_PORT:-8888}/receipts-api/voided; echo; \
+	echo "payments refunded:"; curl -s http://127.0.0.1:$${GATEWAY_PORT:-8888}/payments-api/refunds; echo
 
 clean: ## Remove build output and the tools
 	rm -rf target $(VENV) .aws-sam

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of the functions as cargo-lambda runs them: a real moto SQS, `cargo lambda
-# watch` on free loopback ports, and `cargo lambda invoke --data-file` with every API
-# fixture in events/. Fails on any unexpected status; stops everything it started.
+# Smoke test of the functions as cargo-lambda runs them: a real moto SQS, the gateway
+# emulator, `cargo lambda watch` on free loopback ports, and `cargo lambda invoke
+# --data-file` with every fixture in events/. Fails on any unexpected answer; stops
+# everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,12 +31,20 @@ wait_port "$sqs_port" 60 "moto"
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$sqs_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=smoke AWS_SECRET_ACCESS_KEY=smoke
-queue_url=$(python3 - <<'PY'
+read -r queue_url dlq_url < <(python3 - <<'PY'
 import boto3, os
-print(boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_queue(QueueName="RefundTicket")["QueueUrl"])
+sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+print(sqs.create_queue(QueueName="RefundTicket")["QueueUrl"], sqs.create_queue(QueueName="RefundTicket-dlq")["QueueUrl"])
 PY
 )
-export REFUND_QUEUE_URL="$queue_url"
+export REFUND_QUEUE_URL="$queue_url" DEAD_LETTER_QUEUE_URL="$dlq_url"
+
+cargo build --quiet -p refund-local --bin gateway-emulator
+gateway_port=$(free_port)
+setsid "${CARGO_TARGET_DIR:-target}/debug/gateway-emulator" --addr "127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_port "$gateway_port" 60 "gateway emulator"
+export GATEWAY_ADDR="http://127.0.0.1:$gateway_port"
 
 api_port=$(free_port)
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" >"$work/watch.log" 2>&1 &
@@ -44,11 +53,14 @@ wait_port "$api_port" 120 "cargo lambda watch"
 
 status_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["statusCode"])'; }
 failed=0
+invoke() { # function, fixture
+  # The first invocation compiles the function; `invoke` waits for it.
+  cargo lambda invoke "$1" --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+    --data-file "events/$2" 2>"$work/invoke.err" || { cat "$work/invoke.err" >&2; tail -20 "$work/watch.log" >&2; exit 1; }
+}
 check() { # fixture, expected status
   local answer status
-  # The first invocation compiles the function; `invoke` waits for it.
-  answer=$(cargo lambda invoke refund-api --invoke-address 127.0.0.1 --invoke-port "$api_port" \
-    --data-file "events/$1" 2>"$work/invoke.err") || { cat "$work/invoke.err" >&2; tail -20 "$work/watch.log" >&2; exit 1; }
+  answer=$(invoke refund-api "$1")
   status=$(status_of <<<"$answer")
   if [[ "$status" == "$2" ]]; then echo "smoke: ok   $1 -> $status"; else echo "smoke: FAIL $1 -> $status (want $2): $answer"; failed=1; fi
 }
@@ -79,6 +91,26 @@ print(seen)
 PY
 )
 if [[ "$queued" == 3 ]]; then echo "smoke: ok   3 RefundTicket commands on the queue"; else echo "smoke: FAIL $queued commands on the queue, want 3"; failed=1; fi
+
+# The worker with the SQS fixtures: every record settled (refunded, or poison copied to the
+# DLQ), none reported failed, and the emulator saw the good records' tickets.
+for fixture in sqs-one-record.json sqs-mixed-batch.json; do
+  answer=$(invoke refund-worker "$fixture")
+  if [[ "$answer" == '{"batchItemFailures":[]}' ]]; then echo "smoke: ok   refund-worker $fixture -> no failures"
+  else echo "smoke: FAIL refund-worker $fixture -> $answer"; failed=1; fi
+done
+expected=$(python3 -c 'import json,sys,uuid
+tickets = set()
+for f in sys.argv[1:]:
+    for r in json.load(open(f))["Records"]:
+        try: tickets.add(str(uuid.UUID(json.loads(r["body"])["ticket_id"])))  # poison has no ticket
+        except Exception: pass
+print(" ".join(sorted(tickets)))' events/sqs-one-record.json events/sqs-mixed-batch.json)
+for path in receipts-api/voided payments-api/refunds; do
+  seen=$(curl -s "$GATEWAY_ADDR/$path" | python3 -c 'import json,sys; print(" ".join(sorted({e["ticket_id"] for e in json.load(sys.stdin)["items"]})))')
+  if [[ "$seen" == "$expected" ]]; then echo "smoke: ok   emulator $path has the fixtures' tickets"
+  else echo "smoke: FAIL emulator $path has [$seen], want [$expected]"; failed=1; fi
+done
 
 if (( failed )); then tail -30 "$work/watch.log" >&2; exit 1; fi
 echo "smoke: passed"

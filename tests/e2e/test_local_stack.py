@@ -1,0 +1,249 @@
+"""End to end on the local stack (`scripts/local_stack.py`, what `make run` starts), through
+the HTTP API, on free ports. The stack is stopped at the end, also when a test fails.
+
+Why 30% transient failures still leave the DLQ empty: an attempt fails when either of its two
+calls fails, p = 1 - 0.7^2 = 0.51. A ticket is dead-lettered only after MAX_RECEIVE_COUNT (15)
+failed attempts in a row: 0.51^15 = 4.1e-5 per ticket, 8e-4 for the 20 tickets below.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(method, url, body=None, headers=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null"), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+
+
+def wait_for(what, check, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    pytest.fail(f"{what}: not reached within {timeout_s} s (last: {last!r})")
+
+
+class Stack:
+    def __init__(self, ready_line):
+        fields = dict(part.split("=", 1) for part in ready_line.split()[1:])
+        self.api, self.gateway = fields["api"], fields["gateway"]
+        self.queue, self.dlq = fields["queue"], fields["dlq"]
+        self.sqs = boto3.client("sqs", endpoint_url=fields["sqs"], region_name="us-east-1",
+                                aws_access_key_id="e2e", aws_secret_access_key="e2e")
+
+    def put_refund(self, ticket, correlation_id=None):
+        headers = {"Correlation-ID": correlation_id} if correlation_id else {}
+        return request("PUT", f"{self.api}/ticket-refund/{ticket}", headers=headers)
+
+    def faults(self, **faults):
+        status, body, _ = request("PUT", f"{self.gateway}/admin/faults", body=faults)
+        assert status == 200, body
+
+    def effects(self):
+        """Per service, ticket -> list of effects (one is the only right answer)."""
+        out = {}
+        for service, path in (("void", "/receipts-api/voided"), ("refund", "/payments-api/refunds")):
+            status, body, _ = request("GET", self.gateway + path)
+            assert status == 200
+            by_ticket = {}
+            for effect in body["items"]:
+                by_ticket.setdefault(effect["ticket_id"], []).append(effect)
+            out[service] = by_ticket
+        return out
+
+    def dead_letters(self):
+        """Peeks at the DLQ without consuming it: every message, by id."""
+        seen = {}
+        for _ in range(5):
+            got = self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                           MessageAttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+            for m in got:
+                seen[m["MessageId"]] = {
+                    "body": m["Body"],
+                    **{k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()},
+                }
+        return list(seen.values())
+
+    def queue_depth(self):
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("local-stack")
+    env = {
+        **os.environ,
+        "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
+        "GATEWAY_FLAGS": "--seed 7", "LOCAL_STACK_LOGS": str(logs),
+    }
+    env.pop("GATEWAY_ADDR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    ready = []
+
+    def read_ready():
+        for line in proc.stdout:
+            if line.startswith("ready "):
+                ready.append(line.strip())
+                return
+
+    reader = threading.Thread(target=read_ready, daemon=True)
+    reader.start()
+    reader.join(timeout=1500)
+    try:
+        if not ready:
+            pytest.fail(f"the local stack did not print its ready line; logs in {logs}")
+        yield Stack(ready[0])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        for name in ("functions", "event-source", "gateway-emulator"):
+            log = logs / f"{name}.log"
+            if log.exists():
+                print(f"--- tail of {name}.log ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+
+
+def key_of(ticket):
+    return str(uuid.uuid5(NAMESPACE, ticket.lower()))
+
+
+def assert_refunded_once(effects, ticket, correlation_id=None):
+    for service in ("void", "refund"):
+        (effect,) = effects[service][ticket]  # exactly one effect per service
+        assert effect["key"] == key_of(ticket)
+        if correlation_id:
+            assert effect["correlation_id"] == correlation_id
+
+
+def test_fifty_refunds_each_voided_and_refunded_once_with_its_correlation_id(stack):
+    tickets = {str(uuid.uuid4()): f"e2e-fifty-{i}" for i in range(50)}
+    for ticket, correlation in tickets.items():
+        status, body, headers = stack.put_refund(ticket, correlation)
+        assert status == 202, body
+        assert body["idempotency_key"] == key_of(ticket)
+        assert {k.lower(): v for k, v in headers.items()}["correlation-id"] == correlation
+
+    def all_done():
+        effects = stack.effects()
+        return effects if all(t in effects["void"] and t in effects["refund"] for t in tickets) else None
+
+    effects = wait_for("50 refunds", all_done, 240)
+    for ticket, correlation in tickets.items():
+        assert_refunded_once(effects, ticket, correlation)
+
+
+def test_a_double_click_reaches_the_services_with_one_key(stack):
+    ticket = str(uuid.uuid4())
+    first = stack.put_refund(ticket, "e2e-double-1")
+    second = stack.put_refund(ticket, "e2e-double-2")
+    assert (first[0], second[0]) == (202, 202)
+    assert first[1]["idempotency_key"] == second[1]["idempotency_key"] == key_of(ticket)
+    assert first[1]["command_id"] != second[1]["command_id"]
+
+    def both_delivered():
+        effects = stack.effects()
+        done = [effects[s].get(ticket, []) for s in ("void", "refund")]
+        # Both commands arrived: each service saw the key twice, and had one effect.
+        return effects if all(len(e) == 1 and e[0]["calls"] >= 2 for e in done) else None
+
+    effects = wait_for("both deliveries of the double click", both_delivered, 120)
+    assert_refunded_once(effects, ticket)
+
+
+def stats(stack):
+    status, body, _ = request("GET", f"{stack.gateway}/admin/stats")
+    assert status == 200
+    return body
+
+
+def test_thirty_percent_transient_failures_still_refund_everything(stack):
+    errors_before = stats(stack)["errors"]
+    stack.faults(error_rate=0.3)
+    try:
+        tickets = [str(uuid.uuid4()) for _ in range(20)]
+        for ticket in tickets:
+            assert stack.put_refund(ticket)[0] == 202
+
+        def all_done():
+            effects = stack.effects()
+            return effects if all(t in effects["void"] and t in effects["refund"] for t in tickets) else None
+
+        effects = wait_for("20 refunds through 30% failures", all_done, 300)
+        for ticket in tickets:
+            assert_refunded_once(effects, ticket)
+        # The faults really happened: calls failed and were retried.
+        assert stats(stack)["errors"] - errors_before >= 5
+    finally:
+        stack.faults(error_rate=0.0)
+    dead = [m for m in stack.dead_letters() if any(t in m["body"] for t in tickets)]
+    assert dead == []
+
+
+def test_a_ticket_the_gateway_rejects_is_dead_lettered_with_its_reason_after_one_attempt(stack):
+    ticket = str(uuid.uuid4())
+    stack.faults(reject_tickets=[ticket])
+    assert stack.put_refund(ticket, "e2e-rejected")[0] == 202
+
+    def in_dlq():
+        return [m for m in stack.dead_letters() if ticket in m["body"]]
+
+    (message,) = wait_for("the rejected ticket in the DLQ", in_dlq, 120)
+    assert message["error_code"] in ("void_rejected", "refund_rejected")
+    assert message["error_message"]
+    assert message["receive_count"] == "1"
+    assert message["correlation_id"] == "e2e-rejected"
+    assert message["source_message_id"]
+
+
+def test_poison_put_on_the_queue_is_dead_lettered_as_invalid_command(stack):
+    body = "not a RefundTicket " + str(uuid.uuid4())
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=body)
+
+    def in_dlq():
+        return [m for m in stack.dead_letters() if m["body"] == body]
+
+    (message,) = wait_for("the poison message in the DLQ", in_dlq, 120)
+    assert message["error_code"] == "invalid_command"
+    assert message["receive_count"] == "1"
+
+
+def test_nothing_is_left_on_the_queue(stack):
+    wait_for("an empty refund queue", lambda: stack.queue_depth() == 0, 180)
