@@ -20,6 +20,17 @@ pub enum ConfigError {
         value: String,
         meaning: &'static str,
     },
+    /// For a variable whose value must not be echoed: a secret pasted in by mistake
+    /// would otherwise land in the init-failure log.
+    #[error("{name} is malformed (value not shown); it must be {meaning}")]
+    MalformedHidden {
+        name: &'static str,
+        meaning: &'static str,
+    },
+    /// The variable is well-formed but what it points at cannot be used (a secret that
+    /// cannot be read). The reason never carries the secret's value.
+    #[error("{name}: {reason}")]
+    Unusable { name: &'static str, reason: String },
     #[error(
         "GATEWAY_ADDR={0:?} is plain http to a host that is not loopback; use https or set ALLOW_INSECURE_GATEWAY=true"
     )]
@@ -66,7 +77,14 @@ pub struct WorkerConfig {
     pub retry_max_s: u32,
     pub deadline_margin: Duration,
     pub allow_insecure_gateway: bool,
+    /// The Secrets Manager secret holding the upstream bearer token; `None` (unset or
+    /// empty) sends no `Authorization` header.
+    pub gateway_token_secret_arn: Option<String>,
 }
+
+/// Its variable, named in every start-up error about the token.
+pub const GATEWAY_TOKEN_SECRET_ARN: &str = "GATEWAY_TOKEN_SECRET_ARN";
+const SECRET_ARN: &str = "a Secrets Manager secret ARN (arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME), or unset";
 
 const QUEUE_URL: &str = "an SQS queue URL (http:// or https://)";
 
@@ -118,6 +136,7 @@ impl WorkerConfig {
                 "a whole number of milliseconds from 0 to 600000",
             )?),
             allow_insecure_gateway: env.boolean("ALLOW_INSECURE_GATEWAY", false)?,
+            gateway_token_secret_arn: env.secret_arn("GATEWAY_TOKEN_SECRET_ARN")?,
         };
         if config.retry_max_s < config.retry_base_s {
             return Err(ConfigError::Malformed {
@@ -149,6 +168,21 @@ fn parse_gateway_addr(value: &str) -> Option<Url> {
         && url.username().is_empty()
         && url.password().is_none();
     usable.then_some(url)
+}
+
+/// `arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME`: the template grants read on
+/// exactly this ARN, so a bare secret name would be refused by IAM at the first read.
+fn is_secret_arn(value: &str) -> bool {
+    let parts: Vec<&str> = value.splitn(7, ':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, "secretsmanager", region, account, "secret", name]
+            if !partition.is_empty()
+                && !region.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !name.is_empty()
+    ) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -202,6 +236,23 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
                 value,
                 meaning,
             }),
+        }
+    }
+
+    /// Unset or blank is `None`: the template passes an empty value when no secret is
+    /// configured.
+    fn secret_arn(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let value = value.trim();
+        if is_secret_arn(value) {
+            Ok(Some(value.to_owned()))
+        } else {
+            Err(ConfigError::MalformedHidden {
+                name,
+                meaning: SECRET_ARN,
+            })
         }
     }
 
@@ -278,6 +329,36 @@ mod tests {
         assert_eq!((config.retry_base_s, config.retry_max_s), (5, 900));
         assert_eq!(config.deadline_margin, Duration::from_millis(2000));
         assert!(!config.allow_insecure_gateway);
+        assert_eq!(config.gateway_token_secret_arn, None);
+    }
+
+    #[test]
+    fn the_token_secret_is_optional_and_must_be_a_secret_arn() {
+        const ARN: &str =
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-token-AbC123";
+        for unset in ["", "  "] {
+            let config = worker_with(&[(GATEWAY_TOKEN_SECRET_ARN, unset)]).unwrap();
+            assert_eq!(config.gateway_token_secret_arn, None);
+        }
+        let config = worker_with(&[(GATEWAY_TOKEN_SECRET_ARN, ARN)]).unwrap();
+        assert_eq!(config.gateway_token_secret_arn.as_deref(), Some(ARN));
+        // Someone pasting the token itself, or a bare name: refused, and never echoed.
+        for bad in [
+            "eyJhbGciOiJIUzI1NiJ9.s3cr3t",
+            "gateway-token",
+            "arn:aws:sqs:eu-west-1:123456789012:RefundTicket",
+            "arn:aws:secretsmanager:eu-west-1:1234:secret:x",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:",
+        ] {
+            let text = worker_with(&[(GATEWAY_TOKEN_SECRET_ARN, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                text.starts_with("GATEWAY_TOKEN_SECRET_ARN is malformed"),
+                "{text}"
+            );
+            assert!(!text.contains(bad), "{text}");
+        }
     }
 
     #[test]

@@ -36,13 +36,17 @@ pub trait Gateway: Send + Sync {
 }
 
 #[cfg(feature = "gateway")]
-pub use http::{GatewayBuildError, HttpGateway};
+pub use http::{GatewayBuildError, GatewayToken, HttpGateway, InvalidGatewayToken};
 
 #[cfg(feature = "gateway")]
 mod http {
     use std::time::Duration;
 
-    use reqwest::{Client, redirect};
+    use reqwest::{
+        Client,
+        header::{AUTHORIZATION, HeaderValue},
+        redirect,
+    };
     use serde_json::json;
     use url::Url;
 
@@ -54,6 +58,46 @@ mod http {
     #[error("cannot build the gateway HTTP client: {0}")]
     pub struct GatewayBuildError(String);
 
+    /// The longest error text kept from the HTTP stack: enough for the cause an operator
+    /// needs, and a bound on what a misbehaving peer can make the worker log.
+    pub const MAX_ERROR_TEXT_BYTES: usize = 512;
+
+    /// The upstream bearer token (`GATEWAY_TOKEN_SECRET_ARN`).
+    ///
+    /// Holds only the ready `Authorization` value, marked sensitive so the HTTP stack's own
+    /// `Debug` hides it too; this type has no `Display`, no `Serialize` and a redacting
+    /// `Debug`, so the token cannot reach a log line or an error message by accident.
+    #[derive(Clone)]
+    pub struct GatewayToken(HeaderValue);
+
+    /// A secret value that cannot be sent as a bearer token. Says why, never what.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+    #[error(
+        "the token is empty or not visible ASCII (0x21..=0x7E), so it cannot be sent as a bearer token"
+    )]
+    pub struct InvalidGatewayToken;
+
+    impl GatewayToken {
+        /// Surrounding whitespace is dropped (a secret pasted with a trailing newline is
+        /// common); what remains must be visible ASCII, or every call would fail later.
+        pub fn new(token: &str) -> Result<Self, InvalidGatewayToken> {
+            let token = token.trim();
+            if token.is_empty() || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                return Err(InvalidGatewayToken);
+            }
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| InvalidGatewayToken)?;
+            value.set_sensitive(true);
+            Ok(Self(value))
+        }
+    }
+
+    impl std::fmt::Debug for GatewayToken {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("GatewayToken(<redacted>)")
+        }
+    }
+
     /// Both services behind one base address, through one pooled client built at start-up
     /// so warm invocations reuse connections.
     #[derive(Debug, Clone)]
@@ -61,6 +105,9 @@ mod http {
         client: Client,
         void_url: Url,
         refund_url: Url,
+        /// Read once at start-up; `None` sends no `Authorization` header (the Go
+        /// Event-Driven gateway needs none).
+        token: Option<GatewayToken>,
     }
 
     impl HttpGateway {
@@ -78,7 +125,14 @@ mod http {
                 client,
                 void_url: below(base, VOID_RECEIPT_PATH),
                 refund_url: below(base, REFUND_PAYMENT_PATH),
+                token: None,
             })
+        }
+
+        /// Sends `token` as `Authorization: Bearer` on both calls; `None` sends no header.
+        pub fn with_token(mut self, token: Option<GatewayToken>) -> Self {
+            self.token = token;
+            self
         }
 
         pub fn void_url(&self) -> &Url {
@@ -95,14 +149,16 @@ mod http {
             call: &RefundCall,
             body: serde_json::Value,
         ) -> UpstreamResult {
-            let response = self
+            let mut request = self
                 .client
                 .put(url.clone())
-                .header("Correlation-ID", &call.correlation_id)
-                .json(&body)
-                .send()
-                .await
-                .map_err(upstream_error)?;
+                .header("Correlation-ID", &call.correlation_id);
+            if let Some(GatewayToken(value)) = &self.token {
+                request = request.header(AUTHORIZATION, value.clone());
+            }
+            // The answer's body is never read: only the status decides, and an upstream's
+            // error text (which may echo the request) never reaches a log line.
+            let response = request.json(&body).send().await.map_err(upstream_error)?;
             let status = response.status().as_u16();
             if response.status().is_success() {
                 Ok(status)
@@ -152,7 +208,8 @@ mod http {
     }
 
     /// reqwest's own message is only the outermost layer ("error sending request"); the
-    /// cause that an operator needs is further down.
+    /// cause that an operator needs is further down. Cut to [`MAX_ERROR_TEXT_BYTES`]: the
+    /// text ends up in log lines and dead-letter copies.
     fn error_chain(error: &dyn std::error::Error) -> String {
         let mut text = error.to_string();
         let mut source = error.source();
@@ -161,12 +218,60 @@ mod http {
             text.push_str(&cause.to_string());
             source = cause.source();
         }
+        truncate(text, MAX_ERROR_TEXT_BYTES)
+    }
+
+    /// `text` cut to at most `max` bytes on a char boundary.
+    fn truncate(mut text: String, max: usize) -> String {
+        if text.len() > max {
+            let mut end = max;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
         text
     }
 
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        const TOKEN: &str = "s3cr3t-t0ken.value";
+
+        #[test]
+        fn the_token_never_shows_in_debug_output() {
+            let token = GatewayToken::new(&format!("  {TOKEN}\n")).unwrap();
+            assert_eq!(format!("{token:?}"), "GatewayToken(<redacted>)");
+            assert_eq!(token.0.to_str().unwrap(), format!("Bearer {TOKEN}"));
+            assert!(token.0.is_sensitive());
+            let base = Url::parse("https://gw.example.com").unwrap();
+            let gateway = HttpGateway::new(&base, Duration::from_secs(1))
+                .unwrap()
+                .with_token(Some(token));
+            let debug = format!("{gateway:?} {gateway:#?}");
+            assert!(!debug.contains(TOKEN), "{debug}");
+        }
+
+        #[test]
+        fn an_unusable_token_is_refused_without_repeating_it() {
+            for bad in ["", "  \n", "has space", "tab\there", "caf\u{e9}", "nul\0"] {
+                let error = GatewayToken::new(bad).unwrap_err();
+                let text = format!("{error} {error:?}");
+                assert!(
+                    bad.trim().is_empty() || !text.contains(bad.trim()),
+                    "{text}"
+                );
+            }
+        }
+
+        #[test]
+        fn error_text_is_bounded_on_a_char_boundary() {
+            assert_eq!(truncate("short".into(), 10), "short");
+            let cut = truncate("é".repeat(400), MAX_ERROR_TEXT_BYTES);
+            assert_eq!(cut.len(), MAX_ERROR_TEXT_BYTES);
+            assert!(cut.chars().all(|c| c == 'é'));
+        }
 
         #[test]
         fn the_base_path_prefix_is_kept() {

@@ -13,3 +13,7 @@ pub mod gateway;
 pub mod idempotency;
 pub mod outcome;
 pub mod queue;
+/// The upstream bearer token from Secrets Manager (feature `gateway`, like the client
+/// that sends it).
+#[cfg(feature = "gateway")]
+pub mod secret;

@@ -9,7 +9,7 @@ compile_error!(
 use std::time::{Duration, Instant};
 
 use refund::{
-    gateway::{Gateway, HttpGateway, RefundCall},
+    gateway::{Gateway, GatewayToken, HttpGateway, RefundCall},
     outcome::{Class, UpstreamError},
 };
 use serde_json::json;
@@ -201,5 +201,89 @@ async fn a_refused_connection_is_transient() {
     match answer {
         Err(error @ UpstreamError::Connect(_)) => assert_eq!(error.class(), Class::Transient),
         other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+const TOKEN: &str = "upstream-T0ken.v1";
+
+#[tokio::test]
+async fn a_configured_token_is_sent_as_bearer_on_both_calls() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let gateway = gateway(&server, Duration::from_secs(5))
+        .with_token(Some(GatewayToken::new(TOKEN).unwrap()));
+
+    assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
+    assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
+
+    let paths: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(paths, [VOID_PATH, REFUND_PATH]);
+}
+
+#[tokio::test]
+async fn without_a_token_no_authorization_header_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let gateway = gateway(&server, Duration::from_secs(5)).with_token(None);
+
+    assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
+    assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.headers.contains_key("authorization"))
+    );
+}
+
+/// An upstream's error answer is never read: whatever it echoes (here the token and the
+/// request) cannot reach the error text the worker logs and dead-letters.
+#[tokio::test]
+async fn error_answers_and_transport_failures_carry_no_token_and_no_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(
+            ResponseTemplate::new(409)
+                .set_body_string(format!("conflict; you sent Bearer {TOKEN}")),
+        )
+        .mount(&server)
+        .await;
+    let token = || Some(GatewayToken::new(TOKEN).unwrap());
+    let answer = gateway(&server, Duration::from_secs(5))
+        .with_token(token())
+        .void_receipt(&call())
+        .await;
+    assert_eq!(answer, Err(UpstreamError::Status(409)));
+
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let refused = HttpGateway::new(&base, Duration::from_secs(2))
+        .unwrap()
+        .with_token(token())
+        .refund_payment(&call())
+        .await
+        .unwrap_err();
+    for text in [refused.to_string(), format!("{refused:?}")] {
+        assert!(!text.contains(TOKEN) && !text.contains(KEY), "{text}");
+        assert!(text.len() <= 600, "{text}");
     }
 }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_sdk_sqs::config::Credentials;
 
 /// A running moto server, killed on drop.
@@ -73,6 +73,12 @@ impl Moto {
         sqs_client_for(&self.endpoint).await
     }
 
+    /// A Secrets Manager client for this server (moto serves every service on one port),
+    /// for tests to create the secrets the code under test reads.
+    pub async fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&loader_for(&self.endpoint).load().await)
+    }
+
     /// Creates a queue and returns its URL.
     pub async fn create_queue(&self, name: &str) -> String {
         self.sqs()
@@ -96,11 +102,16 @@ impl Drop for Moto {
 
 /// An SQS client for any endpoint, with test credentials and the production timeouts.
 pub async fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
-    let loader = aws_config::defaults(BehaviorVersion::latest())
+    refund::queue::sqs_client(loader_for(endpoint)).await
+}
+
+/// What `aws_config::defaults` gives a function, pointed at `endpoint` with test
+/// credentials: hand it to the project's own client constructors.
+pub fn loader_for(endpoint: &str) -> ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "testing", "testing", None, None, "testkit",
-        ));
-    refund::queue::sqs_client(loader).await
+        ))
 }

@@ -1,0 +1,143 @@
+//! The upstream token read from a real Secrets Manager endpoint (moto): read once, sent
+//! as `Authorization: Bearer`, and never part of an error's text.
+
+#[cfg(not(feature = "gateway"))]
+compile_error!(
+    "secret_moto tests need the `gateway` feature: `cargo test -p refund-shared --features gateway`"
+);
+
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::primitives::Blob;
+use refund::{
+    config::ConfigError,
+    gateway::{Gateway, HttpGateway, RefundCall},
+    secret::{TokenError, load_gateway_token, read_gateway_token, secrets_client},
+};
+use testkit::{Moto, loader_for};
+use url::Url;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{header, method},
+};
+
+const TOKEN: &str = "gw-T0ken.abc123";
+
+async fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
+    moto.secretsmanager()
+        .await
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("secret arn")
+}
+
+fn call() -> RefundCall {
+    RefundCall {
+        ticket_id: "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
+        idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".to_owned(),
+        correlation_id: "corr-secret".to_owned(),
+    }
+}
+
+/// What `main` does: the secret is read at start-up, and the gateway keeps what it read
+/// (a later change of the secret reaches new execution environments only).
+#[tokio::test]
+async fn the_token_is_read_once_and_sent_on_every_call() {
+    let moto = Moto::start();
+    // Pasted with a trailing newline, as secrets often are.
+    let arn = create_secret(&moto, "gateway-token", &format!("{TOKEN}\n")).await;
+
+    let token = load_gateway_token(Some(&arn), loader_for(&moto.endpoint))
+        .await
+        .unwrap();
+    assert!(token.is_some());
+    assert!(!format!("{token:?}").contains(TOKEN));
+
+    moto.secretsmanager()
+        .await
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("rotated-later")
+        .send()
+        .await
+        .unwrap();
+
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let gateway = HttpGateway::new(&Url::parse(&server.uri()).unwrap(), Duration::from_secs(5))
+        .unwrap()
+        .with_token(token);
+    for _ in 0..2 {
+        assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
+        assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
+    }
+}
+
+#[tokio::test]
+async fn no_arn_means_no_token_and_no_call_to_secrets_manager() {
+    // Nothing listens at this endpoint: a read would fail.
+    let loader = loader_for("http://127.0.0.1:9");
+    assert!(load_gateway_token(None, loader).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_unreadable_secret_stops_start_up_naming_the_variable() {
+    let moto = Moto::start();
+    let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf";
+
+    let error = load_gateway_token(Some(missing), loader_for(&moto.endpoint))
+        .await
+        .unwrap_err();
+
+    let text = error.to_string();
+    assert!(matches!(error, ConfigError::Unusable { .. }), "{error:?}");
+    assert!(
+        text.starts_with("GATEWAY_TOKEN_SECRET_ARN: cannot read the secret"),
+        "{text}"
+    );
+    assert!(!text.contains('\n'), "one line: {text}");
+}
+
+#[tokio::test]
+async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
+    let moto = Moto::start();
+    let client = secrets_client(loader_for(&moto.endpoint)).await;
+    let binary = moto
+        .secretsmanager()
+        .await
+        .create_secret()
+        .name("binary-token")
+        .secret_binary(Blob::new(TOKEN.as_bytes()))
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    assert!(matches!(
+        read_gateway_token(&client, &binary).await,
+        Err(TokenError::NotAString)
+    ));
+
+    let unusable_value = format!("{TOKEN} with spaces");
+    let unusable = create_secret(&moto, "unusable-token", &unusable_value).await;
+    let error = read_gateway_token(&client, &unusable).await.unwrap_err();
+    assert!(matches!(error, TokenError::Invalid(_)), "{error:?}");
+    let texts = [
+        error.to_string(),
+        format!("{error:?}"),
+        ConfigError::from(error).to_string(),
+    ];
+    for text in texts {
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+}
