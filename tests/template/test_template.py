@@ -128,8 +128,23 @@ def test_environment_variables_are_the_ones_the_code_reads():
 
 
 def statements(function):
+    """Every statement; a conditional one (Fn::If with AWS::NoValue) as its granted branch."""
     for policy in function["Properties"]["Policies"]:
-        yield from policy["Statement"]
+        for statement in policy["Statement"]:
+            if "Fn::If" in statement:
+                _, granted, otherwise = statement["Fn::If"]
+                assert otherwise == ref("AWS::NoValue")
+                yield granted
+            else:
+                yield statement
+
+
+def resource_name(statement):
+    """The logical id or parameter a statement's Resource points at."""
+    resource = statement["Resource"]
+    if "Fn::GetAtt" in resource:
+        return resource["Fn::GetAtt"][0]
+    return resource["Ref"]
 
 
 def actions(statement):
@@ -143,7 +158,7 @@ def test_least_privilege_and_no_wildcard_on_queue_actions():
             assert statement["Resource"] != "*"
             assert all("*" not in a for a in actions(statement))
     granted = {
-        name: {(a, next(iter(s["Resource"]["Fn::GetAtt"]))) for s in statements(f) for a in actions(s)}
+        name: {(a, resource_name(s)) for s in statements(f) for a in actions(s)}
         for name, f in (("api", API), ("worker", WORKER))
     }
     assert granted["api"] == {("sqs:SendMessage", "RefundQueue")}
@@ -153,7 +168,40 @@ def test_least_privilege_and_no_wildcard_on_queue_actions():
         ("sqs:GetQueueAttributes", "RefundQueue"),
         ("sqs:ChangeMessageVisibility", "RefundQueue"),
         ("sqs:SendMessage", "DeadLetterQueue"),
+        ("secretsmanager:GetSecretValue", "GatewayTokenSecretArn"),
     }
+
+
+def test_the_gateway_token_secret_is_optional_and_the_only_secret_the_worker_may_read():
+    parameter = PARAMETERS["GatewayTokenSecretArn"]
+    assert parameter["Default"] == ""
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-token-AbC123")
+    for bad in ("*", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:*x y", "gateway-token",
+                "arn:aws:sqs:eu-west-1:123456789012:RefundTicket"):
+        assert not pattern.fullmatch(bad), bad
+    assert TEMPLATE["Conditions"]["HasGatewayTokenSecret"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("GatewayTokenSecretArn"), ""]}]
+    }
+    # The variable exists only when a secret is given: unset means no Authorization header.
+    variables = WORKER["Properties"]["Environment"]["Variables"]
+    assert variables["GATEWAY_TOKEN_SECRET_ARN"] == {
+        "Fn::If": ["HasGatewayTokenSecret", ref("GatewayTokenSecretArn"), ref("AWS::NoValue")]
+    }
+    # Read on that one secret, granted only under the same condition, and nothing else.
+    conditional = [s["Fn::If"] for p in WORKER["Properties"]["Policies"] for s in p["Statement"] if "Fn::If" in s]
+    assert conditional == [[
+        "HasGatewayTokenSecret",
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref("GatewayTokenSecretArn")},
+        ref("AWS::NoValue"),
+    ]]
+    for function in (API, WORKER):
+        for statement in statements(function):
+            if any(a.startswith("secretsmanager:") for a in actions(statement)):
+                assert function is WORKER
+                assert statement["Resource"] == ref("GatewayTokenSecretArn")
+    assert "GATEWAY_TOKEN_SECRET_ARN" not in API["Properties"]["Environment"]["Variables"]
 
 
 def test_alarms_cover_dlq_age_retries_errors_and_throttles():
