@@ -40,9 +40,16 @@ def queue_attributes():
     max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
     if isinstance(max_receive, dict):
         max_receive = parameters[max_receive["Ref"]]["Default"]
+    # Overrides for `make chaos` only (scripts/chaos.py, docs/RELIABILITY.md); unset, as for
+    # `make run` and the e2e tests, the template's values apply. LOCAL_VISIBILITY_TIMEOUT_S:
+    # the chaos run SIGKILLs the worker mid-batch, and each killed batch would otherwise wait
+    # 210 s to come back. LOCAL_MAX_RECEIVE_COUNT: a value the template's MaxReceiveCount
+    # parameter allows, for both the redrive policy and the worker's MAX_RECEIVE_COUNT.
+    visibility = os.environ.get("LOCAL_VISIBILITY_TIMEOUT_S") or queue["VisibilityTimeout"]
+    max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or max_receive
     return {
         "queue": {
-            "VisibilityTimeout": str(queue["VisibilityTimeout"]),
+            "VisibilityTimeout": str(int(visibility)),
             "MessageRetentionPeriod": str(queue["MessageRetentionPeriod"]),
         },
         "dlq": {"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])},
@@ -164,8 +171,14 @@ class Stack:
             f"{api}/2015-03-31/functions/refund-worker/invocations", data=b'{"Records":[]}', method="POST"),
             900, self.procs)
 
+        # LOCAL_INVOKE_TIMEOUT_S (chaos only): `cargo lambda watch` never answers an invocation
+        # whose process was killed, so the event source gives it up after this long, as Lambda
+        # does at the function's timeout. Default: the event source's own (first compiles).
+        invoke_timeout = os.environ.get("LOCAL_INVOKE_TIMEOUT_S")
         self.spawn("event-source", [str(TARGET / "debug/event-source"), "--queue-url", queue_url,
-                                    "--invoke-port", str(self.api_port)], function_env)
+                                    "--invoke-port", str(self.api_port),
+                                    *(["--invoke-timeout-s", invoke_timeout] if invoke_timeout else [])],
+                   function_env)
         time.sleep(1)
         if self.procs["event-source"].poll() is not None:
             raise SystemExit("local-stack: the event source exited at start-up")

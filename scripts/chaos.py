@@ -1,0 +1,641 @@
+#!/usr/bin/env python3
+"""`make chaos`: the local stack under load with faults, and the invariants checked after.
+
+Starts scripts/local_stack.py on free ports, then:
+
+- sends N refunds through the HTTP API from a few concurrent clients, each request with its
+  own Correlation-ID (some ticket ids in uppercase: K is derived from the lowercase id);
+- has the gateway emulator fail 20% of the upstream calls (500/503), reset 5% of the
+  connections and answer 5% after `slow_ms`, beyond the worker's UPSTREAM_TIMEOUT_MS, all
+  from one seeded RNG; a few tickets are always rejected (400), so the DLQ's content is known;
+- delivers every command twice: once the API answered 202, a copy of the command (same K,
+  new header id) goes straight onto the queue;
+- SIGKILLs the refund-worker process while it is handling a batch, several times;
+- waits for the pipeline to drain and checks, printing each: every ticket answered 202 and not
+  rejected was voided and refunded once with its one K; the DLQ holds exactly the rejected
+  tickets, both deliveries of each, every copy with its reason; the queue is empty.
+
+It prints the time to drain, the retries per ticket and the computed chance that transient
+faults alone exhaust MAX_RECEIVE_COUNT in the run. Exit status 0 only when every invariant
+holds. The stack is always stopped, also on failure and Ctrl-C. See docs/RELIABILITY.md.
+
+Deliberate differences from `make run` (environment overrides local_stack.py reads, and
+only this script sets), explained in docs/RELIABILITY.md: the queue's visibility timeout
+(20 s, not 210 s), the event source's invoke timeout (15 s: `cargo lambda watch` never answers
+an invocation whose process was killed), MAX_RECEIVE_COUNT 30 (the template allows 2..100)
+and UPSTREAM_TIMEOUT_MS 2000 (slow answers at 2500 ms), so a kill costs seconds, not minutes.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import math
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
+WORKER_EXE = "debug/refund-worker"
+REASON_CODES = {"void_rejected", "refund_rejected"}
+PRODUCTION_MAX_RECEIVE_COUNT = 15  # the template's default MaxReceiveCount
+BATCH_SIZE = 10  # the most records one killed invocation can hold
+
+PRESETS = {
+    # make chaos
+    "full": dict(tickets=500, kills=5, clients=4, rejects=5, kill_interval=20.0, drain_timeout=1200.0),
+    # the small run in make test (tests/e2e/test_chaos_small.py): at most 4 minutes
+    "small": dict(tickets=60, kills=1, clients=3, rejects=2, kill_interval=3.0, drain_timeout=150.0),
+}
+
+
+def say(message=""):
+    print(message, flush=True)
+
+
+def key_of(ticket):
+    return str(uuid.uuid5(NAMESPACE, ticket.lower()))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"null"), {k.lower(): v for k, v in r.headers.items()}
+    except urllib.error.HTTPError as e:
+        raw = e.read()
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            body = raw.decode(errors="replace")
+        return e.code, body, {k.lower(): v for k, v in e.headers.items()}
+
+
+def run_chance(p_attempt, budget, deliveries):
+    """1 - (1 - p_attempt^budget)^deliveries, without underflow."""
+    if budget <= 0:
+        return 1.0
+    per_delivery = p_attempt ** budget
+    return -math.expm1(deliveries * math.log1p(-per_delivery)) if per_delivery < 1 else 1.0
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+class Stack:
+    """scripts/local_stack.py as a subprocess on free ports, stopped by stop() in any case."""
+
+    def __init__(self, logs, visibility_s, invoke_timeout_s, max_receive, upstream_timeout_ms):
+        self.logs = logs
+        self.env = {
+            **os.environ,
+            "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
+            "LOCAL_STACK_LOGS": str(logs),
+            "LOCAL_VISIBILITY_TIMEOUT_S": str(visibility_s),
+            "LOCAL_INVOKE_TIMEOUT_S": str(invoke_timeout_s),
+            "LOCAL_MAX_RECEIVE_COUNT": str(max_receive),
+            "UPSTREAM_TIMEOUT_MS": str(upstream_timeout_ms),
+            # One JSON object per worker log line: the retries per ticket are read from them.
+            "AWS_LAMBDA_LOG_FORMAT": "JSON",
+        }
+        self.env.pop("GATEWAY_ADDR", None)
+        self.proc = None
+
+    def start(self, timeout_s=1500):
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT,
+                                     env=self.env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        ready = []
+
+        def read_ready():
+            for line in self.proc.stdout:
+                if line.startswith("ready "):
+                    ready.append(line.strip())
+                    return
+
+        reader = threading.Thread(target=read_ready, daemon=True)
+        reader.start()
+        reader.join(timeout=timeout_s)
+        if not ready:
+            raise SystemExit(f"chaos: the local stack did not print its ready line; logs in {self.logs}")
+        fields = dict(part.split("=", 1) for part in ready[0].split()[1:])
+        self.api, self.gateway, self.queue, self.dlq = fields["api"], fields["gateway"], fields["queue"], fields["dlq"]
+        self.sqs_url = fields["sqs"]
+        return self
+
+    def sqs(self):
+        return boto3.client("sqs", endpoint_url=self.sqs_url, region_name="us-east-1",
+                            aws_access_key_id="chaos", aws_secret_access_key="chaos")
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def descendants(self):
+        """PIDs of every process below the stack's, from /proc (only what this run started)."""
+        children = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            for child in children.get(pid, []):
+                out.append(child)
+                todo.append(child)
+        return out
+
+    def worker_pids(self):
+        pids = []
+        for pid in self.descendants():
+            try:
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            if argv0.endswith(WORKER_EXE):
+                pids.append(pid)
+        return pids
+
+    def stats(self):
+        return http("GET", f"{self.gateway}/admin/stats", timeout=10)[1]
+
+    def listings(self):
+        out = {}
+        for service, path in (("void", "/receipts-api/voided"), ("refund", "/payments-api/refunds")):
+            status, body, _ = http("GET", self.gateway + path, timeout=30)
+            if status != 200:
+                raise RuntimeError(f"listing {path}: {status}")
+            out[service] = body["items"]
+        return out
+
+    def depth(self, sqs, url):
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return {k.replace("ApproximateNumberOfMessages", "") or "Visible": int(v) for k, v in attrs.items()}
+
+
+def event_source_batches(logs):
+    """The event source's `batch` lines: (messages, failures, deleted, invoke_error)."""
+    path = logs / "event-source.log"
+    out = []
+    if not path.exists():
+        return out
+    pattern = re.compile(r'batch messages=(\d+) failures=(\d+) deleted=(\d+) invoke_error="(.*)"\s*$')
+    for line in path.read_text(errors="replace").splitlines():
+        m = pattern.search(line)
+        if m:
+            out.append((int(m[1]), int(m[2]), int(m[3]), m[4]))
+    return out
+
+
+def worker_records(logs):
+    """The worker's one log line per record outcome, from the functions log (JSON lines)."""
+    path = logs / "functions.log"
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        start = line.find("{")
+        if start < 0 or '"outcome"' not in line:
+            continue
+        try:
+            entry = json.loads(line[start:])
+        except ValueError:
+            continue
+        fields = entry.get("fields", entry)
+        if "outcome" in fields and "receive_count" in fields:
+            out.append(fields)
+    return out
+
+
+# --- the killer ------------------------------------------------------------------------------
+
+class Killer(threading.Thread):
+    """SIGKILLs refund-worker while it is handling a batch, `kills` times.
+
+    "Handling a batch" is seen from outside: the emulator's call counter moved in the last
+    100 ms while a worker process is alive. A kill counts as landed when the event source's
+    next batch line is a failed invocation (it deletes nothing; the batch comes back after
+    the visibility timeout); a kill between batches is retried, up to 4 x kills attempts.
+    """
+
+    def __init__(self, stack, kills, interval_s, invoke_timeout_s, stop):
+        super().__init__(daemon=True)
+        self.stack, self.kills, self.interval_s = stack, kills, interval_s
+        self.invoke_timeout_s, self.stop_event = invoke_timeout_s, stop
+        self.sent, self.landed, self.attempts, self.log = 0, 0, 0, []
+
+    def run(self):
+        while self.landed < self.kills and self.attempts < 4 * self.kills and not self.stop_event.is_set():
+            if self.stop_event.wait(self.interval_s):
+                return
+            self.attempts += 1
+            pid = self.wait_busy_worker(timeout_s=60)
+            if pid is None:
+                continue
+            before = len(event_source_batches(self.stack.logs))
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            self.sent += 1
+            at = time.monotonic()
+            landed = self.wait_landed(before)
+            self.landed += landed
+            self.log.append((pid, landed))
+            say(f"chaos: SIGKILL refund-worker pid {pid}: "
+                f"{'mid-batch (the invocation failed)' if landed else 'between batches (not counted)'}"
+                f" [{time.monotonic() - at:.1f} s to settle]")
+
+    def wait_busy_worker(self, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            try:
+                calls = self.stack.stats()["calls"]
+            except (OSError, ValueError, KeyError):
+                calls = None
+            pids = self.stack.worker_pids()
+            if last is not None and calls is not None and calls > last and len(pids) == 1:
+                return pids[0]
+            last = calls
+            time.sleep(0.1)
+        return None
+
+    def wait_landed(self, before):
+        deadline = time.monotonic() + self.invoke_timeout_s + 30
+        while time.monotonic() < deadline:
+            batches = event_source_batches(self.stack.logs)
+            if len(batches) > before:
+                return any(b[3] for b in batches[before:])
+            time.sleep(0.2)
+        return False
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def command_body(ticket, header_id):
+    return json.dumps({
+        "header": {
+            "id": header_id,
+            "published_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "idempotency_key": key_of(ticket),
+        },
+        "ticket_id": ticket.lower(),
+    })
+
+
+def send_all(stack, tickets, clients, seed):
+    """PUTs every ticket from `clients` concurrent clients and sends each command's copy to the
+    queue. Returns ticket -> {status, correlation_id, command_id, dup_id, problems}."""
+    results = {}
+    local = threading.local()
+
+    def one(index_ticket):
+        index, ticket = index_ticket
+        if not hasattr(local, "sqs"):
+            local.sqs = stack.sqs()
+        correlation = f"chaos-{seed}-{index:04d}"
+        spelled = ticket.upper() if index % 7 == 3 else ticket  # K comes from the lowercase id
+        result = {"correlation_id": correlation, "problems": []}
+        status = body = None
+        for attempt in range(8):
+            try:
+                status, body, headers = http("PUT", f"{stack.api}/ticket-refund/{spelled}",
+                                             headers={"Correlation-ID": correlation}, timeout=30)
+            except OSError as e:  # the API restarting under `cargo lambda watch`
+                status, body, headers = None, str(e), {}
+            if status == 202 or status in (400, 405, 500):
+                break
+            time.sleep(1 + attempt)
+        result["status"] = status
+        if status != 202:
+            result["problems"].append(f"answered {status}: {body}")
+            return ticket, result
+        if body.get("idempotency_key") != key_of(ticket) or body.get("ticket_id") != ticket:
+            result["problems"].append(f"202 body {body} lacks K={key_of(ticket)} or the lowercase ticket")
+        if headers.get("correlation-id") != correlation:
+            result["problems"].append(f"Correlation-ID echoed as {headers.get('correlation-id')!r}")
+        result["command_id"] = body.get("command_id")
+        # The second delivery: the same command (same K), a new header id.
+        dup_id = str(uuid.uuid4())
+        local.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_body(ticket, dup_id), MessageAttributes={
+            "name": {"DataType": "String", "StringValue": "RefundTicket"},
+            "correlation_id": {"DataType": "String", "StringValue": correlation + "-dup"},
+        })
+        result["dup_id"] = dup_id
+        return ticket, result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+        for ticket, result in pool.map(one, enumerate(tickets)):
+            results[ticket] = result
+    return results
+
+
+def read_dlq(stack, sqs):
+    """Every message on the DLQ (consumed: the run is over), by MessageId."""
+    seen, empty = {}, 0
+    while empty < 3:
+        got = sqs.receive_message(QueueUrl=stack.dlq, MaxNumberOfMessages=10, VisibilityTimeout=900,
+                                  MessageAttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+        empty = 0 if got else empty + 1
+        for m in got:
+            seen[m["MessageId"]] = {"body": m["Body"], **{k: v.get("StringValue")
+                                                          for k, v in m.get("MessageAttributes", {}).items()}}
+    return list(seen.values())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="the small preset (make test): 60 tickets, 1 kill")
+    parser.add_argument("--tickets", type=int, help="refunds to send (full: 500)")
+    parser.add_argument("--seed", type=int, default=20261123, help="seed of the tickets and the emulator's faults")
+    parser.add_argument("--kills", type=int, help="mid-batch SIGKILLs of refund-worker (full: 5)")
+    parser.add_argument("--clients", type=int, help="concurrent HTTP clients")
+    parser.add_argument("--rejects", type=int, help="tickets the emulator always rejects")
+    parser.add_argument("--kill-interval", type=float, help="seconds between kills")
+    parser.add_argument("--drain-timeout", type=float, help="seconds to wait for the pipeline to drain")
+    parser.add_argument("--error-rate", type=float, default=0.20)
+    parser.add_argument("--reset-rate", type=float, default=0.05)
+    parser.add_argument("--slow-rate", type=float, default=0.05)
+    parser.add_argument("--upstream-timeout-ms", type=int, default=2000)
+    parser.add_argument("--slow-ms", type=int, help="delay of a slow answer (default: upstream timeout + 500)")
+    parser.add_argument("--visibility-timeout", type=int, default=20, help="the queue's, in seconds (template: 210)")
+    parser.add_argument("--invoke-timeout", type=int, default=15, help="the event source's, in seconds")
+    parser.add_argument("--max-receive-count", type=int, default=30, help="template's MaxReceiveCount (2..100)")
+    parser.add_argument("--max-chance", type=float, default=1e-6,
+                        help="largest acceptable chance that transient faults alone exhaust the budget")
+    parser.add_argument("--logs", type=Path, help="where the stack's logs go (default: a temporary directory)")
+    # Hook for the fixed-length fuzz run `make chaos` will add: a command run after the checks.
+    parser.add_argument("--after", help="a shell command run after the invariants hold (e.g. the fuzz run)")
+    args = parser.parse_args(argv)
+    preset = PRESETS["small" if args.small else "full"]
+    for name, value in preset.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.slow_ms is None:
+        args.slow_ms = args.upstream_timeout_ms + 500
+    if args.slow_ms <= args.upstream_timeout_ms:
+        parser.error("--slow-ms must exceed --upstream-timeout-ms (a slow answer is a client timeout)")
+    if not 0 <= args.rejects < args.tickets:
+        parser.error("--rejects must be in [0, tickets)")
+
+    logs = args.logs or Path(tempfile.mkdtemp(prefix="chaos-"))
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def on_term(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    stack = Stack(logs, args.visibility_timeout, args.invoke_timeout, args.max_receive_count,
+                  args.upstream_timeout_ms)
+    stop = threading.Event()
+    try:
+        say(f"chaos: starting the local stack (logs in {logs})")
+        started = time.monotonic()
+        stack.start()
+        say(f"chaos: stack ready in {time.monotonic() - started:.0f} s: api={stack.api} gateway={stack.gateway}")
+        ok = run(stack, args, stop)
+    except KeyboardInterrupt:
+        say("chaos: interrupted")
+        ok = False
+    finally:
+        stop.set()
+        stack.stop()
+        say(f"chaos: stack stopped; logs in {logs}")
+    if ok and args.after:
+        say(f"chaos: running {args.after}")
+        ok = subprocess.run(args.after, shell=True, cwd=ROOT).returncode == 0
+    return 0 if ok else 1
+
+
+def run(stack, args, stop):
+    rng = random.Random(args.seed)
+    tickets = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.tickets)]
+    rejected = set(rng.sample(tickets, args.rejects))
+    faults = {"error_rate": args.error_rate, "reset_rate": args.reset_rate, "slow_rate": args.slow_rate,
+              "slow_ms": args.slow_ms, "latency_ms": 0, "reject_tickets": sorted(rejected), "seed": args.seed}
+    status, body, _ = http("PUT", f"{stack.gateway}/admin/faults", body=faults)
+    if status != 200:
+        raise SystemExit(f"chaos: the emulator refused the faults: {status} {body}")
+    http("POST", f"{stack.gateway}/admin/reset")
+    say(f"chaos: {args.tickets} tickets, {args.clients} clients, seed {args.seed}; faults per upstream call: "
+        f"{args.error_rate:.0%} errors, {args.reset_rate:.0%} resets, {args.slow_rate:.0%} answered after "
+        f"{args.slow_ms} ms (UPSTREAM_TIMEOUT_MS={args.upstream_timeout_ms}); {len(rejected)} tickets always "
+        f"rejected; every command delivered twice; {args.kills} mid-batch SIGKILLs of refund-worker")
+    say(f"chaos: queue visibility timeout {args.visibility_timeout} s, event-source invoke timeout "
+        f"{args.invoke_timeout} s, MAX_RECEIVE_COUNT {args.max_receive_count}")
+
+    killer = Killer(stack, args.kills, args.kill_interval, args.invoke_timeout, stop)
+    killer.start()
+    t0 = time.monotonic()
+    sent = send_all(stack, tickets, args.clients, args.seed)
+    t_sent = time.monotonic()
+    accepted = [t for t, r in sent.items() if r["status"] == 202]
+    expected_done = [t for t in accepted if t not in rejected]
+    expected_dead = [t for t in accepted if t in rejected]
+    say(f"chaos: {len(accepted)}/{len(tickets)} answered 202 and {len(accepted)} copies sent to the queue "
+        f"in {t_sent - t0:.1f} s")
+
+    # Drained: every accepted ticket has its effects, both deliveries of each rejected ticket
+    # are on the DLQ, and nothing is on the queue, visible or not, twice in a row.
+    sqs = stack.sqs()
+    deadline = t0 + args.drain_timeout
+    drained_at, calm = None, 0
+    last_report = 0.0
+    while time.monotonic() < deadline:
+        listings = stack.listings()
+        done = {s: {e["ticket_id"] for e in listings[s]} for s in listings}
+        missing = [t for t in expected_done if t not in done["void"] or t not in done["refund"]]
+        depth = stack.depth(sqs, stack.queue)
+        dlq_count = sum(stack.depth(sqs, stack.dlq).values())
+        quiet = not missing and sum(depth.values()) == 0 and dlq_count >= 2 * len(expected_dead)
+        calm = calm + 1 if quiet else 0
+        if calm >= 2 and (killer.landed >= args.kills or not killer.is_alive()):
+            drained_at = time.monotonic()
+            break
+        if time.monotonic() - last_report > 15:
+            last_report = time.monotonic()
+            say(f"chaos: {time.monotonic() - t0:5.0f} s: {len(expected_done) - len(missing)}/{len(expected_done)} "
+                f"refunded, queue {depth}, dlq {dlq_count}, kills {killer.landed}/{args.kills}")
+        time.sleep(1)
+    stop.set()
+    killer.join(timeout=args.invoke_timeout + 40)
+    time.sleep(3)  # anything late (a replay, a second DLQ copy) shows in the final read
+
+    failures = []
+
+    def check(name, ok, detail=""):
+        say(f"  [{'ok' if ok else 'FAIL'}] {name}{': ' + detail if detail else ''}")
+        if not ok:
+            failures.append(name)
+
+    listings = stack.listings()
+    depth = stack.depth(sqs, stack.queue)
+    dlq = read_dlq(stack, sqs)
+    stats = stack.stats()
+    batches = event_source_batches(stack.logs)
+    records = worker_records(stack.logs)
+    elapsed = time.monotonic() - t0
+
+    say("")
+    say("chaos: invariants")
+    problems = {t: r["problems"] for t, r in sent.items() if r["problems"]}
+    check("every PUT answered 202 with K = uuid5(ticket) and its Correlation-ID",
+          not problems and len(accepted) == len(tickets),
+          f"{len(accepted)}/{len(tickets)} accepted" + (f"; {dict(list(problems.items())[:3])}" if problems else ""))
+    check("the pipeline drained within the time limit", drained_at is not None,
+          f"{(drained_at or time.monotonic()) - t0:.0f} s (limit {args.drain_timeout:.0f} s)")
+    for service, label in (("void", "voided"), ("refund", "refunded")):
+        by_ticket = {}
+        for effect in listings[service]:
+            by_ticket.setdefault(effect["ticket_id"], []).append(effect)
+        not_done = [t for t in expected_done if t not in by_ticket]
+        doubled = {t: len(e) for t, e in by_ticket.items() if len(e) != 1}
+        wrong_key = [t for t, e in by_ticket.items() if any(x["key"] != key_of(t) for x in e)]
+        unknown = [t for t in by_ticket if t not in sent]
+        of_rejected = [t for t in by_ticket if t in rejected]
+        foreign_corr = [t for t, e in by_ticket.items() if t in sent and any(
+            c not in (sent[t]["correlation_id"], sent[t]["correlation_id"] + "-dup")
+            for x in e for c in x["correlation_ids"] + [x["correlation_id"]])]
+        check(f"every accepted ticket {label} exactly once, with its one K",
+              not (not_done or doubled or wrong_key or unknown or of_rejected or foreign_corr),
+              f"{len(by_ticket)} effects for {len(expected_done)} tickets; missing {len(not_done)}, "
+              f"more than one effect {len(doubled)}, wrong K {len(wrong_key)}, unknown tickets {len(unknown)}, "
+              f"rejected tickets with an effect {len(of_rejected)}, foreign correlation ids {len(foreign_corr)}")
+    check("the emulator saw no key reused for another ticket and no malformed call",
+          stats.get("conflicts", 0) == 0 and stats.get("invalid", 0) == 0,
+          f"conflicts {stats.get('conflicts')}, invalid {stats.get('invalid')}")
+
+    dead_tickets, reasons, bad_copies, deliveries_seen = {}, {}, [], set()
+    for m in dlq:
+        try:
+            command = json.loads(m["body"])
+            ticket, header_id = command["ticket_id"], command["header"]["id"]
+        except (ValueError, KeyError, TypeError):
+            bad_copies.append(f"not a command: {m['body'][:80]}")
+            continue
+        dead_tickets[ticket] = dead_tickets.get(ticket, 0) + 1
+        deliveries_seen.add((ticket, header_id))
+        code, message = m.get("error_code"), m.get("error_message") or ""
+        reasons[code] = reasons.get(code, 0) + 1
+        if code not in REASON_CODES or not message or len(message.encode()) > 1024 \
+                or not m.get("source_message_id") or not m.get("receive_count"):
+            bad_copies.append(f"{ticket}: error_code={code!r} error_message={message[:60]!r} "
+                              f"source_message_id={m.get('source_message_id')!r}")
+    expected_deliveries = {(t, sent[t][k]) for t in expected_dead for k in ("command_id", "dup_id")}
+    check("the DLQ holds exactly the tickets the emulator rejects",
+          set(dead_tickets) == set(expected_dead),
+          f"{sorted(dead_tickets)} vs expected {sorted(expected_dead)}" if set(dead_tickets) != set(expected_dead)
+          else f"{len(dead_tickets)} tickets, {len(dlq)} copies")
+    check("both deliveries of every rejected ticket reached the DLQ (nothing lost)",
+          expected_deliveries <= deliveries_seen,
+          f"missing {sorted(expected_deliveries - deliveries_seen)}" if not expected_deliveries <= deliveries_seen
+          else f"{len(expected_deliveries)} deliveries")
+    check("every DLQ copy carries its reason (error_code, error_message, source_message_id, receive_count)",
+          not bad_copies, "; ".join(bad_copies[:5]) or ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
+    check("nothing stays on the queue", sum(depth.values()) == 0, str(depth))
+    check(f"{args.kills} SIGKILLs landed mid-batch", killer.landed >= args.kills,
+          f"{killer.landed} landed of {killer.sent} sent")
+
+    # --- figures ------------------------------------------------------------------------------
+    say("")
+    say("chaos: figures")
+    failed_invocations = [b for b in batches if b[3]]
+    say(f"  time to drain: {(drained_at or time.monotonic()) - t0:.1f} s from the first PUT, "
+        f"{(drained_at or time.monotonic()) - t_sent:.1f} s after the last one (run {elapsed:.0f} s)")
+    say(f"  event source: {len(batches)} invocations, {sum(b[0] for b in batches)} records, "
+        f"{len(failed_invocations)} failed invocations (kills landed {killer.landed}, sent {killer.sent}; "
+        f"others are `cargo lambda watch` restarts)")
+    say(f"  emulator: {json.dumps(stats, sort_keys=True)}")
+    reached = stats["calls"] - stats.get("rejected", 0) - stats.get("invalid", 0)
+    faulted = stats.get("errors", 0) + stats.get("resets", 0) + stats.get("slow", 0)
+    observed_p_call = faulted / reached if reached else 0.0
+    for service in ("void", "refund"):
+        calls = [e["calls"] for e in listings[service] if e["ticket_id"] in sent]
+        if calls:
+            say(f"  {service} calls answered per ticket (2 deliveries + replays after a lost answer, a failed "
+                f"partner call or a kill): mean {statistics.mean(calls):.2f}, max {max(calls)}")
+    outcomes, per_ticket_retries, max_receive = {}, {}, 0
+    for r in records:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+        ticket = r.get("ticket_id")
+        if ticket in sent and ticket not in rejected:
+            per_ticket_retries.setdefault(ticket, 0)
+            if r["outcome"] == "retry":
+                per_ticket_retries[ticket] += 1
+        max_receive = max(max_receive, int(r.get("receive_count") or 0))
+    if per_ticket_retries:
+        values = [per_ticket_retries.get(t, 0) for t in expected_done]
+        say(f"  worker record outcomes: {json.dumps(outcomes, sort_keys=True)}")
+        say(f"  retries per ticket (both deliveries, from the worker's log): mean {statistics.mean(values):.2f}, "
+            f"median {statistics.median(values):.0f}, max {max(values)}; highest receive count seen "
+            f"{max_receive} of MAX_RECEIVE_COUNT {args.max_receive_count}")
+    attempts = outcomes.get("retry", 0) + outcomes.get("done", 0)
+    observed_p_attempt = outcomes.get("retry", 0) / attempts if attempts else 0.0
+
+    p_call = 1 - (1 - args.reset_rate) * (1 - args.error_rate) * (1 - args.slow_rate)
+    p_attempt = 1 - (1 - p_call) ** 2
+    deliveries = 2 * len(accepted)
+    per_delivery = p_attempt ** args.max_receive_count
+    chance = run_chance(p_attempt, args.max_receive_count, deliveries)
+    chance_prod = run_chance(p_attempt, PRODUCTION_MAX_RECEIVE_COUNT, deliveries)
+    hit = BATCH_SIZE * max(killer.landed, len(failed_invocations))
+    with_kills = min(1.0, chance + hit * p_attempt ** max(0, args.max_receive_count - max(killer.landed,
+                                                                                         len(failed_invocations))))
+    say(f"  transient fault per upstream call: p = 1 - (1-{args.reset_rate})(1-{args.error_rate})"
+        f"(1-{args.slow_rate}) = {p_call:.4f} (observed {observed_p_call:.4f})")
+    say(f"  failed attempt (either of its two calls): 1 - (1-p)^2 = {p_attempt:.4f} "
+        f"(observed {observed_p_attempt:.4f} of {attempts} attempts)")
+    say(f"  one delivery exhausts MAX_RECEIVE_COUNT={args.max_receive_count} on transient faults alone: "
+        f"{p_attempt:.4f}^{args.max_receive_count} = {per_delivery:.3e}")
+    say(f"  chance in this run ({deliveries} deliveries): 1 - (1 - {per_delivery:.3e})^{deliveries} = {chance:.3e}")
+    say(f"  (at the template's default MAX_RECEIVE_COUNT={PRODUCTION_MAX_RECEIVE_COUNT} it would be "
+        f"{chance_prod:.3e}; counting each failed invocation as a lost attempt for up to {BATCH_SIZE} "
+        f"deliveries, the bound is {with_kills:.3e})")
+    check(f"the chance that transient faults alone exhaust MAX_RECEIVE_COUNT is below {args.max_chance:g}",
+          chance < args.max_chance, f"{chance:.3e}")
+
+    say("")
+    say(f"chaos: {'PASS' if not failures else 'FAIL: ' + '; '.join(failures)}")
+    return not failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())
