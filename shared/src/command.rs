@@ -62,12 +62,65 @@ pub struct RefundTicket {
 }
 
 /// A message body that is not a `RefundTicket`: retrying it can never succeed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidCommand {
+    /// The decoder's message with every piece of the body it quoted redacted (see
+    /// [`redact_quoted`]): the text goes into log lines, which never carry a body.
     #[error("body is not a RefundTicket command: {0}")]
-    Shape(#[from] serde_json::Error),
+    Shape(String),
     #[error("header.idempotency_key is empty")]
     EmptyIdempotencyKey,
+}
+
+impl From<serde_json::Error> for InvalidCommand {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Shape(redact_quoted(&error.to_string()))
+    }
+}
+
+/// The command's own field names: the only quoted words a decoder message keeps.
+const FIELD_NAMES: [&str; 5] = [
+    "header",
+    "id",
+    "published_at",
+    "idempotency_key",
+    "ticket_id",
+];
+
+/// serde's messages quote what they found (`invalid type: string "…"`, `integer `…``,
+/// `found `z``). Every `"…"` and every `` `…` `` that is not one of the command's field
+/// names is replaced by `…`, so the message says what was wrong and where, never what the
+/// body held.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut escaped = false;
+                for inner in chars.by_ref() {
+                    match (escaped, inner) {
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => escaped = false,
+                    }
+                }
+                out.push_str("\"…\"");
+            }
+            '`' => {
+                let quoted: String = chars.by_ref().take_while(|&c| c != '`').collect();
+                if FIELD_NAMES.contains(&quoted.as_str()) {
+                    out.push('`');
+                    out.push_str(&quoted);
+                    out.push('`');
+                } else {
+                    out.push_str("`…`");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 impl RefundTicket {
@@ -173,5 +226,41 @@ mod tests {
         ] {
             assert!(RefundTicket::decode(body).is_err(), "{body:?}");
         }
+    }
+
+    /// The decoder's message goes into log lines: it names the problem and the field,
+    /// never a value from the body.
+    #[test]
+    fn the_decoders_message_quotes_nothing_from_the_body() {
+        const MARK: &str = "Pii-4111111111111111";
+        for body in [
+            format!(r#"{{"header":{{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30Z","idempotency_key":"k"}},"ticket_id":"{MARK}"}}"#),
+            format!(r#"{{"header":"{MARK}","ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}}"#),
+            format!(r#"{{"header":{{"id":"{MARK}","published_at":"x","idempotency_key":"k"}}}}"#),
+            format!(r#"{{"header":{{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"{MARK}","idempotency_key":"k"}},"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}}"#),
+            r#"{"header":{"id":"6b1f8d2e-0c3a-4e5b-8f7d-9a0b1c2d3e4f","published_at":"2026-11-23T10:15:30Z","idempotency_key":4111111111111111},"ticket_id":"x"}"#.to_owned(),
+            format!(r#"{{"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2Z{MARK}"}}"#),
+            format!("{MARK} not json"),
+            format!(r#"["{MARK}"]"#),
+        ] {
+            let message = RefundTicket::decode(&body).unwrap_err().to_string();
+            assert!(!message.contains(MARK) && !message.contains("4111111111111111"), "{message}");
+            assert!(message.starts_with("body is not a RefundTicket command: "), "{message}");
+        }
+        let missing =
+            RefundTicket::decode(r#"{"ticket_id":"0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(missing.contains("missing field `header`"), "{missing}");
+    }
+
+    #[test]
+    fn redaction_handles_escapes_and_unclosed_quotes() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "a\"b", expected `ticket_id` at `x`"#),
+            r#"invalid type: string "…", expected `ticket_id` at `…`"#
+        );
+        assert_eq!(redact_quoted(r#"open "quote"#), r#"open "…""#);
+        assert_eq!(redact_quoted("open `tick"), "open `…`");
     }
 }

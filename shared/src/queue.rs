@@ -157,12 +157,27 @@ where
         }
         _ => true,
     };
-    let detail = DisplayErrorContext(&err).to_string();
+    let detail = bounded(DisplayErrorContext(&err).to_string());
     if transient {
         QueueError::Unavailable(detail)
     } else {
         QueueError::Rejected(detail)
     }
+}
+
+/// The longest SDK error text a [`QueueError`] keeps: enough for the code and message an
+/// operator needs, and a bound on what an answer can put into the log lines that carry it.
+pub const MAX_ERROR_DETAIL_BYTES: usize = 512;
+
+fn bounded(mut detail: String) -> String {
+    if detail.len() > MAX_ERROR_DETAIL_BYTES {
+        let mut end = MAX_ERROR_DETAIL_BYTES;
+        while !detail.is_char_boundary(end) {
+            end -= 1;
+        }
+        detail.truncate(end);
+    }
+    detail
 }
 
 /// The in-memory twin of [`SqsQueue`]: keeps what was sent, or fails on demand.
@@ -226,4 +241,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_detail_is_bounded_on_a_char_boundary() {
+        assert_eq!(bounded("AccessDenied".into()), "AccessDenied");
+        let cut = bounded("ü".repeat(MAX_ERROR_DETAIL_BYTES));
+        assert_eq!(cut.len(), MAX_ERROR_DETAIL_BYTES);
+        assert!(cut.chars().all(|c| c == 'ü'));
+    }
 }

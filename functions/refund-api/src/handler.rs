@@ -222,7 +222,7 @@ async fn accept<Q: CommandQueue>(
 
 fn parse(request: &Request) -> Result<RefundRequest, ApiError> {
     let ticket_id = ticket_id_segment(request)
-        .and_then(|segment| segment.parse().ok())
+        .and_then(|segment| segment.parse::<TicketId>().ok())
         .ok_or(ApiError::InvalidTicketId)?;
     let client_key = header_bytes(request, "idempotency-key")
         .map(ClientIdempotencyKey::parse)
@@ -236,16 +236,17 @@ fn parse(request: &Request) -> Result<RefundRequest, ApiError> {
 }
 
 /// The `{ticket_id}` path parameter; when a caller invoked the function without a router
-/// (a direct invoke), the segment after `/ticket-refund/` in the path.
-fn ticket_id_segment(request: &Request) -> Option<String> {
+/// (a direct invoke), the segment after `/ticket-refund/` in the path. Borrowed, never
+/// copied or logged: only a 36-byte UUID is ever taken from it.
+fn ticket_id_segment(request: &Request) -> Option<&str> {
     if let Some(id) = request
         .path_parameters_ref()
         .and_then(|params| params.first("ticket_id"))
     {
-        return Some(id.to_owned());
+        return Some(id);
     }
     let (_, rest) = request.uri().path().rsplit_once("/ticket-refund/")?;
-    Some(rest.to_owned())
+    Some(rest)
 }
 
 /// The first value of a header, as raw bytes: validation decides what is acceptable.
