@@ -55,6 +55,7 @@ WORKER_EXE = "debug/refund-worker"
 REASON_CODES = {"void_rejected", "refund_rejected"}
 PRODUCTION_MAX_RECEIVE_COUNT = 15  # the template's default MaxReceiveCount
 BATCH_SIZE = 10  # the most records one killed invocation can hold
+REPLACEMENTS = []  # workers this script started in place of killed ones; stopped at the end
 
 PRESETS = {
     # make chaos
@@ -160,7 +161,8 @@ class Stack:
             pass
 
     def descendants(self):
-        """PIDs of every process below the stack's, from /proc (only what this run started)."""
+        """PIDs of every process below this script (the stack and the workers it started in
+        place of killed ones), from /proc: only what this run started."""
         children = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -171,7 +173,7 @@ class Stack:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
-        out, todo = [], [self.proc.pid]
+        out, todo = [], [os.getpid()]
         while todo:
             pid = todo.pop()
             for child in children.get(pid, []):
@@ -252,6 +254,8 @@ class Killer(threading.Thread):
     100 ms while a worker process is alive. A kill counts as landed when the event source's
     next batch line is a failed invocation (it deletes nothing; the batch comes back after
     the visibility timeout); a kill between batches is retried, up to 4 x kills attempts.
+    Every refund-worker process alive is killed (a `cargo lambda watch` restart may have left
+    two), and one is started in their place (see start_replacement).
     """
 
     def __init__(self, stack, kills, interval_s, invoke_timeout_s, stop):
@@ -265,22 +269,49 @@ class Killer(threading.Thread):
             if self.stop_event.wait(self.interval_s):
                 return
             self.attempts += 1
-            pid = self.wait_busy_worker(timeout_s=60)
-            if pid is None:
+            pids = self.wait_busy_worker(timeout_s=60)
+            if not pids:
                 continue
             before = len(event_source_batches(self.stack.logs))
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
+            sandbox = self.sandbox_of(pids[0])
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.sent += 1
             at = time.monotonic()
+            if sandbox:
+                self.start_replacement(*sandbox)
             landed = self.wait_landed(before)
             self.landed += landed
-            self.log.append((pid, landed))
-            say(f"chaos: SIGKILL refund-worker pid {pid}: "
+            self.log.append((pids, landed))
+            say(f"chaos: SIGKILL refund-worker pid {', '.join(map(str, pids))}: "
                 f"{'mid-batch (the invocation failed)' if landed else 'between batches (not counted)'}"
                 f" [{time.monotonic() - at:.1f} s to settle]")
+
+    @staticmethod
+    def sandbox_of(pid):
+        """What it takes to start the same worker again: its executable, environment (the
+        runtime API of `cargo lambda watch` included) and working directory."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return None
+        env = dict(item.decode(errors="replace").split("=", 1) for item in environ if b"=" in item)
+        return exe, env, cwd
+
+    def start_replacement(self, exe, env, cwd):
+        """Lambda replaces a crashed sandbox on the next invocation; `cargo lambda watch` does
+        not (it only restarts a function on a file change), so the run starts the same binary
+        with the same environment: it polls the same runtime API for the next invocation."""
+        log = open(self.stack.logs / "functions.log", "ab")
+        proc = subprocess.Popen([exe], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        REPLACEMENTS.append(proc)
+
 
     def wait_busy_worker(self, timeout_s):
         deadline = time.monotonic() + timeout_s
@@ -291,8 +322,8 @@ class Killer(threading.Thread):
             except (OSError, ValueError, KeyError):
                 calls = None
             pids = self.stack.worker_pids()
-            if last is not None and calls is not None and calls > last and len(pids) == 1:
-                return pids[0]
+            if last is not None and calls is not None and calls > last and pids:
+                return pids
             last = calls
             time.sleep(0.1)
         return None
@@ -305,6 +336,17 @@ class Killer(threading.Thread):
                 return any(b[3] for b in batches[before:])
             time.sleep(0.2)
         return False
+
+
+def stop_replacements():
+    for proc in REPLACEMENTS:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -437,6 +479,7 @@ def main(argv=None):
         ok = False
     finally:
         stop.set()
+        stop_replacements()
         stack.stop()
         say(f"chaos: stack stopped; logs in {logs}")
     if ok and args.after:

@@ -1,0 +1,48 @@
+"""The small chaos run (`scripts/chaos.py --small`) as part of `make test`.
+
+60 refunds through the local stack with the full fault mix (20% errors, 5% resets, 5% slow
+answers beyond the worker's timeout, seeded), two tickets the emulator always rejects, every
+command delivered twice, and one SIGKILL of refund-worker mid-batch. chaos.py starts and stops
+its own stack on free ports and exits non-zero on any broken invariant; this test runs it and
+checks that every invariant line it printed holds. `make chaos` is the full run (500 tickets,
+5 kills); docs/RELIABILITY.md explains both.
+"""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The run itself (after the stack is up) takes about 2 minutes; the rest is the stack's
+# start, which compiles when the sources changed.
+TIMEOUT_S = 1800
+
+INVARIANTS = (
+    "every PUT answered 202",
+    "every accepted ticket voided exactly once",
+    "every accepted ticket refunded exactly once",
+    "the DLQ holds exactly the tickets the emulator rejects",
+    "both deliveries of every rejected ticket reached the DLQ",
+    "every DLQ copy carries its reason",
+    "nothing stays on the queue",
+    "SIGKILLs landed mid-batch",
+    "the chance that transient faults alone exhaust MAX_RECEIVE_COUNT",
+)
+
+
+def test_small_chaos_run_keeps_every_invariant(tmp_path):
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, str(ROOT / "scripts/chaos.py"), "--small", "--logs", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    print(run.stdout[-6000:])
+    print(run.stderr[-3000:], file=sys.stderr)
+    print(f"small chaos run: {time.monotonic() - started:.0f} s")
+    assert run.returncode == 0, f"chaos --small failed (logs in {tmp_path})"
+    lines = run.stdout.splitlines()
+    for invariant in INVARIANTS:
+        matching = [line for line in lines if invariant in line]
+        assert matching, f"no line for: {invariant}"
+        assert all(line.strip().startswith("[ok]") for line in matching), matching
+    assert "chaos: PASS" in run.stdout
