@@ -11,6 +11,7 @@ pub mod config;
 pub mod correlation;
 pub mod gateway;
 pub mod idempotency;
+pub mod logging;
 pub mod outcome;
 pub mod queue;
 /// The upstream bearer token from Secrets Manager (feature `gateway`, like the client

@@ -7,7 +7,7 @@ mod handler;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    refund::logging::init();
     let config = ApiConfig::from_env().unwrap_or_else(|e| e.exit());
     let client =
         queue::sqs_client(aws_config::defaults(aws_config::BehaviorVersion::latest())).await;

@@ -6,7 +6,7 @@ use refund_worker::{Settings, Worker};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    refund::logging::init();
     let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
     let aws = || aws_config::defaults(aws_config::BehaviorVersion::latest());
     // Read once, before the first event: rotation reaches new execution environments.

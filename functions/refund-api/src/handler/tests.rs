@@ -297,8 +297,10 @@ async fn the_request_id_is_the_lambda_one_when_present() {
     assert_eq!(answer.body["request_id"], "lambda-request-1");
 }
 
-/// Everything logged while `run` runs, at every level.
-async fn captured_logs<T>(run: impl std::future::Future<Output = T>) -> (T, String) {
+/// Everything any test of this binary logged so far, at every level. One global
+/// subscriber, set once: thread-scoped subscribers race with the callsite cache when tests
+/// run in parallel, and a test that reads logs must not miss lines.
+fn logs() -> String {
     #[derive(Clone, Default)]
     struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
     impl std::io::Write for Buffer {
@@ -310,19 +312,19 @@ async fn captured_logs<T>(run: impl std::future::Future<Output = T>) -> (T, Stri
             Ok(())
         }
     }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // #[tokio::test] runs on this thread only, so a thread default sees every line.
-    let guard = tracing::subscriber::set_default(subscriber);
-    let result = run.await;
-    drop(guard);
-    let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-    (result, logs)
+    static LOGS: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    let buffer = LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    });
+    String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned()
 }
 
 /// Bodies, tokens and refused header values never reach a log line; a refused ticket id
@@ -330,14 +332,18 @@ async fn captured_logs<T>(run: impl std::future::Future<Output = T>) -> (T, Stri
 #[tokio::test]
 async fn logs_carry_no_body_no_token_and_no_refused_header_value() {
     const MARK: &str = "Pii-MARK-4111111111111111";
-    let with_body = |mut request: Request| {
-        *request.body_mut() = Body::Text(format!(r#"{{"card":"{MARK}"}}"#));
-        request
-    };
+    logs();
     let long_correlation = format!("{MARK}{}", "x".repeat(130));
     let bearer = format!("Bearer {MARK}");
     let cases = [
-        (202, event("PUT", TICKET, &[("authorization", &bearer)])),
+        (
+            202,
+            event(
+                "PUT",
+                TICKET,
+                &[("authorization", &bearer), ("correlation-id", "log-case-0")],
+            ),
+        ),
         (400, event("PUT", &format!("bad-{MARK}"), &[])),
         (
             400,
@@ -351,15 +357,31 @@ async fn logs_carry_no_body_no_token_and_no_refused_header_value() {
             400,
             event("PUT", TICKET, &[("correlation-id", &long_correlation)]),
         ),
-        (405, event("DELETE", TICKET, &[("authorization", &bearer)])),
+        (
+            405,
+            event(
+                "DELETE",
+                TICKET,
+                &[("authorization", &bearer), ("correlation-id", "log-case-4")],
+            ),
+        ),
     ];
-    for (status, request) in cases {
-        let queue = InMemoryQueue::new();
-        let (answer, logs) = captured_logs(answer(&queue, with_body(request))).await;
+    for (i, (status, mut request)) in cases.into_iter().enumerate() {
+        *request.body_mut() = Body::Text(format!(r#"{{"card":"{MARK}"}}"#));
+        let mut context = lambda_http::Context::default();
+        context.request_id = format!("log-case-{i}");
+        let request = request.with_lambda_context(context);
+        let answer = answer(&InMemoryQueue::new(), request).await;
         assert_eq!(answer.status, status, "{}", answer.body);
-        assert!(!logs.is_empty(), "every answer is logged");
-        assert!(!logs.contains(MARK), "{logs}");
     }
+    let logs = logs();
+    for i in 0..5 {
+        assert!(
+            logs.contains(&format!("log-case-{i}")),
+            "case {i} was logged: {logs}"
+        );
+    }
+    assert!(!logs.contains(MARK), "{logs}");
 }
 
 fn header_value() -> impl Strategy<Value = Vec<u8>> {
