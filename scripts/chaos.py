@@ -61,7 +61,7 @@ PRESETS = {
     # make chaos
     "full": dict(tickets=500, kills=5, clients=4, rejects=5, kill_interval=20.0, drain_timeout=1200.0),
     # the small run in make test (tests/e2e/test_chaos_small.py): at most 4 minutes
-    "small": dict(tickets=60, kills=1, clients=3, rejects=2, kill_interval=3.0, drain_timeout=150.0),
+    "small": dict(tickets=60, kills=1, clients=3, rejects=2, kill_interval=3.0, drain_timeout=240.0),
 }
 
 
