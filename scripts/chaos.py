@@ -465,6 +465,7 @@ def main(argv=None):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # also when started in the background
     stack = Stack(logs, args.visibility_timeout, args.invoke_timeout, args.max_receive_count,
                   args.upstream_timeout_ms)
     stop = threading.Event()
