@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
 
-.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz template run refund venv build deploy deploy-ci dlq redrive clean
+.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos template run refund venv build deploy deploy-ci dlq redrive clean
 
 # check-jsonschema lives in its own venv: it needs newer click and ruamel.yaml than sam-cli.
 CHECK_JSONSCHEMA := $(VENV)/check-jsonschema/bin/check-jsonschema
@@ -82,6 +82,10 @@ FUZZ_CASES ?= 5000
 fuzz: ## Fixed-length proptest fuzzing of the API handler's request and the worker's record decoding
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked -p refund-worker --test fuzz_records
 	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 4 )) cargo test --locked -p refund-api never_panics_and_always_answers_in_contract
+
+CHAOS_FLAGS ?=
+chaos: $(STAMP) fuzz ## 500 refunds under upstream faults, duplicate deliveries and worker SIGKILLs; checks and prints the invariants
+	python3 scripts/chaos.py $(CHAOS_FLAGS)
 
 run: $(STAMP) ## The local stack on loopback: SQS (moto), gateway emulator, both functions, event source
 	python3 scripts/local_stack.py
