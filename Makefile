@@ -25,6 +25,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt
+	rustup component add rustfmt clippy
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -66,11 +67,24 @@ deploy: $(STAMP) ## sam deploy to ENV (staging|prod); guided the first time a st
 deploy-ci: $(STAMP) ## Non-interactive deploy of an existing build (the GitHub workflow)
 	sam deploy --config-env $(ENV) --no-confirm-changeset --parameter-overrides $(SAM_PARAMETERS)
 
-dlq: $(STAMP) ## Show what is in ENV's dead-letter queue, with each message's reason
-	python3 scripts/dlq.py show --stack $(STACK_NAME)
+# ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
+ifeq ($(ENV),local)
+SQS_LOCAL := http://127.0.0.1:$(or $(SQS_PORT),4566)
+DLQ_ARGS := --queue-url $(SQS_LOCAL)/123456789012/RefundTicket --dlq-url $(SQS_LOCAL)/123456789012/RefundTicket-dlq
+REDRIVE_ARGS := --copy
+dlq redrive: export AWS_ENDPOINT_URL := $(SQS_LOCAL)
+dlq redrive: export AWS_DEFAULT_REGION := us-east-1
+dlq redrive: export AWS_ACCESS_KEY_ID := local
+dlq redrive: export AWS_SECRET_ACCESS_KEY := local
+else
+DLQ_ARGS := --stack $(STACK_NAME)
+endif
+
+dlq: $(STAMP) ## Show what is in ENV's dead-letter queue (ENV=local: make run's), with each message's reason
+	python3 scripts/dlq.py show $(DLQ_ARGS)
 
 redrive: $(STAMP) ## Move ENV's dead-letter queue back to the refund queue
-	python3 scripts/dlq.py redrive --stack $(STACK_NAME)
+	python3 scripts/dlq.py redrive $(DLQ_ARGS) $(REDRIVE_ARGS)
 
 e2e: $(STAMP) ## End-to-end tests on the local stack, on free ports
 	pytest -q tests/e2e

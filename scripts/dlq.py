@@ -28,17 +28,22 @@ def arn_of(sqs, url):
 
 
 def show(sqs, dlq_url, limit):
-    """Peeks without consuming: messages are received with a 0 s visibility timeout."""
+    """Peeks without consuming: every message received is made visible again."""
     depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     print(f"dead-letter queue {dlq_url}: about {depth['Attributes']['ApproximateNumberOfMessages']} message(s)")
     seen = {}
     for _ in range(max(1, limit // 10) * 3):
+        # Hidden for a moment so the next receive sees other messages, then made visible
+        # again below: showing never consumes.
         got = sqs.receive_message(
-            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30,
             MessageAttributeNames=["All"], AttributeNames=["All"], WaitTimeSeconds=1,
         ).get("Messages", [])
         for m in got:
             seen.setdefault(m["MessageId"], m)
+        if got:
+            sqs.change_message_visibility_batch(QueueUrl=dlq_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(got)])
         if not got or len(seen) >= limit:
             break
     for m in list(seen.values())[:limit]:
@@ -65,6 +70,38 @@ def redrive(sqs, queue_url, dlq_url):
     print("follow it with: aws sqs list-message-move-tasks --source-arn", arn_of(sqs, dlq_url))
 
 
+# What the worker adds to its copies; a redriven message goes back without them, so a later
+# failure is described afresh.
+WORKER_ATTRIBUTES = {"error_code", "error_message", "source_message_id", "receive_count"}
+
+
+def redrive_by_copy(sqs, queue_url, dlq_url):
+    """Moves messages one by one: send to the refund queue, then delete from the DLQ (so a
+    failure between the two duplicates, never loses; K makes a duplicate harmless). For SQS
+    endpoints without the message-move task, such as the local stack's moto.
+
+    Moves what is in the DLQ when it starts, each message once: a redriven message that a
+    running worker dead-letters again is a new message, left for the operator to see."""
+    depth = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    remaining = int(depth["Attributes"]["ApproximateNumberOfMessages"])
+    seen, moved = set(), 0
+    while remaining > 0:
+        got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=min(10, remaining),
+                                  MessageAttributeNames=["All"], VisibilityTimeout=60,
+                                  WaitTimeSeconds=1).get("Messages", [])
+        fresh = [m for m in got if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for m in fresh:
+            seen.add(m["MessageId"])
+            attributes = {k: v for k, v in m.get("MessageAttributes", {}).items() if k not in WORKER_ATTRIBUTES}
+            sqs.send_message(QueueUrl=queue_url, MessageBody=m["Body"], MessageAttributes=attributes)
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"])
+            moved += 1
+            remaining -= 1
+    print(f"moved {moved} message(s) back to {queue_url}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("action", choices=["show", "redrive"])
@@ -72,11 +109,15 @@ def main():
     parser.add_argument("--queue-url", default=os.environ.get("REFUND_QUEUE_URL"))
     parser.add_argument("--dlq-url", default=os.environ.get("DEAD_LETTER_QUEUE_URL"))
     parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--copy", action="store_true",
+                        help="redrive message by message instead of SQS's move task (for moto)")
     args = parser.parse_args()
     queue_url, dlq_url = queue_urls(args)
     sqs = boto3.client("sqs")
     if args.action == "show":
         show(sqs, dlq_url, args.limit)
+    elif args.copy:
+        redrive_by_copy(sqs, queue_url, dlq_url)
     else:
         redrive(sqs, queue_url, dlq_url)
 

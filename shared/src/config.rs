@@ -39,9 +39,9 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// Start-up only: log the one line and stop, so Lambda reports an init failure.
+    /// (The functions install their log subscriber before reading the configuration.)
     pub fn exit(self) -> ! {
         tracing::error!(error = %self, "configuration error");
-        eprintln!("configuration error: {self}");
         std::process::exit(2)
     }
 }

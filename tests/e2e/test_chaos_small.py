@@ -28,7 +28,7 @@ INVARIANTS = (
     "every DLQ copy carries its reason",
     "nothing stays on the queue",
     "SIGKILLs landed mid-batch",
-    "the chance that transient faults alone exhaust MAX_RECEIVE_COUNT",
+    "upstream calls failed at the configured transient rate",
 )
 
 

@@ -82,16 +82,25 @@ class Stack:
         return out
 
     def dead_letters(self):
-        """Peeks at the DLQ without consuming it: every message, by id."""
-        seen = {}
-        for _ in range(5):
-            got = self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
+        """Every message on the DLQ, by id, without consuming it. Each receive hides what it
+        got so the next one sees further (with a 0 s visibility timeout moto would answer
+        the same ten every time); everything is made visible again at the end."""
+        seen, handles = {}, []
+        for _ in range(50):
+            got = self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
                                            MessageAttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                break
             for m in got:
+                handles.append(m["ReceiptHandle"])
                 seen[m["MessageId"]] = {
                     "body": m["Body"],
                     **{k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()},
                 }
+        for start in range(0, len(handles), 10):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.dlq, Entries=[
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                for i, h in enumerate(handles[start:start + 10])])
         return list(seen.values())
 
     def queue_depth(self):
@@ -243,6 +252,29 @@ def test_poison_put_on_the_queue_is_dead_lettered_as_invalid_command(stack):
     (message,) = wait_for("the poison message in the DLQ", in_dlq, 120)
     assert message["error_code"] == "invalid_command"
     assert message["receive_count"] == "1"
+
+
+def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(stack):
+    """The operator's path: the ticket waits in the DLQ, the upstream fixes its side, the
+    DLQ is redriven (message by message: moto has no message-move task) and the refund
+    completes once, with the same K."""
+    ticket = str(uuid.uuid4())
+    stack.faults(reject_tickets=[ticket])
+    assert stack.put_refund(ticket, "e2e-redrive")[0] == 202
+    wait_for("the rejected ticket in the DLQ", lambda: [m for m in stack.dead_letters() if ticket in m["body"]], 120)
+    stack.faults(reject_tickets=[])
+    env = {**os.environ, "AWS_ENDPOINT_URL": stack.sqs.meta.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e"}
+    subprocess.run([sys.executable, str(ROOT / "scripts/dlq.py"), "redrive", "--copy",
+                    "--queue-url", stack.queue, "--dlq-url", stack.dlq], env=env, check=True, timeout=120)
+
+    def refunded():
+        effects = stack.effects()
+        return effects if ticket in effects["void"] and ticket in effects["refund"] else None
+
+    effects = wait_for("the redriven ticket refunded", refunded, 120)
+    assert_refunded_once(effects, ticket, "e2e-redrive")
+    assert not [m for m in stack.dead_letters() if ticket in m["body"]]
 
 
 def test_nothing_is_left_on_the_queue(stack):
