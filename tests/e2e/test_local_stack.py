@@ -8,11 +8,8 @@ failed attempts in a row: 0.51^15 = 4.1e-5 per ticket, 8e-4 for the 20 tickets b
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,15 +18,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(method, url, body=None, headers=None, timeout=60):
@@ -54,8 +46,7 @@ def wait_for(what, check, timeout_s):
 
 
 class Stack:
-    def __init__(self, ready_line):
-        fields = dict(part.split("=", 1) for part in ready_line.split()[1:])
+    def __init__(self, fields):
         self.api, self.gateway = fields["api"], fields["gateway"]
         self.queue, self.dlq = fields["queue"], fields["dlq"]
         self.sqs = boto3.client("sqs", endpoint_url=fields["sqs"], region_name="us-east-1",
@@ -114,40 +105,12 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     logs = tmp_path_factory.mktemp("local-stack")
-    env = {
-        **os.environ,
-        "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
-        "GATEWAY_FLAGS": "--seed 7", "LOCAL_STACK_LOGS": str(logs),
-    }
-    env.pop("GATEWAY_ADDR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
-    ready = []
-
-    def read_ready():
-        for line in proc.stdout:
-            if line.startswith("ready "):
-                ready.append(line.strip())
-                return
-
-    reader = threading.Thread(target=read_ready, daemon=True)
-    reader.start()
-    reader.join(timeout=1500)
-    try:
-        if not ready:
-            pytest.fail(f"the local stack did not print its ready line; logs in {logs}")
-        yield Stack(ready[0])
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        for name in ("functions", "event-source", "gateway-emulator"):
-            log = logs / f"{name}.log"
-            if log.exists():
-                print(f"--- tail of {name}.log ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+    with local_stack(logs, GATEWAY_FLAGS="--seed 7") as fields:
+        yield Stack(fields)
+    for name in ("functions", "event-source", "gateway-emulator"):
+        log = logs / f"{name}.log"
+        if log.exists():
+            print(f"--- tail of {name}.log ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
 
 
 def key_of(ticket):

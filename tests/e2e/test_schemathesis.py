@@ -10,14 +10,11 @@ taken out of the run, and why. The run is bounded: SCHEMATHESIS_MAX_EXAMPLES per
 
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
+from conftest import local_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = ROOT / ".venv/bin/schemathesis"
@@ -25,49 +22,11 @@ MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "200")
 SEED = os.environ.get("SCHEMATHESIS_SEED", "20261123")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    """The local stack's API URL; the stack is stopped at the end, also on failure."""
-    logs = tmp_path_factory.mktemp("schemathesis-stack")
-    env = {
-        **os.environ,
-        "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
-        "LOCAL_STACK_LOGS": str(logs),
-    }
-    env.pop("GATEWAY_ADDR", None)
-    env.pop("GATEWAY_FLAGS", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
-    ready = []
-
-    def read_ready():
-        for line in proc.stdout:
-            if line.startswith("ready "):
-                ready.append(line.strip())
-                return
-
-    reader = threading.Thread(target=read_ready, daemon=True)
-    reader.start()
-    reader.join(timeout=1500)
-    try:
-        if not ready:
-            pytest.fail(f"the local stack did not print its ready line; logs in {logs}")
-        fields = dict(part.split("=", 1) for part in ready[0].split()[1:])
+    """The local stack's API URL."""
+    with local_stack(tmp_path_factory.mktemp("schemathesis-stack"), GATEWAY_FLAGS="") as fields:
         yield fields["api"]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def test_the_api_answers_as_openapi_yaml_says(api, tmp_path):
