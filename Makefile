@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
 
-.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos template run refund venv build deploy deploy-ci dlq redrive clean
+.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos bench template run refund venv build deploy deploy-ci dlq redrive clean
 
 # check-jsonschema lives in its own venv: it needs newer click and ruamel.yaml than sam-cli.
 CHECK_JSONSCHEMA := $(VENV)/check-jsonschema/bin/check-jsonschema
@@ -100,6 +100,10 @@ fuzz: ## Fixed-length proptest fuzzing of the API handler's request and the work
 CHAOS_FLAGS ?=
 chaos: $(STAMP) fuzz ## 500 refunds under upstream faults, duplicate deliveries and worker SIGKILLs; checks and prints the invariants
 	python3 scripts/chaos.py $(CHAOS_FLAGS)
+
+bench: $(STAMP) ## Release builds measured against a hello-world Lambda: cold start, size, concurrency, overhead, end to end; writes docs/BENCHMARKS.md
+	rustup target add aarch64-unknown-linux-gnu
+	python3 scripts/bench.py
 
 run: $(STAMP) ## The local stack on loopback: SQS (moto), gateway emulator, both functions, event source
 	python3 scripts/local_stack.py

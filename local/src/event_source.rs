@@ -291,9 +291,9 @@ impl EventSource {
             .map(str::to_owned)
             .or_else(|| sqs.config().region().map(ToString::to_string))
             .unwrap_or_else(|| "us-east-1".into());
-        let http = reqwest::Client::builder()
-            // Loopback: a developer's HTTP(S)_PROXY must not catch the invoke.
-            .no_proxy()
+        // The project's HTTP stack, which also ignores a developer's HTTP(S)_PROXY: the
+        // invoke goes to loopback.
+        let http = refund::http::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(config.invoke_timeout)
             .build()

@@ -46,6 +46,9 @@ pub struct Faults {
     /// Tickets always answered 400 (lowercase), before any random fault: a permanent
     /// rejection must be seen on the first attempt.
     pub reject_tickets: BTreeSet<String>,
+    /// Tickets always answered slowly (after `slow_ms`, the effect at once), after the
+    /// rejections: one upstream that hangs, so a benchmark can show it delays no other record.
+    pub slow_tickets: BTreeSet<String>,
 }
 
 /// Beyond `UPSTREAM_TIMEOUT_MS`' default of 5000, so a slow answer is a client timeout.
@@ -60,6 +63,7 @@ impl Default for Faults {
             slow_rate: 0.0,
             slow_ms: DEFAULT_SLOW_MS,
             reject_tickets: BTreeSet::new(),
+            slow_tickets: BTreeSet::new(),
         }
     }
 }
@@ -75,6 +79,7 @@ pub struct FaultsUpdate {
     pub slow_rate: Option<f64>,
     pub slow_ms: Option<u64>,
     pub reject_tickets: Option<Vec<String>>,
+    pub slow_tickets: Option<Vec<String>>,
     pub seed: Option<u64>,
 }
 
@@ -119,6 +124,9 @@ pub struct Effect {
     pub correlation_ids: Vec<String>,
     /// Calls answered for this key: 1 + the replays.
     pub calls: u64,
+    /// When the effect happened, in milliseconds since the Unix epoch: how `make bench`
+    /// times a refund from its 202 to its effects.
+    pub at_ms: u64,
 }
 
 /// Effects of one service, in order of arrival.
@@ -159,6 +167,9 @@ impl Ledger {
             correlation_id: correlation_id.map(str::to_owned),
             correlation_ids: correlation_id.map(str::to_owned).into_iter().collect(),
             calls: 1,
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         });
         Applied::First
     }
@@ -512,6 +523,9 @@ impl Gateway {
         if let Some(tickets) = update.reject_tickets {
             faults.reject_tickets = tickets.iter().map(|t| t.to_lowercase()).collect();
         }
+        if let Some(tickets) = update.slow_tickets {
+            faults.slow_tickets = tickets.iter().map(|t| t.to_lowercase()).collect();
+        }
         state.faults = faults;
         if let Some(seed) = update.seed {
             state.seed = seed;
@@ -547,12 +561,11 @@ impl State {
         let error: f64 = self.rng.random();
         let slow: f64 = self.rng.random();
         let unavailable: bool = self.rng.random();
-        if self
-            .faults
-            .reject_tickets
-            .contains(&ticket_id.to_lowercase())
-        {
+        let ticket_id = ticket_id.to_lowercase();
+        if self.faults.reject_tickets.contains(&ticket_id) {
             Fault::Reject
+        } else if self.faults.slow_tickets.contains(&ticket_id) {
+            Fault::Slow
         } else if reset < self.faults.reset_rate {
             Fault::Reset
         } else if error < self.faults.error_rate {
@@ -660,6 +673,9 @@ pub struct GatewayArgs {
     /// A ticket always answered 400 (repeatable).
     #[arg(long = "reject-ticket", value_name = "UUID")]
     pub reject_tickets: Vec<uuid::Uuid>,
+    /// A ticket always answered after --slow-ms (repeatable).
+    #[arg(long = "slow-ticket", value_name = "UUID")]
+    pub slow_tickets: Vec<uuid::Uuid>,
     /// Seed of the fault RNG; random (and logged) when absent.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -689,6 +705,11 @@ impl GatewayArgs {
                 // Hyphenated lowercase: the form the worker sends (contract section 1).
                 reject_tickets: self
                     .reject_tickets
+                    .iter()
+                    .map(|t| t.hyphenated().to_string())
+                    .collect(),
+                slow_tickets: self
+                    .slow_tickets
                     .iter()
                     .map(|t| t.hyphenated().to_string())
                     .collect(),

@@ -1,6 +1,9 @@
 //! The gateway emulator, started in-process on a free port and driven over HTTP.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use clap::Parser;
 use refund_local::gateway::{
@@ -29,11 +32,9 @@ async fn start(faults: Faults, seed: u64) -> RunningGateway {
 }
 
 thread_local! {
-    /// One client per test: building one loads the TLS roots (slow), and a client's pooled
-    /// connections belong to the runtime that opened them, and each test has its own
-    /// runtime on its own thread.
-    static CLIENT: reqwest::Client = reqwest::Client::builder()
-        .no_proxy()
+    /// One client per test: a client's pooled connections belong to the runtime that
+    /// opened them, and each test has its own runtime on its own thread.
+    static CLIENT: reqwest::Client = refund::http::client_builder()
         .build()
         .expect("client");
 }
@@ -103,6 +104,11 @@ async fn set_faults(gw: &RunningGateway, faults: Value) -> reqwest::Response {
         .expect("PUT /admin/faults")
 }
 
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.unwrap().as_millis() as u64
+}
+
 #[tokio::test]
 async fn health_answers_200() {
     let gw = start(Faults::default(), 1).await;
@@ -112,6 +118,7 @@ async fn health_answers_200() {
 #[tokio::test]
 async fn a_replay_answers_200_and_counts_a_call_not_an_effect() {
     let gw = start(Faults::default(), 1).await;
+    let before = unix_ms();
     for correlation in ["corr-1", "corr-2", "corr-1"] {
         assert_eq!(
             void(&gw, TICKET, KEY, correlation)
@@ -128,16 +135,25 @@ async fn a_replay_answers_200_and_counts_a_call_not_an_effect() {
             200
         );
     }
-    let expected = Effect {
+    let after = unix_ms();
+    let (voided, refunded) = (voided(&gw).await, refunded(&gw).await);
+    let expected = |at_ms| Effect {
         key: KEY.into(),
         ticket_id: TICKET.into(),
         reason: "customer requested refund".into(),
         correlation_id: Some("corr-1".into()),
         correlation_ids: vec!["corr-1".into(), "corr-2".into()],
         calls: 3,
+        at_ms,
     };
-    assert_eq!(voided(&gw).await, vec![expected.clone()]);
-    assert_eq!(refunded(&gw).await, vec![expected]);
+    for effects in [&voided, &refunded] {
+        let at_ms = effects[0].at_ms;
+        assert!(
+            (before..=after).contains(&at_ms),
+            "{at_ms} is when the effect happened"
+        );
+        assert_eq!(effects, &vec![expected(at_ms)]);
+    }
     let stats = stats(&gw).await;
     assert_eq!((stats.calls, stats.applied, stats.replays), (6, 2, 4));
 }
@@ -193,6 +209,7 @@ async fn listings_keep_one_effect_per_key_in_order_of_arrival() {
     assert_eq!(
         fields,
         [
+            "at_ms",
             "calls",
             "correlation_id",
             "correlation_ids",
@@ -339,8 +356,7 @@ async fn a_slow_answer_outlives_the_client_timeout_but_the_effect_happened() {
         3,
     )
     .await;
-    let impatient = reqwest::Client::builder()
-        .no_proxy()
+    let impatient = refund::http::client_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .expect("client");
@@ -407,6 +423,40 @@ async fn a_rejected_ticket_always_gets_400_before_any_other_fault() {
     );
     assert!(voided(&gw).await.is_empty() && refunded(&gw).await.is_empty());
     assert_eq!(stats(&gw).await.rejected, 10);
+}
+
+#[tokio::test]
+async fn a_slow_ticket_is_answered_late_and_no_other_ticket_is() {
+    let gw = start(Faults::default(), 4).await;
+    assert_eq!(
+        set_faults(
+            &gw,
+            json!({"slow_tickets": [OTHER_TICKET.to_uppercase()], "slow_ms": 600})
+        )
+        .await
+        .status(),
+        200
+    );
+    let started = Instant::now();
+    let (slow, fast) = tokio::join!(
+        async {
+            let answer = void(&gw, OTHER_TICKET, "k-slow", "c").await.expect("void");
+            (answer.status(), started.elapsed())
+        },
+        async {
+            let answer = void(&gw, TICKET, KEY, "c").await.expect("void");
+            (answer.status(), started.elapsed())
+        },
+    );
+    assert_eq!((slow.0.as_u16(), fast.0.as_u16()), (200, 200));
+    assert!(slow.1 >= Duration::from_millis(600), "{:?}", slow.1);
+    assert!(fast.1 < Duration::from_millis(600), "{:?}", fast.1);
+    assert_eq!(stats(&gw).await.slow, 1);
+    assert_eq!(
+        voided(&gw).await.len(),
+        2,
+        "a slow answer still has its effect"
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,9 @@ pub struct WorkerConfig {
     pub gateway_token_secret_arn: Option<String>,
 }
 
+/// `UPSTREAM_TIMEOUT_MS` when unset (contract section 5).
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 5000;
+
 /// Its variable, named in every start-up error about the token.
 pub const GATEWAY_TOKEN_SECRET_ARN: &str = "GATEWAY_TOKEN_SECRET_ARN";
 const SECRET_ARN: &str = "a Secrets Manager secret ARN (arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME), or unset";
@@ -107,7 +110,7 @@ impl WorkerConfig {
             gateway_addr,
             upstream_timeout: Duration::from_millis(env.number(
                 "UPSTREAM_TIMEOUT_MS",
-                5000,
+                DEFAULT_UPSTREAM_TIMEOUT_MS,
                 1..=300_000,
                 "a whole number of milliseconds from 1 to 300000",
             )?),

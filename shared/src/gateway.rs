@@ -45,7 +45,6 @@ mod http {
     use reqwest::{
         Client,
         header::{AUTHORIZATION, HeaderValue},
-        redirect,
     };
     use serde_json::json;
     use url::Url;
@@ -115,8 +114,7 @@ mod http {
         /// cannot eat the invocation's deadline. Redirects are not followed: a 3xx is a
         /// misconfigured address, and following it would send K somewhere unexpected.
         pub fn new(base: &Url, timeout: Duration) -> Result<Self, GatewayBuildError> {
-            let client = Client::builder()
-                .redirect(redirect::Policy::none())
+            let client = crate::http::client_builder()
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .build()

@@ -10,6 +10,7 @@ pub mod command;
 pub mod config;
 pub mod correlation;
 pub mod gateway;
+pub mod http;
 pub mod idempotency;
 pub mod logging;
 pub mod outcome;
@@ -18,3 +19,5 @@ pub mod queue;
 /// that sends it).
 #[cfg(feature = "gateway")]
 pub mod secret;
+/// The refund status store: the record of every refund, fetched by id and listed by status.
+pub mod status;

@@ -68,9 +68,13 @@ pub fn sqs_timeouts() -> TimeoutConfig {
 }
 
 /// Builds an SQS client once, at start-up, from `loader` (normally
-/// `aws_config::defaults(..)`, which honours `AWS_ENDPOINT_URL`) with [`sqs_timeouts`].
+/// [`crate::http::aws_config_loader`], which honours `AWS_ENDPOINT_URL`) with [`sqs_timeouts`].
 pub async fn sqs_client(loader: ConfigLoader) -> aws_sdk_sqs::Client {
-    let config = loader.timeout_config(sqs_timeouts()).load().await;
+    let config = loader
+        .http_client(crate::http::aws_http_client())
+        .timeout_config(sqs_timeouts())
+        .load()
+        .await;
     aws_sdk_sqs::Client::new(&config)
 }
 

@@ -40,7 +40,7 @@ impl From<TokenError> for ConfigError {
     }
 }
 
-/// A Secrets Manager client from `loader` (normally `aws_config::defaults(..)`, which
+/// A Secrets Manager client from `loader` (normally [`crate::http::aws_config_loader`], which
 /// honours `AWS_ENDPOINT_URL`), with short timeouts so a sick endpoint fails the init
 /// quickly instead of hanging it.
 pub async fn secrets_client(loader: ConfigLoader) -> aws_sdk_secretsmanager::Client {
@@ -49,7 +49,11 @@ pub async fn secrets_client(loader: ConfigLoader) -> aws_sdk_secretsmanager::Cli
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(SECRET_READ_TIMEOUT)
         .build();
-    let config = loader.timeout_config(timeouts).load().await;
+    let config = loader
+        .http_client(crate::http::aws_http_client())
+        .timeout_config(timeouts)
+        .load()
+        .await;
     aws_sdk_secretsmanager::Client::new(&config)
 }
 

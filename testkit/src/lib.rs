@@ -2,6 +2,7 @@
 //!
 //! [`Moto`] starts a moto server (a real SQS endpoint speaking the JSON protocol) on a
 //! free loopback port for one test and stops it when dropped, also when the test fails.
+//! The same server answers DynamoDB and Secrets Manager.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -79,6 +80,20 @@ impl Moto {
         aws_sdk_secretsmanager::Client::new(&loader_for(&self.endpoint).load().await)
     }
 
+    /// A DynamoDB client for this server, built by the project's own constructor so that
+    /// it has the production timeouts.
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        refund::status::dynamodb_client(loader_for(&self.endpoint)).await
+    }
+
+    /// Creates the refund status table `name`, with its indexes, from the project's own
+    /// definition (`refund::status::table`).
+    pub async fn create_refund_table(&self, name: &str) {
+        refund::status::create_table(&self.dynamodb().await, name)
+            .await
+            .expect("create refund table");
+    }
+
     /// Creates a queue and returns its URL.
     pub async fn create_queue(&self, name: &str) -> String {
         self.sqs()
@@ -106,9 +121,11 @@ pub async fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
 }
 
 /// What `aws_config::defaults` gives a function, pointed at `endpoint` with test
-/// credentials: hand it to the project's own client constructors.
+/// credentials and the project's HTTP stack: hand it to the project's own client
+/// constructors, or load it for a client of a service the project does not wrap.
 pub fn loader_for(endpoint: &str) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(refund::http::aws_http_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(

@@ -242,6 +242,11 @@ where
         }
     }
 
+    /// The upstream client, so a benchmark can time one call through the same pool.
+    pub fn gateway(&self) -> &G {
+        &self.gateway
+    }
+
     /// Gives the ports back, so a test can inspect what they were asked to do.
     pub fn into_parts(self) -> (G, V, D) {
         (self.gateway, self.source_queue, self.dead_letter_queue)

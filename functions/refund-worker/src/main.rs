@@ -4,11 +4,14 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use refund::{config::WorkerConfig, gateway::HttpGateway, queue, secret};
 use refund_worker::{Settings, Worker};
 
-#[tokio::main]
+// One thread: an execution environment handles one event at a time, and at the template's
+// 128 MB Lambda gives it a fraction of a vCPU. Worker threads would only add start-up
+// time and memory (docs/BENCHMARKS.md); the worker's records still run concurrently.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     refund::logging::init();
     let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
-    let aws = || aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let aws = refund::http::aws_config_loader;
     // Read once, before the first event: rotation reaches new execution environments.
     let token = secret::load_gateway_token(config.gateway_token_secret_arn.as_deref(), aws())
         .await

@@ -1,7 +1,6 @@
 //! `event-source`: Lambda's SQS event source mapping for the local stack. See
 //! `refund_local::event_source`.
 
-use aws_config::BehaviorVersion;
 use clap::Parser;
 use refund_local::{event_source, logging};
 
@@ -11,7 +10,7 @@ async fn main() {
     let args = event_source::EventSourceArgs::parse();
     let config = args.config();
     // The project's constructor: honours AWS_ENDPOINT_URL (the local SQS).
-    let sqs = refund::queue::sqs_client(aws_config::defaults(BehaviorVersion::latest())).await;
+    let sqs = refund::queue::sqs_client(refund::http::aws_config_loader()).await;
     let source = match event_source::EventSource::new(sqs, config.clone()).await {
         Ok(source) => source,
         Err(e) => {

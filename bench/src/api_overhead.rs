@@ -1,0 +1,105 @@
+//! API overhead: the handler's latency against moto's SQS, as a ratio of a bare
+//! `SendMessage` of the same command from the same client. The handler's own work
+//! (validation, K, the command's JSON, the answer) should vanish next to the queue call.
+
+use std::time::Instant;
+
+use aws_sdk_sqs::types::MessageAttributeValue;
+use lambda_http::{Body, Request};
+use refund::{
+    command::{RefundTicket, TicketId},
+    queue::SqsQueue,
+};
+use serde::Serialize;
+
+use crate::stats::Summary;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub calls: usize,
+    /// `handle` with the SQS adapter, in µs.
+    pub handler_us: Summary,
+    /// The same client's bare `SendMessage` of an equal command, in µs.
+    pub bare_send_us: Summary,
+}
+
+/// The API fixture with a fresh ticket id, so moto stores distinct messages.
+pub fn request(fixture: &str, ticket: &TicketId) -> Result<Request, String> {
+    let mut event: serde_json::Value = serde_json::from_str(fixture).map_err(|e| e.to_string())?;
+    event["pathParameters"]["ticket_id"] = ticket.to_string().into();
+    event["rawPath"] = format!("/ticket-refund/{ticket}").into();
+    lambda_http::request::from_str(&event.to_string()).map_err(|e| e.to_string())
+}
+
+fn new_ticket() -> Result<TicketId, String> {
+    uuid::Uuid::new_v4()
+        .to_string()
+        .parse()
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
+    let moto = testkit::Moto::start();
+    let url = moto.create_queue("RefundTicket").await;
+    let client = moto.sqs().await;
+    let queue = SqsQueue::new(client.clone(), url.clone());
+
+    let bare = || async {
+        let command = RefundTicket::new(new_ticket()?, time::OffsetDateTime::now_utc());
+        let started = Instant::now();
+        client
+            .send_message()
+            .queue_url(&url)
+            .message_body(command.encode())
+            .message_attributes("name", attribute("RefundTicket")?)
+            .message_attributes("correlation_id", attribute("gen_bench")?)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok::<_, String>(started.elapsed())
+    };
+    let handler = || async {
+        let request = request(fixture, &new_ticket()?)?;
+        let started = Instant::now();
+        let response = refund_api::handler::handle(&queue, request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let elapsed = started.elapsed();
+        if response.status() != 202 {
+            let body = match response.body() {
+                Body::Text(text) => text.clone(),
+                _ => String::new(),
+            };
+            return Err(format!("handler answered {}: {body}", response.status()));
+        }
+        Ok(elapsed)
+    };
+
+    // Warm the connection pool and moto itself.
+    for _ in 0..20 {
+        bare().await?;
+        handler().await?;
+    }
+    let (mut handler_us, mut bare_us) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for _ in 0..calls {
+        handler_us.push(micros(handler().await?));
+        bare_us.push(micros(bare().await?));
+    }
+    Ok(Report {
+        calls,
+        handler_us: Summary::of(handler_us),
+        bare_send_us: Summary::of(bare_us),
+    })
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,4 @@
+//! `refund-api` as a library, so the benchmarks (`bench/`) drive the same handler the
+//! function runs. The function itself is `main.rs`.
+
+pub mod handler;

@@ -1,0 +1,61 @@
+"""The local stack (`scripts/local_stack.py`, what `make run` starts) as a context manager,
+on free ports, stopped at the end also when the caller fails: for the end-to-end tests and
+`make bench`."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StackDidNotStart(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def local_stack(logs, **env_overrides):
+    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq)."""
+    env = {
+        **os.environ,
+        "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
+        "LOCAL_STACK_LOGS": str(logs), **env_overrides,
+    }
+    env.pop("GATEWAY_ADDR", None)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    ready = []
+
+    def read_ready():
+        for line in proc.stdout:
+            if line.startswith("ready "):
+                ready.append(line.strip())
+                return
+
+    reader = threading.Thread(target=read_ready, daemon=True)
+    reader.start()
+    # The first start on a fresh clone compiles everything.
+    reader.join(timeout=1500)
+    try:
+        if not ready:
+            raise StackDidNotStart(f"the local stack did not print its ready line; logs in {logs}")
+        yield dict(part.split("=", 1) for part in ready[0].split()[1:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
