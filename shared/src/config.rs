@@ -50,7 +50,42 @@ impl ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub refund_queue_url: String,
+    /// The refund status table (contract section 8); `None` (unset or empty) records
+    /// nothing and answers the status routes 404 `status_not_enabled`.
+    pub refund_table_name: Option<String>,
+    /// Where the key that signs listing cursors comes from.
+    pub cursor_key: CursorKeySource,
 }
+
+/// The listing cursor's signing key. Every execution environment must sign with the same
+/// key, or a cursor from one would be refused by the next: on AWS it is a generated
+/// Secrets Manager secret (read at the first listing, never on the 202 path).
+#[derive(Clone, PartialEq, Eq)]
+pub enum CursorKeySource {
+    /// `REFUND_CURSOR_KEY_SECRET_ARN`: the template's generated secret.
+    Secret(String),
+    /// `REFUND_CURSOR_KEY`: the key itself, for the local stack and tests.
+    Key(String),
+    /// Neither is set: a random key per process, so cursors only work within one process
+    /// (one `cargo lambda watch`); the function says so in a warning at start-up.
+    Ephemeral,
+}
+
+impl std::fmt::Debug for CursorKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(arn) => f.debug_tuple("Secret").field(arn).finish(),
+            Self::Key(_) => f.write_str("Key(<redacted>)"),
+            Self::Ephemeral => f.write_str("Ephemeral"),
+        }
+    }
+}
+
+/// Variables of contract section 8 and of the cursor key.
+pub const REFUND_TABLE_NAME: &str = "REFUND_TABLE_NAME";
+pub const REFUND_CURSOR_KEY_SECRET_ARN: &str = "REFUND_CURSOR_KEY_SECRET_ARN";
+pub const REFUND_CURSOR_KEY: &str = "REFUND_CURSOR_KEY";
+const TABLE_NAME: &str = "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .), or unset";
 
 impl ApiConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -59,8 +94,23 @@ impl ApiConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        let cursor_key = if let Some(arn) = env.secret_arn(REFUND_CURSOR_KEY_SECRET_ARN)? {
+            CursorKeySource::Secret(arn)
+        } else if let Some(key) = lookup(REFUND_CURSOR_KEY).filter(|k| !k.is_empty()) {
+            if key.len() < crate::status::CursorKey::MIN_LEN {
+                return Err(ConfigError::MalformedHidden {
+                    name: REFUND_CURSOR_KEY,
+                    meaning: "at least 32 bytes of secret text, or unset",
+                });
+            }
+            CursorKeySource::Key(key)
+        } else {
+            CursorKeySource::Ephemeral
+        };
         Ok(Self {
             refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
+            refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
+            cursor_key,
         })
     }
 }
@@ -80,6 +130,8 @@ pub struct WorkerConfig {
     /// The Secrets Manager secret holding the upstream bearer token; `None` (unset or
     /// empty) sends no `Authorization` header.
     pub gateway_token_secret_arn: Option<String>,
+    /// The refund status table (contract section 8); `None` records nothing.
+    pub refund_table_name: Option<String>,
 }
 
 /// `UPSTREAM_TIMEOUT_MS` when unset (contract section 5).
@@ -140,6 +192,7 @@ impl WorkerConfig {
             )?),
             allow_insecure_gateway: env.boolean("ALLOW_INSECURE_GATEWAY", false)?,
             gateway_token_secret_arn: env.secret_arn("GATEWAY_TOKEN_SECRET_ARN")?,
+            refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
         };
         if config.retry_max_s < config.retry_base_s {
             return Err(ConfigError::Malformed {
@@ -259,6 +312,26 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
+    /// Unset or blank is `None`: the status feature is off.
+    fn table_name(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let valid = (3..=255).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if valid {
+            Ok(Some(value))
+        } else {
+            Err(ConfigError::Malformed {
+                name,
+                value,
+                meaning: TABLE_NAME,
+            })
+        }
+    }
+
     fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         let Some(value) = (self.0)(name).filter(|v| !v.is_empty()) else {
             return Ok(default);
@@ -322,6 +395,79 @@ mod tests {
             message.starts_with("REFUND_QUEUE_URL=\"queue\" is malformed"),
             "{message}"
         );
+    }
+
+    const API: &[(&str, &str)] = &[(
+        "REFUND_QUEUE_URL",
+        "http://127.0.0.1:4566/000000000000/RefundTicket",
+    )];
+
+    fn api_with(extra: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        let mut vars = API.to_vec();
+        vars.extend_from_slice(extra);
+        ApiConfig::from_lookup(lookup(&vars))
+    }
+
+    #[test]
+    fn the_status_table_is_optional_and_must_be_a_table_name() {
+        assert_eq!(api_with(&[]).unwrap().refund_table_name, None);
+        assert_eq!(worker_with(&[]).unwrap().refund_table_name, None);
+        assert_eq!(
+            api_with(&[(REFUND_TABLE_NAME, " ")])
+                .unwrap()
+                .refund_table_name,
+            None
+        );
+        let config = worker_with(&[(REFUND_TABLE_NAME, "ticket-refunds-prod.Refunds_1")]).unwrap();
+        assert_eq!(
+            config.refund_table_name.as_deref(),
+            Some("ticket-refunds-prod.Refunds_1")
+        );
+        for bad in ["ab", "refunds table", "refunds/1", &"x".repeat(256)] {
+            let api = api_with(&[(REFUND_TABLE_NAME, bad)])
+                .unwrap_err()
+                .to_string();
+            let worker = worker_with(&[(REFUND_TABLE_NAME, bad)])
+                .unwrap_err()
+                .to_string();
+            for text in [api, worker] {
+                assert!(text.starts_with("REFUND_TABLE_NAME="), "{bad}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_cursor_key_comes_from_a_secret_a_variable_or_is_ephemeral() {
+        const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-key-AbC123";
+        let key = "k".repeat(crate::status::CursorKey::MIN_LEN);
+        assert_eq!(
+            api_with(&[]).unwrap().cursor_key,
+            CursorKeySource::Ephemeral
+        );
+        assert_eq!(
+            api_with(&[(REFUND_CURSOR_KEY, &key)]).unwrap().cursor_key,
+            CursorKeySource::Key(key.clone())
+        );
+        // The secret wins: the template sets it, and a stray local variable must not
+        // make one environment sign differently from the others.
+        assert_eq!(
+            api_with(&[
+                (REFUND_CURSOR_KEY_SECRET_ARN, ARN),
+                (REFUND_CURSOR_KEY, &key)
+            ])
+            .unwrap()
+            .cursor_key,
+            CursorKeySource::Secret(ARN.to_owned())
+        );
+        let short = "s3cr3t-but-too-short";
+        let text = api_with(&[(REFUND_CURSOR_KEY, short)])
+            .unwrap_err()
+            .to_string();
+        assert!(text.starts_with("REFUND_CURSOR_KEY is malformed"), "{text}");
+        assert!(!text.contains(short), "{text}");
+        let shown = format!("{:?}", CursorKeySource::Key(key.clone()));
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(api_with(&[(REFUND_CURSOR_KEY_SECRET_ARN, "cursor-key")]).is_err());
     }
 
     #[test]

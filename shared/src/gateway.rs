@@ -216,19 +216,7 @@ mod http {
             text.push_str(&cause.to_string());
             source = cause.source();
         }
-        truncate(text, MAX_ERROR_TEXT_BYTES)
-    }
-
-    /// `text` cut to at most `max` bytes on a char boundary.
-    fn truncate(mut text: String, max: usize) -> String {
-        if text.len() > max {
-            let mut end = max;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-        }
-        text
+        crate::text::bounded(text, MAX_ERROR_TEXT_BYTES)
     }
 
     #[cfg(test)]
@@ -265,8 +253,8 @@ mod http {
 
         #[test]
         fn error_text_is_bounded_on_a_char_boundary() {
-            assert_eq!(truncate("short".into(), 10), "short");
-            let cut = truncate("é".repeat(400), MAX_ERROR_TEXT_BYTES);
+            assert_eq!(crate::text::bounded("short".into(), 10), "short");
+            let cut = crate::text::bounded("é".repeat(400), MAX_ERROR_TEXT_BYTES);
             assert_eq!(cut.len(), MAX_ERROR_TEXT_BYTES);
             assert!(cut.chars().all(|c| c == 'é'));
         }

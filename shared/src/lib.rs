@@ -15,9 +15,8 @@ pub mod idempotency;
 pub mod logging;
 pub mod outcome;
 pub mod queue;
-/// The upstream bearer token from Secrets Manager (feature `gateway`, like the client
-/// that sends it).
-#[cfg(feature = "gateway")]
+/// Secrets Manager: the upstream bearer token and the listing cursor's key.
 pub mod secret;
 /// The refund status store: the record of every refund, fetched by id and listed by status.
 pub mod status;
+pub mod text;

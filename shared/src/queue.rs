@@ -173,15 +173,8 @@ where
 /// operator needs, and a bound on what an answer can put into the log lines that carry it.
 pub const MAX_ERROR_DETAIL_BYTES: usize = 512;
 
-fn bounded(mut detail: String) -> String {
-    if detail.len() > MAX_ERROR_DETAIL_BYTES {
-        let mut end = MAX_ERROR_DETAIL_BYTES;
-        while !detail.is_char_boundary(end) {
-            end -= 1;
-        }
-        detail.truncate(end);
-    }
-    detail
+fn bounded(detail: String) -> String {
+    crate::text::bounded(detail, MAX_ERROR_DETAIL_BYTES)
 }
 
 /// The in-memory twin of [`SqsQueue`]: keeps what was sent, or fails on demand.

@@ -1,4 +1,5 @@
-//! The upstream bearer token, read from Secrets Manager once at start-up.
+//! Secrets from Secrets Manager: the upstream bearer token, read once at start-up, and
+//! the listing cursor's signing key, read at the first listing.
 //!
 //! The worker reads `GATEWAY_TOKEN_SECRET_ARN` before it takes its first event: a secret it
 //! cannot read is an init failure with one line naming the variable, not a stream of
@@ -10,9 +11,11 @@ use std::time::Duration;
 use aws_config::{ConfigLoader, timeout::TimeoutConfig};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
+#[cfg(feature = "gateway")]
+use crate::gateway::{GatewayToken, InvalidGatewayToken};
 use crate::{
     config::{ConfigError, GATEWAY_TOKEN_SECRET_ARN},
-    gateway::{GatewayToken, InvalidGatewayToken},
+    status::{CursorKey, WeakCursorKey},
 };
 
 /// The read gives up after this long, retries included, well inside Lambda's 10 s init.
@@ -20,19 +23,23 @@ pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the token could not be had. Says why and never what the secret holds.
 #[derive(Debug, thiserror::Error)]
-pub enum TokenError {
+pub enum SecretError {
     /// Secrets Manager refused or could not be reached (not found, access denied, KMS).
     #[error("cannot read the secret: {0}")]
     Read(String),
     /// The secret has only a binary value; the token must be a string.
     #[error("the secret has no string value")]
     NotAString,
+    #[cfg(feature = "gateway")]
     #[error("the secret's value is unusable: {0}")]
     Invalid(#[from] InvalidGatewayToken),
+    #[error("the secret's value is unusable: {0}")]
+    WeakCursorKey(#[from] WeakCursorKey),
 }
 
-impl From<TokenError> for ConfigError {
-    fn from(error: TokenError) -> Self {
+/// Only the gateway token is read at start-up, so only it becomes a [`ConfigError`].
+impl From<SecretError> for ConfigError {
+    fn from(error: SecretError) -> Self {
         ConfigError::Unusable {
             name: GATEWAY_TOKEN_SECRET_ARN,
             reason: error.to_string(),
@@ -58,22 +65,41 @@ pub async fn secrets_client(loader: ConfigLoader) -> aws_sdk_secretsmanager::Cli
 }
 
 /// Reads the current value of the secret `arn` as a bearer token.
+#[cfg(feature = "gateway")]
 pub async fn read_gateway_token(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<GatewayToken, TokenError> {
+) -> Result<GatewayToken, SecretError> {
     let output = client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| TokenError::Read(DisplayErrorContext(&e).to_string()))?;
-    let value = output.secret_string().ok_or(TokenError::NotAString)?;
+        .map_err(|e| SecretError::Read(DisplayErrorContext(&e).to_string()))?;
+    let value = output.secret_string().ok_or(SecretError::NotAString)?;
     Ok(GatewayToken::new(value)?)
+}
+
+/// Reads the listing cursor's signing key from the secret `arn` (the template generates
+/// it). `refund-api` reads it at its first listing, not at start-up: the 202 path, which
+/// every cold start serves first, never waits for it.
+pub async fn read_cursor_key(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<CursorKey, SecretError> {
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read(DisplayErrorContext(&e).to_string()))?;
+    let value = output.secret_string().ok_or(SecretError::NotAString)?;
+    Ok(CursorKey::from_bytes(value.as_bytes())?)
 }
 
 /// The start-up step of `refund-worker`: no ARN, no token (and no client is built); an
 /// ARN that cannot be read is a [`ConfigError`] naming `GATEWAY_TOKEN_SECRET_ARN`.
+#[cfg(feature = "gateway")]
 pub async fn load_gateway_token(
     arn: Option<&str>,
     loader: ConfigLoader,

@@ -1,5 +1,5 @@
-//! The upstream token read from a real Secrets Manager endpoint (moto): read once, sent
-//! as `Authorization: Bearer`, and never part of an error's text.
+//! Secrets read from a real Secrets Manager endpoint (moto): the upstream token (read once,
+//! sent as `Authorization: Bearer`, never part of an error's text) and the cursor key.
 
 #[cfg(not(feature = "gateway"))]
 compile_error!(
@@ -12,7 +12,13 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use refund::{
     config::ConfigError,
     gateway::{Gateway, HttpGateway, RefundCall},
-    secret::{TokenError, load_gateway_token, read_gateway_token, secrets_client},
+    secret::{
+        SecretError, load_gateway_token, read_cursor_key, read_gateway_token, secrets_client,
+    },
+    status::{
+        Cursor, CursorCodec, CursorKey, InMemoryRefundStore, ListQuery, PageLimit, RefundRequest,
+        RefundStore,
+    },
 };
 use testkit::{Moto, loader_for};
 use url::Url;
@@ -125,13 +131,13 @@ async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
         .unwrap();
     assert!(matches!(
         read_gateway_token(&client, &binary).await,
-        Err(TokenError::NotAString)
+        Err(SecretError::NotAString)
     ));
 
     let unusable_value = format!("{TOKEN} with spaces");
     let unusable = create_secret(&moto, "unusable-token", &unusable_value).await;
     let error = read_gateway_token(&client, &unusable).await.unwrap_err();
-    assert!(matches!(error, TokenError::Invalid(_)), "{error:?}");
+    assert!(matches!(error, SecretError::Invalid(_)), "{error:?}");
     let texts = [
         error.to_string(),
         format!("{error:?}"),
@@ -140,4 +146,47 @@ async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
     for text in texts {
         assert!(!text.contains(TOKEN), "{text}");
     }
+}
+
+#[tokio::test]
+async fn the_cursor_key_is_read_from_its_secret_and_a_short_one_is_refused() {
+    let moto = Moto::start();
+    let client = secrets_client(loader_for(&moto.endpoint)).await;
+    let key = "generated-by-cloudformation-0123456789abcdefghijkl";
+    let arn = create_secret(&moto, "cursor-key", key).await;
+    let codec = CursorCodec::new(read_cursor_key(&client, &arn).await.unwrap());
+    let same = CursorCodec::new(CursorKey::from_bytes(key.as_bytes()).unwrap());
+    let other = CursorCodec::new(CursorKey::from_bytes(&[7; 32]).unwrap());
+    let cursor = a_cursor().await;
+    let text = codec.encode(&cursor);
+    assert_eq!(same.decode(&text, None), Ok(cursor));
+    assert!(other.decode(&text, None).is_err());
+
+    let short = create_secret(&moto, "short-cursor-key", "too-short").await;
+    let error = read_cursor_key(&client, &short).await.unwrap_err();
+    assert!(matches!(error, SecretError::WeakCursorKey(_)), "{error:?}");
+    assert!(!format!("{error} {error:?}").contains("too-short"));
+}
+
+/// A real cursor: the second page of a listing of two refunds.
+async fn a_cursor() -> Cursor {
+    let store = InMemoryRefundStore::new();
+    for ticket in [
+        "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f",
+        "1f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f",
+    ] {
+        let request = RefundRequest {
+            ticket_id: ticket.parse().unwrap(),
+            idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".to_owned(),
+            correlation_id: "corr-secret".to_owned(),
+            requested_by: None,
+            accepted_at: time::OffsetDateTime::now_utc(),
+        };
+        store.accept(request).await.unwrap();
+    }
+    let query = ListQuery {
+        limit: PageLimit::new(1).unwrap(),
+        ..ListQuery::default()
+    };
+    store.list(query).await.unwrap().next_cursor.unwrap()
 }

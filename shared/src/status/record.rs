@@ -254,17 +254,7 @@ pub struct RefundRecord {
     pub interactions: Vec<Interaction>,
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary.
-pub fn bounded(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
+pub use crate::text::bounded;
 
 /// The one time format of the store: RFC 3339, UTC, six fractional digits.
 pub mod stamp {
