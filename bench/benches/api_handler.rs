@@ -22,7 +22,12 @@ fn handler(c: &mut Criterion) {
             },
             |(queue, request)| {
                 runtime.block_on(async {
-                    let response = refund_api::handler::handle(&queue, request).await;
+                    let response = refund_api::handler::handle(
+                        &queue,
+                        refund_api::handler::STATUS_DISABLED,
+                        request,
+                    )
+                    .await;
                     assert!(matches!(response, Ok(r) if r.status() == 202));
                 })
             },

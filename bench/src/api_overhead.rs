@@ -1,6 +1,8 @@
 //! API overhead: the handler's latency against moto's SQS, as a ratio of a bare
 //! `SendMessage` of the same command from the same client. The handler's own work
 //! (validation, K, the command's JSON, the answer) should vanish next to the queue call.
+//! Then the same handler with the status store on moto's DynamoDB, as deployed: what the
+//! one conditional write on the 202 path adds.
 
 use std::time::Instant;
 
@@ -9,6 +11,11 @@ use lambda_http::{Body, Request};
 use refund::{
     command::{RefundTicket, TicketId},
     queue::SqsQueue,
+    status::{CursorKey, DynamoRefundStore},
+};
+use refund_api::{
+    cursor_key::CursorKeys,
+    handler::{STATUS_DISABLED, Status, handle},
 };
 use serde::Serialize;
 
@@ -21,6 +28,8 @@ pub struct Report {
     pub handler_us: Summary,
     /// The same client's bare `SendMessage` of an equal command, in µs.
     pub bare_send_us: Summary,
+    /// `handle` with the SQS adapter and the DynamoDB status store (the accept write), in µs.
+    pub handler_with_status_us: Summary,
 }
 
 /// The API fixture with a fresh ticket id, so moto stores distinct messages.
@@ -51,6 +60,12 @@ pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
     let url = moto.create_queue("RefundTicket").await;
     let client = moto.sqs().await;
     let queue = SqsQueue::new(client.clone(), url.clone());
+    moto.create_refund_table("Refunds").await;
+    let store = DynamoRefundStore::new(moto.dynamodb().await, "Refunds");
+    let status = Status::new(
+        store,
+        CursorKeys::fixed(CursorKey::from_bytes(&[7; 32]).map_err(|e| e.to_string())?),
+    );
 
     let bare = || async {
         let command = RefundTicket::new(new_ticket()?, time::OffsetDateTime::now_utc());
@@ -66,12 +81,16 @@ pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
             .map_err(|e| format!("{e:?}"))?;
         Ok::<_, String>(started.elapsed())
     };
-    let handler = || async {
+    let (queue, status) = (&queue, &status);
+    let handler = |with_status: bool| async move {
         let request = request(fixture, &new_ticket()?)?;
         let started = Instant::now();
-        let response = refund_api::handler::handle(&queue, request)
-            .await
-            .unwrap_or_else(|never| match never {});
+        let response = if with_status {
+            handle(queue, Some(status), request).await
+        } else {
+            handle(queue, STATUS_DISABLED, request).await
+        }
+        .unwrap_or_else(|never| match never {});
         let elapsed = started.elapsed();
         if response.status() != 202 {
             let body = match response.body() {
@@ -86,17 +105,22 @@ pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
     // Warm the connection pool and moto itself.
     for _ in 0..20 {
         bare().await?;
-        handler().await?;
+        handler(false).await?;
+        handler(true).await?;
     }
-    let (mut handler_us, mut bare_us) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    let mut handler_us = Vec::with_capacity(calls);
+    let mut bare_us = Vec::with_capacity(calls);
+    let mut with_status_us = Vec::with_capacity(calls);
     for _ in 0..calls {
-        handler_us.push(micros(handler().await?));
+        handler_us.push(micros(handler(false).await?));
         bare_us.push(micros(bare().await?));
+        with_status_us.push(micros(handler(true).await?));
     }
     Ok(Report {
         calls,
         handler_us: Summary::of(handler_us),
         bare_send_us: Summary::of(bare_us),
+        handler_with_status_us: Summary::of(with_status_us),
     })
 }
 

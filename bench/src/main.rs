@@ -75,10 +75,19 @@ async fn cold_start(
     .await
     .map_err(|e| format!("gateway emulator: {e}"))?;
     let api_event = Bytes::from(fixture(events, "api-refund.json")?);
+    // As deployed: the status table is set, so both functions build their DynamoDB client
+    // at start-up and write the status on the first event.
     let common = vec![
         ("AWS_ENDPOINT_URL".to_owned(), sqs.endpoint.clone()),
         ("REFUND_QUEUE_URL".to_owned(), refund_queue),
+        ("REFUND_TABLE_NAME".to_owned(), "Refunds".to_owned()),
     ];
+    let mut api_env = common.clone();
+    // Read at the first listing only, never on the PUT measured here.
+    api_env.push((
+        "REFUND_CURSOR_KEY_SECRET_ARN".to_owned(),
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:cursor-key-AbCdEf".to_owned(),
+    ));
     let mut worker_env = common.clone();
     worker_env.extend([
         ("DEAD_LETTER_QUEUE_URL".to_owned(), dead_letter_queue),
@@ -92,7 +101,7 @@ async fn cold_start(
     };
     let subjects = [
         subject("hello-lambda", common.clone(), api_event.clone()),
-        subject("refund-api", common, api_event),
+        subject("refund-api", api_env, api_event),
         subject(
             "refund-worker",
             worker_env,

@@ -32,17 +32,26 @@ use aws_smithy_runtime_api::client::{
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
-/// The TLS configuration of every client: ring, Mozilla's roots, TLS 1.2 and 1.3.
+/// The TLS configuration of every client: ring, Mozilla's roots, TLS 1.2 and 1.3. Built
+/// once per process (the worker's SDK and gateway clients share it); a clone shares the
+/// roots and the provider.
 pub fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        // ring supports both safe default versions; this cannot fail.
-        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            // ring supports both safe default versions; this cannot fail.
+            .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+        })
+        .clone()
 }
 
 /// A reqwest client builder with [`tls_config`], no proxy lookup and no redirects: a 3xx

@@ -9,6 +9,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
 /// The message attribute refund-api sets.
 pub const CORRELATION_ATTRIBUTE: &str = "correlation_id";
+/// The message attribute refund-api sets to the caller's JWT `sub`, when it knows it.
+pub const REQUESTED_BY_ATTRIBUTE: &str = "requested_by";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -28,6 +30,14 @@ impl Delivery {
         self.attributes
             .get(CORRELATION_ATTRIBUTE)
             .map(String::as_str)
+    }
+
+    /// Who asked for the refund; an empty value is as good as none.
+    pub fn requested_by(&self) -> Option<&str> {
+        self.attributes
+            .get(REQUESTED_BY_ATTRIBUTE)
+            .map(String::as_str)
+            .filter(|sub| !sub.is_empty())
     }
 }
 
@@ -78,6 +88,7 @@ mod tests {
             "attributes": {"ApproximateReceiveCount": "3"},
             "messageAttributes": {
                 "correlation_id": {"stringValue": "c-1", "dataType": "String"},
+                "requested_by": {"stringValue": "user-7", "dataType": "String"},
                 "custom": {"stringValue": "x", "dataType": "String.custom"},
                 "amount": {"stringValue": "12", "dataType": "Number"},
                 "blob": {"binaryValue": "AAE=", "dataType": "Binary"},
@@ -87,9 +98,10 @@ mod tests {
         assert_eq!(delivery.receipt_handle.as_deref(), Some("rh-1"));
         assert_eq!(delivery.receive_count, 3);
         assert_eq!(delivery.correlation_id(), Some("c-1"));
+        assert_eq!(delivery.requested_by(), Some("user-7"));
         assert_eq!(
             delivery.attributes.keys().collect::<Vec<_>>(),
-            ["correlation_id", "custom"]
+            ["correlation_id", "custom", "requested_by"]
         );
     }
 
@@ -104,5 +116,6 @@ mod tests {
         assert_eq!(delivery.body, "");
         assert_eq!(delivery.receive_count, 1);
         assert_eq!(delivery.correlation_id(), None);
+        assert_eq!(delivery.requested_by(), None);
     }
 }

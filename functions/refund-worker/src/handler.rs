@@ -1,9 +1,11 @@
 //! One SQS batch in, one `SqsBatchResponse` out (contract section 4).
 //!
-//! [`Worker`] is generic over its three ports (gateway, retry control on the source queue,
-//! dead-letter queue) so every path runs in tests against scripted twins or moto. Each
-//! record ends in exactly one [`Disposition`]; only the disposition decides whether the
-//! record goes into `batchItemFailures`, and every record is logged once.
+//! [`Worker`] is generic over its ports (gateway, retry control on the source queue,
+//! dead-letter queue, and optionally the refund status store) so every path runs in tests
+//! against scripted twins or moto. Each record ends in exactly one [`Disposition`]; only
+//! the disposition decides whether the record goes into `batchItemFailures`, and every
+//! record is logged once. The status store is told what happened (see [`crate::status`])
+//! but has no say in it.
 
 use std::{
     convert::Infallible,
@@ -20,11 +22,18 @@ use refund::{
     correlation::{CorrelationId, parse_header_token},
     gateway::{Gateway, RefundCall},
     outcome::{Class, ErrorCode, RefundFailure, UpstreamResult, judge},
-    queue::{CommandQueue, QueueError, VisibilityControl},
+    queue::{CommandQueue, OutboundMessage, QueueError, VisibilityControl},
+    status::{Change, RefundStore},
 };
+use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};
 
-use crate::{backoff::retry_visibility_s, dead_letter::dead_letter_copy, delivery::Delivery};
+use crate::{
+    backoff::retry_visibility_s,
+    dead_letter::{dead_letter_copy, failure_reason},
+    delivery::Delivery,
+    status::{CallReport, Ending, NoStatusStore, StatusWrite, Tracked, bounded_write, progress_of},
+};
 
 /// Records of one batch in flight at once: a batch of 10 (the default batch size) runs
 /// fully in parallel, a large batch does not open hundreds of upstream connections.
@@ -70,9 +79,13 @@ pub enum Disposition {
     Retry { visibility_s: Option<u32> },
     /// The copy to the dead-letter queue failed, so the original must stay on its queue.
     DeadLetterFailed { code: ErrorCode, error: QueueError },
-    /// Not finished at `deadline - DEADLINE_MARGIN_MS`.
+    /// Not finished at `deadline - DEADLINE_MARGIN_MS`. No status ending is written: the
+    /// margin is for answering Lambda and for the dead-letter copies already started, and
+    /// the record's `begin` (`processing`, the attempt counted) is true as it stands until
+    /// the redelivery writes again.
     Unfinished,
-    /// Handling the record panicked.
+    /// Handling the record panicked. No status ending is written: what the record had
+    /// learnt is lost with the unwound future, and the redelivery writes again.
     Panicked,
 }
 
@@ -110,6 +123,11 @@ pub struct RecordOutcome {
     pub void_latency: Option<Duration>,
     pub refund_latency: Option<Duration>,
     pub disposition: Disposition,
+    /// Whether every status write of this record succeeded; `None` when there was nothing
+    /// to record (no status store, or a body that is not a command).
+    pub status_recorded: Option<bool>,
+    /// The first status write that failed and why (`"begin: status store unavailable: …"`).
+    pub status_error: Option<String>,
 }
 
 impl RecordOutcome {
@@ -126,6 +144,23 @@ impl RecordOutcome {
             void_latency: None,
             refund_latency: None,
             disposition: Disposition::Unfinished,
+            status_recorded: None,
+            status_error: None,
+        }
+    }
+
+    /// Notes how one status write went. A failure only ever reaches the log and the
+    /// `StatusWriteFailed` metric: the record's disposition is already decided without it.
+    fn note_status(&mut self, write: StatusWrite, result: Result<Change, String>) {
+        match result {
+            Ok(_) => {
+                self.status_recorded.get_or_insert(true);
+            }
+            Err(error) => {
+                self.status_recorded = Some(false);
+                self.status_error
+                    .get_or_insert_with(|| format!("{}: {error}", write.as_str()));
+            }
         }
     }
 
@@ -149,6 +184,17 @@ impl RecordOutcome {
             Disposition::DeadLetterFailed { error, .. } => (None, None, Some(error.to_string())),
             _ => (None, None, None),
         };
+        if self.status_recorded == Some(false) {
+            // Once per record, however many of its writes failed: the first error says why.
+            tracing::warn!(
+                message_id = self.message_id.as_deref(),
+                ticket_id = self.ticket_id.as_deref(),
+                correlation_id = %self.correlation_id,
+                outcome = self.disposition.as_str(),
+                status_error = self.status_error.as_deref(),
+                "refund status not recorded; the refund itself is handled as if it were"
+            );
+        }
         macro_rules! record_line {
             ($level:ident, $text:expr) => {
                 tracing::$level!(
@@ -166,6 +212,7 @@ impl RecordOutcome {
                     dead_letter_message_id,
                     error = self.error.as_deref(),
                     queue_error = queue_error.as_deref(),
+                    status_recorded = self.status_recorded,
                     $text
                 )
             };
@@ -219,12 +266,14 @@ impl BatchOutcome {
     }
 }
 
-/// The refund worker over its ports.
-pub struct Worker<G, V, D> {
+/// The refund worker over its ports. `S` is the refund status store; a worker built by
+/// [`Worker::new`] has none ([`NoStatusStore`]) until [`Worker::with_status`] gives it one.
+pub struct Worker<G, V, D, S = NoStatusStore> {
     gateway: G,
     source_queue: V,
     dead_letter_queue: D,
     settings: Settings,
+    status: Option<S>,
 }
 
 impl<G, V, D> Worker<G, V, D>
@@ -233,18 +282,45 @@ where
     V: VisibilityControl,
     D: CommandQueue,
 {
+    /// A worker that records no status (contract sections 1-4 exactly).
     pub fn new(gateway: G, source_queue: V, dead_letter_queue: D, settings: Settings) -> Self {
         Self {
             gateway,
             source_queue,
             dead_letter_queue,
             settings,
+            status: None,
         }
     }
 
+    /// The same worker recording each refund's status in `store` (contract section 8);
+    /// `None` records nothing, so `main` passes what `REFUND_TABLE_NAME` gave it.
+    pub fn with_status<S: RefundStore>(self, store: Option<S>) -> Worker<G, V, D, S> {
+        Worker {
+            gateway: self.gateway,
+            source_queue: self.source_queue,
+            dead_letter_queue: self.dead_letter_queue,
+            settings: self.settings,
+            status: store,
+        }
+    }
+}
+
+impl<G, V, D, S> Worker<G, V, D, S>
+where
+    G: Gateway,
+    V: VisibilityControl,
+    D: CommandQueue,
+    S: RefundStore,
+{
     /// The upstream client, so a benchmark can time one call through the same pool.
     pub fn gateway(&self) -> &G {
         &self.gateway
+    }
+
+    /// The status store, so a test can read what was recorded.
+    pub fn status_store(&self) -> Option<&S> {
+        self.status.as_ref()
     }
 
     /// Gives the ports back, so a test can inspect what they were asked to do.
@@ -312,62 +388,116 @@ where
         if Instant::now() >= cutoff {
             return outcome;
         }
+        // Filled once the body is a command and a status store is configured.
+        let mut tracked = None;
         // Past the cutoff the upstream calls are abandoned: both are idempotent on K, so
         // the redelivery repeats them safely.
-        let Ok(verdict) =
-            timeout_at(cutoff, self.refund(delivery, correlation_id, &mut outcome)).await
+        let Ok(verdict) = timeout_at(
+            cutoff,
+            self.refund(delivery, correlation_id, cutoff, &mut outcome, &mut tracked),
+        )
+        .await
         else {
             return outcome;
         };
-        let failure = match verdict {
+        let ending = match verdict {
             Ok(()) => {
                 outcome.class = Some(Class::Done);
                 outcome.disposition = Disposition::Done;
-                return outcome;
+                Ending::Succeed
             }
-            Err(failure) => failure,
+            Err(failure) => self.settle(delivery, failure, cutoff, &mut outcome).await,
         };
-        outcome.class = Some(failure.class());
-        outcome.error = Some(failure.to_string());
-        outcome.disposition = match failure.error_code() {
-            None => self.retry_later(delivery, cutoff).await,
-            // Not cut off at the deadline: a copy that was started is awaited, so it is
-            // never left half-known whether the message reached the dead-letter queue.
-            Some(code) => self.dead_letter(delivery, code, &failure).await,
-        };
+        // Written only now that the disposition is settled, so it says what became of the
+        // message, and a write that fails cannot change that.
+        if let (Some(store), Some(tracked)) = (&self.status, &tracked) {
+            let write = ending.write();
+            let result = bounded_write(
+                cutoff,
+                tracked.end(store, ending, OffsetDateTime::now_utc()),
+            )
+            .await;
+            outcome.note_status(write, result);
+        }
         outcome
     }
 
-    /// Decodes the command and runs both upstream calls concurrently, recording what it
-    /// learns in `outcome` as it goes so that a deadline still logs it.
+    /// Hands a failed record back to its queue or copies it to the dead-letter queue, and
+    /// says how the status records that.
+    async fn settle(
+        &self,
+        delivery: &Delivery,
+        failure: RefundFailure,
+        cutoff: Instant,
+        outcome: &mut RecordOutcome,
+    ) -> Ending {
+        outcome.class = Some(failure.class());
+        outcome.error = Some(failure.to_string());
+        let Some(code) = failure.error_code() else {
+            outcome.disposition = self.retry_later(delivery, cutoff).await;
+            return Ending::Retry {
+                last_error: failure.to_string(),
+            };
+        };
+        let copy = dead_letter_copy(delivery, code, &failure.to_string());
+        let reason = failure_reason(&copy);
+        // Not cut off at the deadline: a copy that was started is awaited, so it is
+        // never left half-known whether the message reached the dead-letter queue.
+        outcome.disposition = self.dead_letter(copy, code).await;
+        match &outcome.disposition {
+            Disposition::DeadLetterFailed { error, .. } => Ending::Retry {
+                last_error: format!(
+                    "{reason}; the dead-letter copy failed ({error}), so the message stays on its queue"
+                ),
+            },
+            _ => Ending::Fail { reason },
+        }
+    }
+
+    /// Decodes the command, records that a delivery begins, and runs both upstream calls
+    /// concurrently, noting what it learns in `outcome` and `tracked` as it goes so that a
+    /// deadline still logs it.
     async fn refund(
         &self,
         delivery: &Delivery,
         correlation_id: &str,
+        cutoff: Instant,
         outcome: &mut RecordOutcome,
+        tracked: &mut Option<Tracked>,
     ) -> Result<(), RefundFailure> {
         let command = RefundTicket::decode(&delivery.body)
             .map_err(|e| RefundFailure::InvalidCommand(e.to_string()))?;
         outcome.ticket_id = Some(command.ticket_id.to_string());
+        if let Some(store) = &self.status {
+            // Before the calls, so the status never shows a refund in flight as `accepted`
+            // (or a redriven one as `failed`); bounded, so a sick table only delays them.
+            let tracked = tracked.insert(Tracked::new(&command, delivery, correlation_id));
+            let result = bounded_write(
+                cutoff,
+                store.begin_attempt(&tracked.request, OffsetDateTime::now_utc()),
+            )
+            .await;
+            outcome.note_status(StatusWrite::Begin, result);
+        }
         let call = RefundCall {
             ticket_id: command.ticket_id,
             idempotency_key: command.header.idempotency_key,
             correlation_id: correlation_id.to_owned(),
         };
-        let ((void, void_latency), (refund, refund_latency)): (
-            (UpstreamResult, Duration),
-            (UpstreamResult, Duration),
-        ) = tokio::join!(
+        let (void, refund) = tokio::join!(
             timed(self.gateway.void_receipt(&call)),
             timed(self.gateway.refund_payment(&call))
         );
-        outcome.void_status = status_of(&void);
-        outcome.refund_status = status_of(&refund);
-        outcome.void_latency = Some(void_latency);
-        outcome.refund_latency = Some(refund_latency);
+        outcome.void_status = status_of(&void.result);
+        outcome.refund_status = status_of(&refund.result);
+        outcome.void_latency = Some(void.took);
+        outcome.refund_latency = Some(refund.took);
+        if let Some(tracked) = tracked {
+            tracked.progress = progress_of(&void, &refund);
+        }
         judge(
-            &void,
-            &refund,
+            &void.result,
+            &refund.result,
             delivery.receive_count,
             self.settings.max_receive_count,
         )
@@ -402,13 +532,7 @@ where
         }
     }
 
-    async fn dead_letter(
-        &self,
-        delivery: &Delivery,
-        code: ErrorCode,
-        failure: &RefundFailure,
-    ) -> Disposition {
-        let copy = dead_letter_copy(delivery, code, &failure.to_string());
+    async fn dead_letter(&self, copy: OutboundMessage, code: ErrorCode) -> Disposition {
         match self.dead_letter_queue.send(copy).await {
             Ok(dead_letter_message_id) => Disposition::DeadLettered {
                 code,
@@ -419,10 +543,17 @@ where
     }
 }
 
-async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+/// Runs one upstream call, noting when it was sent (wall clock, for the status trail)
+/// and how long it took (monotonic clock, for the latency metrics).
+async fn timed(call: impl Future<Output = UpstreamResult>) -> CallReport {
+    let sent_at = OffsetDateTime::now_utc();
     let started = Instant::now();
     let result = call.await;
-    (result, started.elapsed())
+    CallReport {
+        result,
+        sent_at,
+        took: started.elapsed(),
+    }
 }
 
 fn status_of(result: &UpstreamResult) -> Option<u16> {

@@ -8,5 +8,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod handler;
 pub mod metrics;
+pub mod status;
 
 pub use handler::{BatchOutcome, Disposition, RecordOutcome, Settings, Worker};
+pub use status::NoStatusStore;

@@ -3,6 +3,11 @@
 //! A line on stdout with an `_aws` member becomes metrics without an API call, an SDK or
 //! an agent: nothing added to start-up or to the batch's latency. The template's alarms
 //! read `RefundsDone` and `RefundsRetried` under the `Service` dimension.
+//!
+//! With a status store configured, `StatusWriteFailed` counts the records whose status
+//! could not be (fully) recorded: the refunds went on, but their status lags until a later
+//! write. It is emitted (as 0 too) only by a worker that records statuses, so a worker
+//! without a store emits exactly the lines it always did.
 
 use std::{
     collections::BTreeMap,
@@ -34,7 +39,13 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     let mut dead_lettered: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut void_ms = Vec::new();
     let mut refund_ms = Vec::new();
+    let mut status_recorded = false;
+    let mut status_write_failed = 0u64;
     for record in &outcome.records {
+        if let Some(recorded) = record.status_recorded {
+            status_recorded = true;
+            status_write_failed += u64::from(!recorded);
+        }
         match &record.disposition {
             Disposition::Done => done += 1,
             Disposition::DeadLettered { code, .. } => {
@@ -67,6 +78,10 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
             metrics.push(json!({"Name": name, "Unit": "Milliseconds"}));
             totals[name] = json!(values);
         }
+    }
+    if status_recorded {
+        metrics.push(json!({"Name": "StatusWriteFailed", "Unit": "Count"}));
+        totals["StatusWriteFailed"] = json!(status_write_failed);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 
@@ -120,6 +135,8 @@ mod tests {
             void_latency: latency_ms.map(Duration::from_millis),
             refund_latency: latency_ms.map(|ms| Duration::from_millis(ms + 1)),
             disposition,
+            status_recorded: None,
+            status_error: None,
         }
     }
 
@@ -212,5 +229,46 @@ mod tests {
             3
         );
         assert!(emf_lines(&BatchOutcome::default(), 0).is_empty());
+    }
+
+    #[test]
+    fn status_write_failures_are_counted_only_by_a_worker_that_records_statuses() {
+        let names = |totals: &Value| -> Vec<String> {
+            totals["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["Name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let with = |recorded: Option<bool>| RecordOutcome {
+            status_recorded: recorded,
+            ..record(Disposition::Done, Some(10))
+        };
+
+        let without_store = BatchOutcome {
+            records: vec![with(None)],
+        };
+        let totals: Value = serde_json::from_str(&emf_lines(&without_store, 0)[0]).unwrap();
+        assert!(totals.get("StatusWriteFailed").is_none());
+        assert!(!names(&totals).contains(&"StatusWriteFailed".to_owned()));
+
+        let with_store = BatchOutcome {
+            records: vec![
+                with(Some(true)),
+                with(Some(false)),
+                with(None),
+                with(Some(false)),
+            ],
+        };
+        let totals: Value = serde_json::from_str(&emf_lines(&with_store, 0)[0]).unwrap();
+        assert_eq!(totals["StatusWriteFailed"], 2);
+        assert!(names(&totals).contains(&"StatusWriteFailed".to_owned()));
+
+        let all_recorded = BatchOutcome {
+            records: vec![with(Some(true))],
+        };
+        let totals: Value = serde_json::from_str(&emf_lines(&all_recorded, 0)[0]).unwrap();
+        assert_eq!(totals["StatusWriteFailed"], 0);
     }
 }

@@ -1,5 +1,6 @@
 //! Dead-letter copies and visibility changes against a real SQS (moto): messages are
-//! sent, received and handed to the handler exactly as Lambda's event source does.
+//! sent, received and handed to the handler exactly as Lambda's event source does. And
+//! the refund status, recorded through the DynamoDB adapter into moto's DynamoDB.
 
 mod common;
 
@@ -11,13 +12,17 @@ use aws_sdk_sqs::{
     types::{Message, MessageAttributeValue, MessageSystemAttributeName},
 };
 use common::*;
-use refund::{outcome::ErrorCode, queue::SqsQueue};
+use refund::{
+    outcome::ErrorCode,
+    queue::SqsQueue,
+    status::{DynamoRefundStore, RefundStatus, RefundStore},
+};
 use refund_worker::{Disposition, Settings, Worker};
 use serde_json::{Value, json};
 use testkit::Moto;
 
 struct Queues {
-    _moto: Moto,
+    moto: Moto,
     client: Client,
     source: String,
     dlq: String,
@@ -29,7 +34,7 @@ async fn queues() -> Queues {
     let source = moto.create_queue("RefundTicket").await;
     let dlq = moto.create_queue("RefundTicket-dlq").await;
     Queues {
-        _moto: moto,
+        moto,
         client,
         source,
         dlq,
@@ -340,4 +345,54 @@ async fn a_dead_letter_copy_to_a_missing_queue_reports_the_record_failed() {
             .await
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn refunds_through_the_worker_are_recorded_in_dynamodb() {
+    let queues = queues().await;
+    queues.moto.create_refund_table("RefundStatus").await;
+    let store = DynamoRefundStore::new(queues.moto.dynamodb().await, "RefundStatus");
+    let (done, flaky) = (ticket(), ticket());
+    let gateway = ScriptedGateway::new();
+    gateway.on(Call::Refund, &flaky, [Answer::Status(503)]);
+    let done_id = queues
+        .send(
+            &command(&done),
+            &[("correlation_id", "corr-done"), ("requested_by", "user-7")],
+        )
+        .await;
+    queues.send(&command(&flaky), &[]).await;
+    let worker = queues
+        .worker(gateway, settings())
+        .with_status(Some(store.clone()));
+
+    let received = queues
+        .receive(&queues.source, 2, Duration::from_secs(5))
+        .await;
+    assert_eq!(received.len(), 2);
+    let outcome = worker
+        .handle_batch(event_from(&received), far_deadline())
+        .await;
+
+    let failed = outcome.failed_message_ids();
+    assert_eq!(failed.len(), 1);
+    assert_ne!(failed[0], done_id);
+    assert!(
+        outcome
+            .records
+            .iter()
+            .all(|r| r.status_recorded == Some(true)),
+        "{outcome:?}"
+    );
+    let record = store.get(done.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.status, RefundStatus::Succeeded);
+    assert_eq!(record.attempts, 1);
+    assert_eq!(record.idempotency_key, key_of(&done));
+    assert_eq!(record.correlation_id, "corr-done");
+    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(record.interactions.len(), 2);
+    assert!(record.receipt_voided_at.is_some() && record.payment_refunded_at.is_some());
+    let record = store.get(flaky.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.status, RefundStatus::Processing);
+    assert!(record.last_error.unwrap().contains("503"));
 }

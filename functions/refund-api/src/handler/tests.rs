@@ -1,4 +1,5 @@
-//! Every row of the contract's answer table, against the in-memory queue.
+//! Every row of the contract's answer table, against the in-memory queue; the status
+//! routes (contract section 8) against the in-memory store too, in `status`.
 
 use super::*;
 use lambda_http::request::from_str;
@@ -7,6 +8,8 @@ use refund::queue::InMemoryQueue;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 use uuid::Uuid;
+
+mod status;
 
 const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
 
@@ -38,10 +41,21 @@ struct Answer {
     body: Value,
 }
 
+/// The answer without the status feature, as before the status issue.
 async fn answer(queue: &InMemoryQueue, request: Request) -> Answer {
-    let response = handle(queue, request).await.unwrap();
+    answer_with(queue, STATUS_DISABLED, request).await
+}
+
+/// Every answer is JSON and echoes `Correlation-ID`.
+async fn answer_with<S: RefundStore>(
+    queue: &InMemoryQueue,
+    status: Option<&Status<S>>,
+    request: Request,
+) -> Answer {
+    let response = handle(queue, status, request).await.unwrap();
     let (parts, body) = response.into_parts();
     assert_eq!(parts.headers[header::CONTENT_TYPE], "application/json");
+    assert!(parts.headers.contains_key("correlation-id"));
     let body = match body {
         Body::Text(text) => serde_json::from_str(&text).unwrap(),
         other => panic!("body is not text: {other:?}"),
@@ -247,11 +261,11 @@ async fn other_methods_get_405_with_allow() {
     )
     .await;
     assert_error(&answer_, 405, "method_not_allowed");
-    assert_eq!(answer_.headers[header::ALLOW], "PUT");
-    for method in ["GET", "POST", "PATCH", "OPTIONS", "HEAD"] {
+    assert_eq!(answer_.headers[header::ALLOW], "GET, PUT");
+    for method in ["POST", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
         let answer = answer(&queue, event(method, TICKET, &[])).await;
         assert_error(&answer, 405, "method_not_allowed");
-        assert_eq!(answer.headers[header::ALLOW], "PUT");
+        assert_eq!(answer.headers[header::ALLOW], "GET, PUT");
     }
     assert!(queue.sent().is_empty());
 }
@@ -450,7 +464,8 @@ proptest! {
         };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let answer = runtime.block_on(answer(&queue, request));
-        let allowed: &[u16] = if failing { &[400, 405, 503] } else { &[202, 400, 405] };
+        // GET is served, and answers 404 status_not_enabled without a store.
+        let allowed: &[u16] = if failing { &[400, 404, 405, 503] } else { &[202, 400, 404, 405] };
         prop_assert!(allowed.contains(&answer.status), "{} {}", answer.status, answer.body);
         prop_assert!(answer.headers.contains_key("correlation-id"));
         if answer.status == 202 {

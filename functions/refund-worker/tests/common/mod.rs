@@ -197,3 +197,11 @@ pub fn deadline_in(after: Duration) -> u64 {
 pub fn far_deadline() -> u64 {
     deadline_in(Duration::from_secs(600))
 }
+
+/// `record` with the `requested_by` attribute refund-api sets from the JWT's `sub`.
+pub fn requested_by(mut record: Value, sub: &str) -> Value {
+    record["messageAttributes"]["requested_by"] = json!({
+        "stringValue": sub, "stringListValues": [], "binaryListValues": [], "dataType": "String",
+    });
+    record
+}
