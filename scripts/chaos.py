@@ -27,6 +27,7 @@ and UPSTREAM_TIMEOUT_MS 2000 (slow answers at 2500 ms), so a kill costs seconds,
 """
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import math
@@ -92,6 +93,16 @@ def http(method, url, body=None, headers=None, timeout=30):
         except ValueError:
             body = raw.decode(errors="replace")
         return e.code, body, {k.lower(): v for k, v in e.headers.items()}
+
+
+def refund_statuses(stack, tickets):
+    """Each ticket's record from the API (CONTRACT section 8), or None when it has none."""
+    def one(ticket):
+        status, body, _ = http("GET", f"{stack.api}/ticket-refund/{ticket}")
+        return ticket, body if status == 200 else None
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(one, tickets))
 
 
 def run_chance(p_attempt, budget, deliveries):
@@ -615,6 +626,22 @@ def run(stack, args, stop):
     check("every DLQ copy carries its reason (error_code, error_message, source_message_id, receive_count)",
           not bad_copies, "; ".join(bad_copies[:5]) or ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
     check("nothing stays on the queue", sum(depth.values()) == 0, str(depth))
+    statuses = refund_statuses(stack, accepted)
+    voided = {e["ticket_id"] for e in listings["void"]}
+    refunded = {e["ticket_id"] for e in listings["refund"]}
+    stuck = {t: r and r["status"] for t, r in statuses.items() if not r or r["status"] not in ("succeeded", "failed")}
+    check("every accepted ticket ends succeeded or failed, none stuck (GET /ticket-refund/{id})", not stuck,
+          f"{len(stuck)} not final, e.g. {dict(list(stuck.items())[:3])}" if stuck
+          else ", ".join(f"{k} x{v}" for k, v in sorted(collections.Counter(
+              r["status"] for r in statuses.values()).items())))
+    disagree = [t for t, r in statuses.items() if r and (
+        (r["status"] == "succeeded") != (t in voided and t in refunded)
+        or (r["status"] == "failed") != (t in rejected)
+        or (r["status"] == "succeeded" and not (r["receipt_voided_at"] and r["payment_refunded_at"]))
+        or (r["status"] == "failed" and not r["failure_reason"]))]
+    check("the statuses agree with the emulator's effects (succeeded = voided and refunded; failed = rejected, "
+          "with a reason)", not disagree, f"{len(disagree)} disagree, e.g. "
+          f"{[(t, statuses[t]['status']) for t in disagree[:3]]}" if disagree else f"{len(statuses)} records")
     check(f"{args.kills} SIGKILLs landed mid-batch", killer.landed >= args.kills,
           f"{killer.landed} landed of {killer.sent} sent")
 

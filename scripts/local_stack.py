@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """`make run`: the whole refund pipeline on loopback, as CONTRACT.md section 7 lays it out.
 
-Starts, in the foreground: moto (SQS) with the queues created from template.yaml's
-attributes, the gateway emulator (unless GATEWAY_ADDR is set), both functions under
+Starts, in the foreground: moto (SQS and DynamoDB) with the queues and the refund status
+table created from template.yaml's definitions, the gateway emulator (unless GATEWAY_ADDR is set), both functions under
 `cargo lambda watch` with a router, and the event source that feeds refund-worker real SQS
 events. Prints one `ready ...` line when every part answers, and stops every process it
 started on Ctrl-C or SIGTERM. The end-to-end tests drive this same script.
 """
 
 import json
+import secrets
 import os
 import signal
 import socket
@@ -54,6 +55,29 @@ def queue_attributes():
         },
         "dlq": {"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])},
         "max_receive_count": int(max_receive),
+    }
+
+
+# The refund status table on the local stack (CONTRACT section 8: REFUND_TABLE_NAME).
+LOCAL_TABLE = "Refunds"
+
+
+def table_definition():
+    """The status table's keys and indexes as template.yaml declares them: the local table
+    is created from the same definition, so a key the code relies on cannot exist only here."""
+    template = cfn_yaml.load(str(ROOT / "template.yaml"))
+    tables = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    if len(tables) != 1:
+        raise SystemExit(f"local-stack: template.yaml declares {len(tables)} DynamoDB tables, expected 1")
+    table = tables[0]
+    return {
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "KeySchema": table["KeySchema"],
+        "GlobalSecondaryIndexes": [
+            {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
+            for i in table.get("GlobalSecondaryIndexes", [])
+        ],
+        "BillingMode": table["BillingMode"],
     }
 
 
@@ -136,11 +160,18 @@ class Stack:
                                      Attributes={**attributes["queue"], "RedrivePolicy": redrive})["QueueUrl"]
         return queue_url, dlq_url, attributes["max_receive_count"]
 
+    def create_table(self):
+        dynamodb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{self.sqs_port}", region_name=REGION,
+                                aws_access_key_id="local", aws_secret_access_key="local")
+        dynamodb.create_table(TableName=LOCAL_TABLE, **table_definition())
+        return LOCAL_TABLE
+
     def run(self):
         env = self.aws_env()
         self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
         wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
         queue_url, dlq_url, max_receive = self.create_queues()
+        table = self.create_table()
 
         log("building the functions and the local tools (minutes on a fresh clone)")
         subprocess.run(["cargo", "build", "--quiet", "-p", "refund-api", "-p", "refund-worker", "-p", "refund-local"],
@@ -158,6 +189,9 @@ class Stack:
             **env,
             "REFUND_QUEUE_URL": queue_url, "DEAD_LETTER_QUEUE_URL": dlq_url, "GATEWAY_ADDR": gateway,
             "MAX_RECEIVE_COUNT": str(max_receive), "RETRY_BASE_S": "1", "RETRY_MAX_S": "5",
+            "REFUND_TABLE_NAME": table,
+            # One key for this run: every process of the stack must sign cursors alike.
+            "REFUND_CURSOR_KEY": secrets.token_urlsafe(48),
             "UPSTREAM_TIMEOUT_MS": os.environ.get("UPSTREAM_TIMEOUT_MS", "5000"),
             "RUST_LOG": os.environ.get("RUST_LOG", "info"),
         }

@@ -38,6 +38,15 @@ print(sqs.create_queue(QueueName="RefundTicket")["QueueUrl"], sqs.create_queue(Q
 PY
 )
 export REFUND_QUEUE_URL="$queue_url" DEAD_LETTER_QUEUE_URL="$dlq_url"
+# The status table, from template.yaml's definition as the local stack creates it.
+python3 - <<'PY'
+import boto3, os, sys
+sys.path.insert(0, "scripts")
+from local_stack import table_definition
+boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_table(
+    TableName="Refunds", **table_definition())
+PY
+export REFUND_TABLE_NAME=Refunds REFUND_CURSOR_KEY="smoke-cursor-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 
 cargo build --quiet -p refund-local --bin gateway-emulator
 gateway_port=$(free_port)
@@ -68,6 +77,9 @@ check api-refund.json 202
 check api-refund-client-key.json 202
 check api-refund-bad-ticket-id.json 400
 check api-refund-wrong-method.json 405
+# The status routes: the PUT above recorded the fixture's ticket.
+check api-get-refund.json 200
+check api-list-refunds.json 200
 
 # Through the router, as a browser or curl reaches it: the path parameter must arrive.
 http=$(curl -s -o "$work/body" -w '%{http_code}' -X PUT -H 'Correlation-ID: smoke-1' \
@@ -111,6 +123,12 @@ for path in receipts-api/voided payments-api/refunds; do
   if [[ "$seen" == "$expected" ]]; then echo "smoke: ok   emulator $path has the fixtures' tickets"
   else echo "smoke: FAIL emulator $path has [$seen], want [$expected]"; failed=1; fi
 done
+
+# The worker recorded the one-record fixture's refund as succeeded.
+ticket=$(python3 -c 'import json; print(json.loads(json.load(open("events/sqs-one-record.json"))["Records"][0]["body"])["ticket_id"].lower())')
+status=$(curl -s "http://127.0.0.1:$api_port/ticket-refund/$ticket" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("status"))')
+if [[ "$status" == succeeded ]]; then echo "smoke: ok   GET /ticket-refund/{ticket_id} after the worker -> succeeded"
+else echo "smoke: FAIL the worker's ticket is $status, want succeeded"; failed=1; fi
 
 if (( failed )); then tail -30 "$work/watch.log" >&2; exit 1; fi
 echo "smoke: passed"

@@ -70,14 +70,7 @@ pub async fn read_gateway_token(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<GatewayToken, SecretError> {
-    let output = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| SecretError::Read(DisplayErrorContext(&e).to_string()))?;
-    let value = output.secret_string().ok_or(SecretError::NotAString)?;
-    Ok(GatewayToken::new(value)?)
+    Ok(GatewayToken::new(&secret_string(client, arn).await?)?)
 }
 
 /// Reads the listing cursor's signing key from the secret `arn` (the template generates
@@ -87,14 +80,23 @@ pub async fn read_cursor_key(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<CursorKey, SecretError> {
+    Ok(CursorKey::from_bytes(
+        secret_string(client, arn).await?.as_bytes(),
+    )?)
+}
+
+/// The current string value of the secret `arn`.
+async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    arn: &str,
+) -> Result<String, SecretError> {
     let output = client
         .get_secret_value()
         .secret_id(arn)
         .send()
         .await
         .map_err(|e| SecretError::Read(DisplayErrorContext(&e).to_string()))?;
-    let value = output.secret_string().ok_or(SecretError::NotAString)?;
-    Ok(CursorKey::from_bytes(value.as_bytes())?)
+    output.secret_string.ok_or(SecretError::NotAString)
 }
 
 /// The start-up step of `refund-worker`: no ARN, no token (and no client is built); an

@@ -56,6 +56,21 @@ class Stack:
         headers = {"Correlation-ID": correlation_id} if correlation_id else {}
         return request("PUT", f"{self.api}/ticket-refund/{ticket}", headers=headers)
 
+    def refund_status(self, ticket):
+        """The refund's record (CONTRACT section 8), or None before it exists."""
+        status, body, _ = request("GET", f"{self.api}/ticket-refund/{ticket}")
+        if status == 404 and body["error"]["code"] == "refund_not_found":
+            return None
+        assert status == 200, body
+        return body
+
+    def status_reaches(self, ticket, wanted, timeout_s=120):
+        def reached():
+            record = self.refund_status(ticket)
+            return record if record and record["status"] == wanted else None
+
+        return wait_for(f"{ticket} {wanted}", reached, timeout_s)
+
     def faults(self, **faults):
         status, body, _ = request("PUT", f"{self.gateway}/admin/faults", body=faults)
         assert status == 200, body
@@ -140,6 +155,8 @@ def test_fifty_refunds_each_voided_and_refunded_once_with_its_correlation_id(sta
     effects = wait_for("50 refunds", all_done, 240)
     for ticket, correlation in tickets.items():
         assert_refunded_once(effects, ticket, correlation)
+    for ticket in tickets:
+        assert stack.status_reaches(ticket, "succeeded", 30)["correlation_id"] == tickets[ticket]
 
 
 def test_a_double_click_reaches_the_services_with_one_key(stack):
@@ -203,6 +220,11 @@ def test_a_ticket_the_gateway_rejects_is_dead_lettered_with_its_reason_after_one
     assert message["receive_count"] == "1"
     assert message["correlation_id"] == "e2e-rejected"
     assert message["source_message_id"]
+    # The record says so too, with the reason the DLQ copy carries.
+    record = stack.status_reaches(ticket, "failed")
+    assert record["failure_reason"].startswith(message["error_code"])
+    assert record["attempts"] == 1
+    assert record["completed_at"] is None or record["completed_at"] >= record["accepted_at"]
 
 
 def test_poison_put_on_the_queue_is_dead_lettered_as_invalid_command(stack):
@@ -238,6 +260,74 @@ def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(sta
     effects = wait_for("the redriven ticket refunded", refunded, 120)
     assert_refunded_once(effects, ticket, "e2e-redrive")
     assert not [m for m in stack.dead_letters() if ticket in m["body"]]
+    # failed -> processing (the redriven delivery) -> succeeded, with both attempts counted.
+    record = stack.status_reaches(ticket, "succeeded")
+    assert record["attempts"] == 2
+    assert record["failure_reason"] is None
+
+
+def test_a_refund_is_followed_from_accepted_to_succeeded(stack):
+    """GET follows one refund: its calls are held for 2 s each by the emulator, so the record
+    is seen before it ends; then it ends `succeeded` with the trail of its two calls."""
+    ticket = str(uuid.uuid4())
+    stack.faults(slow_tickets=[ticket], slow_ms=2000)
+    try:
+        status, accepted, _ = stack.put_refund(ticket, "e2e-follow")
+        assert status == 202, accepted
+        first = stack.refund_status(ticket)
+        assert first["status"] in ("accepted", "processing"), first
+        assert first["ticket_id"] == ticket
+        assert first["idempotency_key"] == key_of(ticket) == accepted["idempotency_key"]
+        assert first["correlation_id"] == "e2e-follow"
+        record = stack.status_reaches(ticket, "succeeded")
+    finally:
+        stack.faults(slow_tickets=[], slow_ms=6000)
+    assert record["attempts"] == 1
+    assert record["receipt_voided_at"] and record["payment_refunded_at"] and record["completed_at"]
+    assert record["accepted_at"] <= record["completed_at"] <= record["updated_at"]
+    assert sorted(i["call"] for i in record["interactions"]) == ["refund_payment", "void_receipt"]
+    assert all(i["duration_ms"] >= 1900 for i in record["interactions"]), record["interactions"]
+    assert_refunded_once(stack.effects(), ticket, "e2e-follow")
+
+    # Listed among the succeeded ones, newest first.
+    status, page, _ = request("GET", f"{stack.api}/ticket-refunds?status=succeeded&limit=100")
+    assert status == 200, page
+    assert all(item["status"] == "succeeded" for item in page["items"])
+    stamps = [(item["accepted_at"], item["ticket_id"]) for item in page["items"]]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_a_put_after_success_answers_200_and_queues_nothing(stack):
+    ticket = str(uuid.uuid4())
+    assert stack.put_refund(ticket)[0] == 202
+    done = stack.status_reaches(ticket, "succeeded")
+    wait_for("an empty refund queue", lambda: stack.queue_depth() == 0, 120)
+    calls_before = stats(stack)["calls"]
+
+    status, body, _ = stack.put_refund(ticket, "e2e-again")
+    assert status == 200, body
+    assert body == done
+    # Nothing was queued: no delivery reaches the services, and the record is untouched.
+    time.sleep(5)
+    assert stats(stack)["calls"] == calls_before
+    assert stack.queue_depth() == 0
+    assert stack.refund_status(ticket) == done
+
+
+def test_the_listing_pages_through_every_refund_once(stack):
+    seen, cursor = [], None
+    for _ in range(100):
+        query = "limit=7" + (f"&cursor={cursor}" if cursor else "")
+        status, page, _ = request("GET", f"{stack.api}/ticket-refunds?{query}")
+        assert status == 200, page
+        seen += [item["ticket_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) >= 50
+    tampered = cursor or "x" * 78
+    status, body, _ = request("GET", f"{stack.api}/ticket-refunds?cursor={tampered[:-2]}AA")
+    assert (status, body["error"]["code"]) == (400, "invalid_cursor")
 
 
 def test_nothing_is_left_on_the_queue(stack):

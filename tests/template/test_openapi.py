@@ -51,6 +51,25 @@ def resolve(node):
     return node
 
 
+def responses(operation):
+    """An operation's answers by status, references to components/responses resolved."""
+    return {status: resolve(response) for status, response in operation["responses"].items()}
+
+
+def json_schema(response):
+    return response.get("content", {}).get("application/json", {}).get("schema", {})
+
+
+def shapes(response):
+    """The body shapes an answer may have (the branches of a oneOf), resolved."""
+    schema = json_schema(response)
+    return [resolve(s) for s in schema.get("oneOf", [schema])]
+
+
+def operation(method, path):
+    return OPENAPI["paths"][path][method]
+
+
 def test_paths_and_methods_are_the_templates_routes():
     assert template_routes(), "the template has HttpApi routes"
     assert openapi_routes() == template_routes()
@@ -73,46 +92,151 @@ def test_every_route_is_behind_the_jwt_bearer_scheme():
 def test_api_gateways_own_answers_are_documented():
     gateway = {"401": "Unauthorized", "403": "Forbidden", "404": "Not Found",
                "429": "Too Many Requests", "503": "Service Unavailable", "500": "Internal Server Error"}
-    for _, _, operation in operations():
+    for _, _, op in operations():
+        answers = responses(op)
         for status, message in gateway.items():
-            schema = operation["responses"][status]["content"]["application/json"]["schema"]
-            shapes = [resolve(s) for s in schema.get("oneOf", [schema])]
-            assert any(s["properties"].get("message", {}).get("enum") == [message] for s in shapes), status
+            assert any(s["properties"].get("message", {}).get("enum") == [message] for s in shapes(answers[status])), status
 
 
 def handler_codes():
-    """The codes in ApiError::code, as refund-api answers them."""
-    source = (ROOT / "functions/refund-api/src/handler.rs").read_text()
-    body = source.split("pub fn code(&self)", 1)[1].split("\n    }\n", 1)[0]
-    return set(re.findall(r'=> "([a-z_]+)"', body))
+    """The codes in ApiError::code, as refund-api answers them (wherever in its sources
+    the error type lives)."""
+    codes = set()
+    for source in sorted((ROOT / "functions/refund-api/src").rglob("*.rs")):
+        for part in source.read_text().split("pub fn code(&self)")[1:]:
+            body = part.split("\n    }\n", 1)[0]
+            codes.update(re.findall(r'=> "([a-z_]+)"', body))
+    return codes
+
+
+def error_codes(response):
+    codes = set()
+    for shape in shapes(response):
+        error = shape.get("properties", {}).get("error")
+        if error:
+            codes.update(error["properties"]["code"]["enum"])
+    return codes
 
 
 def test_error_codes_are_the_handlers_and_each_status_has_its_own():
     by_status = {}
-    for _, _, operation in operations():
-        for status, response in operation["responses"].items():
-            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
-            for shape in (resolve(s) for s in schema.get("oneOf", [schema])):
-                error = shape.get("properties", {}).get("error")
-                if error:
-                    by_status.setdefault(status, set()).update(error["properties"]["code"]["enum"])
+    for _, _, op in operations():
+        for status, response in responses(op).items():
+            if codes := error_codes(response):
+                by_status.setdefault(status, set()).update(codes)
     assert by_status == {
-        "400": {"invalid_ticket_id", "invalid_idempotency_key", "invalid_correlation_id"},
+        "400": {"invalid_ticket_id", "invalid_idempotency_key", "invalid_correlation_id",
+                "invalid_status", "invalid_limit", "invalid_cursor"},
+        "404": {"refund_not_found", "status_not_enabled"},
         "405": {"method_not_allowed"},
         "500": {"internal_error"},
-        "503": {"queue_unavailable"},
+        "503": {"queue_unavailable", "status_unavailable"},
     }
-    assert set().union(*by_status.values()) == handler_codes()
+    documented, answered = set().union(*by_status.values()), handler_codes()
+    assert documented == answered, (
+        f"documented, not answered by refund-api: {sorted(documented - answered)}; "
+        f"answered, not documented: {sorted(answered - documented)}"
+    )
+
+
+def test_each_route_documents_the_codes_it_answers():
+    expected = {
+        ("put", "/ticket-refund/{ticket_id}"): {
+            "400": {"invalid_ticket_id", "invalid_idempotency_key", "invalid_correlation_id"},
+            "405": {"method_not_allowed"}, "500": {"internal_error"}, "503": {"queue_unavailable"},
+        },
+        ("get", "/ticket-refund/{ticket_id}"): {
+            "400": {"invalid_ticket_id"}, "404": {"refund_not_found", "status_not_enabled"},
+            "405": {"method_not_allowed"}, "500": {"internal_error"}, "503": {"status_unavailable"},
+        },
+        ("get", "/ticket-refunds"): {
+            "400": {"invalid_status", "invalid_limit", "invalid_cursor"}, "404": {"status_not_enabled"},
+            "405": {"method_not_allowed"}, "500": {"internal_error"}, "503": {"status_unavailable"},
+        },
+    }
+    for (method, path), codes in expected.items():
+        answers = responses(operation(method, path))
+        assert {s: c for s, r in answers.items() if (c := error_codes(r))} == codes, (method, path)
 
 
 def test_allow_retry_after_and_correlation_id_headers():
-    for _, _, operation in operations():
-        responses = operation["responses"]
-        assert responses["405"]["headers"]["Allow"]["required"] is True
-        assert "Retry-After" in responses["503"]["headers"]
-        for status in ("202", "400", "405"):
-            assert resolve(responses[status]["headers"]["Correlation-ID"])["required"] is True, status
-        params = {resolve(p)["name"]: resolve(p) for p in operation["parameters"]}
-        for header in ("Idempotency-Key", "Correlation-ID"):
-            assert params[header]["in"] == "header" and not params[header]["required"]
-            assert resolve(params[header]["schema"])["maxLength"] == 128
+    for _, method, op in operations():
+        answers = responses(op)
+        assert answers["405"]["headers"]["Allow"]["required"] is True
+        assert "Retry-After" in answers["503"]["headers"]
+        # Every answer only the function gives echoes the correlation id.
+        for status in [s for s in answers if s.startswith("2")] + ["400", "405"]:
+            assert resolve(answers[status]["headers"]["Correlation-ID"])["required"] is True, status
+        if method == "put":
+            params = {resolve(p)["name"]: resolve(p) for p in op["parameters"]}
+            for header in ("Idempotency-Key", "Correlation-ID"):
+                assert params[header]["in"] == "header" and not params[header]["required"]
+                assert resolve(params[header]["schema"])["maxLength"] == 128
+
+
+def test_allow_lists_the_methods_each_path_serves():
+    for path, item in OPENAPI["paths"].items():
+        served = sorted(m.upper() for m in item if m in METHODS)
+        for method in (m for m in item if m in METHODS):
+            allow = resolve(item[method]["responses"]["405"])["headers"]["Allow"]["schema"]
+            assert allow["enum"] == [", ".join(served)], (method, path)
+
+
+# CONTRACT.md section 8: the fields of a record, and of one of its interactions.
+RECORD_FIELDS = [
+    "ticket_id", "status", "idempotency_key", "correlation_id", "requested_by", "attempts",
+    "last_error", "failure_reason", "accepted_at", "updated_at", "completed_at",
+    "receipt_voided_at", "payment_refunded_at", "interactions",
+]
+INTERACTION_FIELDS = ["call", "status", "duration_ms", "at"]
+STATUSES = ["accepted", "processing", "succeeded", "failed"]
+RECORD_RS = (ROOT / "shared/src/status/record.rs").read_text()
+
+
+def struct_fields(name):
+    body = RECORD_RS.split(f"pub struct {name} {{", 1)[1].split("\n}", 1)[0]
+    return re.findall(r"^    pub (\w+):", body, re.MULTILINE)
+
+
+def test_refund_record_has_exactly_the_contracts_fields_all_present():
+    schemas = OPENAPI["components"]["schemas"]
+    record, interaction = schemas["RefundRecord"], schemas["Interaction"]
+    for schema, fields, struct in ((record, RECORD_FIELDS, "RefundRecord"),
+                                   (interaction, INTERACTION_FIELDS, "Interaction")):
+        assert list(schema["properties"]) == fields
+        assert struct_fields(struct) == fields
+        # Always present (null when unknown, never absent), and nothing else.
+        assert schema["required"] == fields and schema["additionalProperties"] is False
+    props = record["properties"]
+    # The fields record.rs holds as Option<_> are the nullable ones.
+    optional = set(re.findall(r"pub (\w+): Option<", RECORD_RS.split("pub struct RefundRecord {", 1)[1].split("\n}", 1)[0]))
+    assert {name for name, schema in props.items() if schema.get("nullable")} == optional
+    for name in ("accepted_at", "updated_at", "completed_at", "receipt_voided_at", "payment_refunded_at"):
+        time = resolve(props[name]["allOf"][0]) if "allOf" in props[name] else props[name]
+        assert time["format"] == "date-time" and time["pattern"].endswith("Z$"), name  # UTC
+    assert resolve(props["status"])["enum"] == STATUSES
+    assert props["interactions"]["maxItems"] == 20
+    calls = re.findall(r'Self::\w+ => "(\w+)"', RECORD_RS.split("impl Call {", 1)[1].split("\n}", 1)[0])
+    assert interaction["properties"]["call"]["enum"] == calls == ["void_receipt", "refund_payment"]
+
+
+def test_the_status_routes_answer_records():
+    record = {"$ref": "#/components/schemas/RefundRecord"}
+    assert json_schema(responses(operation("get", "/ticket-refund/{ticket_id}"))["200"]) == record
+    already = resolve(json_schema(responses(operation("put", "/ticket-refund/{ticket_id}"))["200"]))
+    assert already["allOf"][0] == record
+    assert already["allOf"][1]["properties"]["status"]["enum"] == ["succeeded"]
+    page = resolve(json_schema(responses(operation("get", "/ticket-refunds"))["200"]))
+    assert page["required"] == ["items", "next_cursor"] and page["additionalProperties"] is False
+    assert page["properties"]["items"]["items"] == record
+    assert page["properties"]["next_cursor"]["nullable"] is True
+
+
+def test_the_listing_query_is_the_contracts():
+    params = {resolve(p)["name"]: resolve(p) for p in operation("get", "/ticket-refunds")["parameters"]}
+    assert set(params) == {"status", "limit", "cursor"}
+    assert all(p["in"] == "query" and not p["required"] for p in params.values())
+    assert resolve(params["status"]["schema"])["enum"] == STATUSES
+    limit = params["limit"]["schema"]
+    assert (limit["type"], limit["minimum"], limit["maximum"], limit["default"]) == ("integer", 1, 100, 20)
+    assert resolve(params["cursor"]["schema"])["type"] == "string"

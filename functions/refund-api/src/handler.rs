@@ -539,10 +539,11 @@ async fn list_refunds<S: RefundStore>(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// A query parameter given at most once; an empty value counts as absent (`?status=` is
-/// every status, as an HTML form with an empty field sends it). Given twice, even with the
-/// same value, it is `error`: the request is ambiguous, and guessing could show a client
-/// a listing it did not ask for.
+/// A query parameter given at most once. An empty value is a value, and a bad one: `?status=`
+/// is not a status (openapi.yaml says what each parameter may hold, and the answer must
+/// not depend on a reading the document does not state). Given twice, even with the same
+/// value, it is `error`: the request is ambiguous, and guessing could show a client a
+/// listing it did not ask for.
 fn query_parameter<'q>(
     query: Option<&'q QueryMap>,
     name: &str,
@@ -552,7 +553,7 @@ fn query_parameter<'q>(
         return Ok(None);
     };
     match values.as_slice() {
-        [value] => Ok(Some(*value).filter(|value| !value.is_empty())),
+        [value] => Ok(Some(*value)),
         _ => Err(error),
     }
 }
