@@ -94,7 +94,12 @@ impl ApiConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let cursor_key = if let Some(arn) = env.secret_arn(REFUND_CURSOR_KEY_SECRET_ARN)? {
+        let refund_table_name = env.table_name(REFUND_TABLE_NAME)?;
+        // Without the table the status routes are off: their variables are not read, so a
+        // stray one cannot stop a function that works exactly as before.
+        let cursor_key = if refund_table_name.is_none() {
+            CursorKeySource::Ephemeral
+        } else if let Some(arn) = env.secret_arn(REFUND_CURSOR_KEY_SECRET_ARN)? {
             CursorKeySource::Secret(arn)
         } else if let Some(key) = lookup(REFUND_CURSOR_KEY).filter(|k| !k.is_empty()) {
             if key.len() < crate::status::CursorKey::MIN_LEN {
@@ -109,7 +114,7 @@ impl ApiConfig {
         };
         Ok(Self {
             refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
-            refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
+            refund_table_name,
             cursor_key,
         })
     }
@@ -440,6 +445,11 @@ mod tests {
     fn the_cursor_key_comes_from_a_secret_a_variable_or_is_ephemeral() {
         const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-key-AbC123";
         let key = "k".repeat(crate::status::CursorKey::MIN_LEN);
+        let api_with = |extra: &[(&str, &str)]| {
+            let mut vars = vec![(REFUND_TABLE_NAME, "Refunds")];
+            vars.extend_from_slice(extra);
+            self::api_with(&vars)
+        };
         assert_eq!(
             api_with(&[]).unwrap().cursor_key,
             CursorKeySource::Ephemeral
@@ -468,6 +478,12 @@ mod tests {
         let shown = format!("{:?}", CursorKeySource::Key(key.clone()));
         assert!(!shown.contains(&key), "{shown}");
         assert!(api_with(&[(REFUND_CURSOR_KEY_SECRET_ARN, "cursor-key")]).is_err());
+        // With the status routes off, the cursor variables are not even read.
+        let off = self::api_with(&[
+            (REFUND_CURSOR_KEY, short),
+            (REFUND_CURSOR_KEY_SECRET_ARN, "x"),
+        ]);
+        assert_eq!(off.unwrap().cursor_key, CursorKeySource::Ephemeral);
     }
 
     #[test]

@@ -400,6 +400,16 @@ def test_status_table_throttling_is_alarmed_on_the_table_and_both_indexes():
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
+def test_status_write_failures_are_alarmed_from_the_metric_the_worker_emits():
+    alarm = RESOURCES["StatusWriteFailedAlarm"]["Properties"]
+    metrics_rs = (ROOT / "functions/refund-worker/src/metrics.rs").read_text()
+    assert f'NAMESPACE: &str = "{alarm["Namespace"]}"' in metrics_rs
+    assert f'"Name": "{alarm["MetricName"]}"' in metrics_rs
+    (dimension,) = alarm["Dimensions"]
+    assert f'SERVICE: &str = "{dimension["Value"]}"' in metrics_rs
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
 def test_outputs():
     assert {"ApiUrl", "RefundQueueUrl", "DeadLetterQueueUrl"} <= set(TEMPLATE["Outputs"])
     outputs = TEMPLATE["Outputs"]

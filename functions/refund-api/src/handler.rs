@@ -27,8 +27,8 @@ use refund::{
     idempotency::ClientIdempotencyKey,
     queue::{CommandQueue, OutboundMessage, QueueError},
     status::{
-        Accepted as Recorded, ListQuery, Page, PageLimit, RefundRecord, RefundRequest,
-        RefundStatus, RefundStore, StoreError,
+        Accepted as Recorded, Disabled, ListQuery, PageLimit, Progress, RefundRecord,
+        RefundRequest, RefundStatus, RefundStore, StoreError,
     },
 };
 use serde::Serialize;
@@ -64,36 +64,8 @@ impl<S: RefundStore> Status<S> {
     }
 }
 
-/// The store type of a function without the status feature. It has no values, so a
-/// `Status<NoStore>` never exists and its methods can never run.
-#[derive(Debug)]
-pub enum NoStore {}
-
-impl RefundStore for NoStore {
-    async fn accept(&self, _: RefundRequest) -> Result<Recorded, StoreError> {
-        match *self {}
-    }
-
-    async fn record(
-        &self,
-        _: &RefundRequest,
-        _: refund::status::WorkerEvent,
-        _: OffsetDateTime,
-    ) -> Result<refund::status::Change, StoreError> {
-        match *self {}
-    }
-
-    async fn get(&self, _: TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        match *self {}
-    }
-
-    async fn list(&self, _: ListQuery) -> Result<Page, StoreError> {
-        match *self {}
-    }
-}
-
 /// What to pass as `status` to [`handle`] without the status feature.
-pub const STATUS_DISABLED: Option<&'static Status<NoStore>> = None;
+pub const STATUS_DISABLED: Option<&'static Status<Disabled>> = None;
 
 /// Which resource a request is for; each serves its own methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -377,6 +349,8 @@ async fn put_refund<Q: CommandQueue, S: RefundStore>(
     let now = OffsetDateTime::now_utc();
     let command = RefundTicket::new(refund.ticket_id, now);
     let mut recorded = None;
+    // The record this request moved to `accepted`, to be undone if the queue refuses.
+    let mut written = None;
     if let Some(status) = status {
         let request = RefundRequest {
             ticket_id: refund.ticket_id,
@@ -385,7 +359,7 @@ async fn put_refund<Q: CommandQueue, S: RefundStore>(
             requested_by: refund.requested_by.clone(),
             accepted_at: now,
         };
-        match status.store.accept(request).await {
+        match status.store.accept(request.clone()).await {
             Ok(accepted) if accepted.already_succeeded() => {
                 tracing::info!(
                     ticket_id = %refund.ticket_id,
@@ -396,7 +370,12 @@ async fn put_refund<Q: CommandQueue, S: RefundStore>(
                 );
                 return Ok(json_response(StatusCode::OK, accepted.record()));
             }
-            Ok(accepted) => recorded = Some(recorded_as(&accepted)),
+            Ok(accepted) => {
+                recorded = Some(recorded_as(&accepted));
+                if !matches!(accepted, Recorded::Existing(_)) {
+                    written = Some((status, request));
+                }
+            }
             Err(error) => {
                 tracing::warn!(
                     ticket_id = %refund.ticket_id,
@@ -424,10 +403,18 @@ async fn put_refund<Q: CommandQueue, S: RefundStore>(
         body: command.encode(),
         attributes,
     };
-    let message_id = queue.send(message).await.map_err(|error| match error {
-        QueueError::Unavailable(_) => ApiError::QueueUnavailable(error),
-        QueueError::Rejected(detail) => ApiError::Internal(detail),
-    })?;
+    let message_id = match queue.send(message).await {
+        Ok(message_id) => message_id,
+        Err(error) => {
+            if let Some((status, request)) = written {
+                withdraw(&status.store, &request, &error).await;
+            }
+            return Err(match error {
+                QueueError::Unavailable(_) => ApiError::QueueUnavailable(error),
+                QueueError::Rejected(detail) => ApiError::Internal(detail),
+            });
+        }
+    };
 
     let client_key = refund.client_key.as_ref().map(ClientIdempotencyKey::as_str);
     tracing::info!(
@@ -453,6 +440,37 @@ async fn put_refund<Q: CommandQueue, S: RefundStore>(
 }
 
 /// What the accept write did, for the log line.
+/// How long the API waits to mark a refund it could not queue; the caller already waited
+/// for the queue, and is about to be told to retry.
+const WITHDRAW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The queue refused a command whose record this request had just set to `accepted`:
+/// without a message nothing would ever move it, so it would read `accepted` forever.
+/// Marked `failed` (the caller gets 503 or 500 and may ask again, which accepts it again);
+/// best effort, and a worker that does get a message for the ticket revives it.
+async fn withdraw<S: RefundStore>(store: &S, request: &RefundRequest, error: &QueueError) {
+    let reason = format!("not queued: {error}; ask for the refund again");
+    let written = tokio::time::timeout(
+        WITHDRAW_TIMEOUT,
+        store.fail(
+            request,
+            reason,
+            Progress::default(),
+            OffsetDateTime::now_utc(),
+        ),
+    )
+    .await;
+    let outcome = match written {
+        Ok(Ok(_)) => "withdrawn",
+        Ok(Err(error)) => {
+            tracing::warn!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, "refund not queued and its record not marked failed");
+            "withdraw_failed"
+        }
+        Err(_) => "withdraw_timed_out",
+    };
+    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, outcome, "refund not queued; its record marked failed");
+}
+
 fn recorded_as(accepted: &Recorded) -> &'static str {
     match accepted {
         Recorded::Created(_) => "created",

@@ -32,7 +32,7 @@ use crate::{
     backoff::retry_visibility_s,
     dead_letter::{dead_letter_copy, failure_reason},
     delivery::Delivery,
-    status::{CallReport, Ending, NoStatusStore, StatusWrite, Tracked, bounded_write, progress_of},
+    status::{CallReport, Ending, StatusWrite, Tracked, bounded_write, progress_of},
 };
 
 /// Records of one batch in flight at once: a batch of 10 (the default batch size) runs
@@ -267,8 +267,8 @@ impl BatchOutcome {
 }
 
 /// The refund worker over its ports. `S` is the refund status store; a worker built by
-/// [`Worker::new`] has none ([`NoStatusStore`]) until [`Worker::with_status`] gives it one.
-pub struct Worker<G, V, D, S = NoStatusStore> {
+/// [`Worker::new`] has none ([`Disabled`](refund::status::Disabled)) until [`Worker::with_status`] gives it one.
+pub struct Worker<G, V, D, S = refund::status::Disabled> {
     gateway: G,
     source_queue: V,
     dead_letter_queue: D,
@@ -409,11 +409,14 @@ where
             Err(failure) => self.settle(delivery, failure, cutoff, &mut outcome).await,
         };
         // Written only now that the disposition is settled, so it says what became of the
-        // message, and a write that fails cannot change that.
+        // message, and a write that fails cannot change that. It may use half the deadline
+        // margin: the message is about to be deleted or was dead-lettered, so no later
+        // delivery would correct a record left `processing`, and the other half still
+        // leaves time to answer Lambda.
         if let (Some(store), Some(tracked)) = (&self.status, &tracked) {
             let write = ending.write();
             let result = bounded_write(
-                cutoff,
+                cutoff + self.settings.deadline_margin / 2,
                 tracked.end(store, ending, OffsetDateTime::now_utc()),
             )
             .await;

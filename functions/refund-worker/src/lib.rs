@@ -11,4 +11,3 @@ pub mod metrics;
 pub mod status;
 
 pub use handler::{BatchOutcome, Disposition, RecordOutcome, Settings, Worker};
-pub use status::NoStatusStore;

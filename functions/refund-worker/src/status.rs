@@ -17,12 +17,9 @@ use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures::FutureExt;
 use refund::{
-    command::{RefundTicket, TicketId},
+    command::RefundTicket,
     outcome::UpstreamResult,
-    status::{
-        Accepted, Call, Change, Interaction, ListQuery, Page, Progress, RefundRecord,
-        RefundRequest, RefundStore, StoreError, WorkerEvent,
-    },
+    status::{Call, Change, Interaction, Progress, RefundRequest, RefundStore, StoreError},
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};
@@ -35,35 +32,6 @@ use crate::delivery::Delivery;
 /// table from eating the upstream calls' share of the invocation (30 s in the template,
 /// 5 s per call).
 pub const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The status port of a worker built without one (`REFUND_TABLE_NAME` unset). It has no
-/// values, so a worker's `Option<NoStatusStore>` is always `None` and the worker records
-/// nothing, exactly as before the status store existed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoStatusStore {}
-
-impl RefundStore for NoStatusStore {
-    async fn accept(&self, _request: RefundRequest) -> Result<Accepted, StoreError> {
-        match *self {}
-    }
-
-    async fn record(
-        &self,
-        _request: &RefundRequest,
-        _event: WorkerEvent,
-        _at: OffsetDateTime,
-    ) -> Result<Change, StoreError> {
-        match *self {}
-    }
-
-    async fn get(&self, _ticket_id: TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        match *self {}
-    }
-
-    async fn list(&self, _query: ListQuery) -> Result<Page, StoreError> {
-        match *self {}
-    }
-}
 
 /// Which status write of a record failed, as it is named in the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,8 +145,8 @@ pub fn progress_of(void: &CallReport, refund: &CallReport) -> Progress {
     }
 }
 
-/// Runs one status write within [`STATUS_WRITE_TIMEOUT`] and `cutoff`, whichever comes
-/// first. Every way it can go wrong (an error, no answer in time, a panic in the store)
+/// Runs one status write within [`STATUS_WRITE_TIMEOUT`] and `cutoff` (the record's, or
+/// for the final write a little past it), whichever comes first. Every way it can go wrong (an error, no answer in time, a panic in the store)
 /// comes back as the text to log, never as a failure of the record.
 pub async fn bounded_write(
     cutoff: Instant,

@@ -263,6 +263,33 @@ async fn a_put_refused_by_the_queue_still_answers_503_with_a_store() {
     let answer = answer_with(&queue, Some(&status), event("PUT", TICKET, &[])).await;
     assert_error(&answer, 503, "queue_unavailable");
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    // Nothing was queued, so the record must not read `accepted` forever.
+    let (record,) = single(status.store.records());
+    assert_eq!(record.status, RefundStatus::Failed);
+    assert!(
+        record
+            .failure_reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("not queued")),
+        "{record:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_put_leaves_a_record_it_did_not_accept_alone() {
+    let store = InMemoryRefundStore::new();
+    let processing = record(TICKET, RefundStatus::Processing, 1);
+    store.insert(processing.clone());
+    let status = enabled(store);
+    let queue = InMemoryQueue::failing(QueueError::Unavailable("timed out".into()));
+    let answer = answer_with(&queue, Some(&status), event("PUT", TICKET, &[])).await;
+    assert_error(&answer, 503, "queue_unavailable");
+    assert_eq!(status.store.records(), vec![processing]);
+}
+
+fn single(mut records: Vec<RefundRecord>) -> (RefundRecord,) {
+    assert_eq!(records.len(), 1, "{records:?}");
+    (records.remove(0),)
 }
 
 #[tokio::test]
