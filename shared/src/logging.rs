@@ -69,27 +69,11 @@ pub fn init() {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::Write,
-        sync::{Arc, Mutex},
-    };
-
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use testkit::LogBuffer as Buffer;
 
     fn logged(level: Option<&str>, rust_log: Option<&str>) -> String {
         let buffer = Buffer::default();
@@ -105,7 +89,7 @@ mod tests {
             tracing::trace!(target: "refund_worker::handler", "own trace line");
             tracing::info!("own info line");
         });
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        buffer.text()
     }
 
     /// One test, so no other thread swaps subscribers under it.

@@ -132,3 +132,30 @@ pub fn loader_for(endpoint: &str) -> ConfigLoader {
             "testing", "testing", None, None, "testkit",
         ))
 }
+
+/// An in-memory log sink for tests that read what was logged: clones share one buffer,
+/// so `.with_writer(move || buffer.clone())` hands the subscriber a writer and the test
+/// keeps the reader.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

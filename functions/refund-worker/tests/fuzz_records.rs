@@ -12,8 +12,7 @@
 
 use std::{
     collections::HashSet,
-    io::Write,
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -225,18 +224,7 @@ fn record() -> impl Strategy<Value = (Value, Kind)> {
 
 /// Everything the handler logs while `run` runs, at every level.
 fn captured_logs<T>(run: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
+    let buffer = testkit::LogBuffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
@@ -244,8 +232,7 @@ fn captured_logs<T>(run: impl FnOnce() -> T) -> (T, String) {
         .with_writer(move || writer.clone())
         .finish();
     let result = tracing::subscriber::with_default(subscriber, run);
-    let logs = String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned();
-    (result, logs)
+    (result, buffer.text())
 }
 
 fn far_deadline_ms() -> u64 {

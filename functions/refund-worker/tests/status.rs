@@ -4,11 +4,7 @@
 
 mod common;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::*;
 use refund::{
@@ -374,30 +370,15 @@ fn seen_by_the_queues<S: RefundStore>(outcome: &BatchOutcome, worker: StatusWork
 }
 
 /// Everything logged while the returned guard lives, on this thread.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    #[derive(Clone)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = Buffer(buffer.clone());
+fn capture_logs() -> (testkit::LogBuffer, tracing::subscriber::DefaultGuard) {
+    let buffer = testkit::LogBuffer::default();
+    let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     (buffer, tracing::subscriber::set_default(subscriber))
-}
-
-fn text(buffer: &Mutex<Vec<u8>>) -> String {
-    String::from_utf8_lossy(&buffer.lock().unwrap()).into_owned()
 }
 
 #[tokio::test]
@@ -414,7 +395,7 @@ async fn a_failing_store_changes_nothing_but_the_logs() {
         .handle_batch(event(records.clone()), far_deadline())
         .await;
     drop(guard);
-    let baseline_logs = text(&logs);
+    let baseline_logs = logs.text();
     assert!(baseline.records.iter().all(|r| r.status_recorded.is_none()));
     assert!(
         !baseline_logs.contains("status_recorded")
@@ -439,7 +420,7 @@ async fn a_failing_store_changes_nothing_but_the_logs() {
             .handle_batch(event(records.clone()), far_deadline())
             .await;
         drop(guard);
-        let logs = text(&logs);
+        let logs = logs.text();
 
         assert_eq!(outcome.response(), baseline.response());
         assert_eq!(seen_by_the_queues(&outcome, worker), expected);

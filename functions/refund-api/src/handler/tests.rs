@@ -315,20 +315,9 @@ async fn the_request_id_is_the_lambda_one_when_present() {
 /// subscriber, set once: thread-scoped subscribers race with the callsite cache when tests
 /// run in parallel, and a test that reads logs must not miss lines.
 fn logs() -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    static LOGS: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    static LOGS: std::sync::OnceLock<testkit::LogBuffer> = std::sync::OnceLock::new();
     let buffer = LOGS.get_or_init(|| {
-        let buffer = Buffer::default();
+        let buffer = testkit::LogBuffer::default();
         let writer = buffer.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
@@ -338,7 +327,7 @@ fn logs() -> String {
         tracing::subscriber::set_global_default(subscriber).unwrap();
         buffer
     });
-    String::from_utf8_lossy(&buffer.0.lock().unwrap()).into_owned()
+    buffer.text()
 }
 
 /// Bodies, tokens and refused header values never reach a log line; a refused ticket id
