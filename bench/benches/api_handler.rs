@@ -22,12 +22,8 @@ fn handler(c: &mut Criterion) {
             },
             |(queue, request)| {
                 runtime.block_on(async {
-                    let response = refund_api::handler::handle(
-                        &queue,
-                        refund_api::handler::STATUS_DISABLED,
-                        request,
-                    )
-                    .await;
+                    let response =
+                        refund_api::handler::handle(&queue, refund_api::NO_RECORDS, request).await;
                     assert!(matches!(response, Ok(r) if r.status() == 202));
                 })
             },

@@ -4,22 +4,19 @@
 //! Then the same handler with the status store on moto's DynamoDB, as deployed: what the
 //! one conditional write on the 202 path adds.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_http::{Body, Request};
 use refund::{
     command::{RefundTicket, TicketId},
     queue::SqsQueue,
-    status::{CursorKey, DynamoRefundStore},
+    store::{CursorKey, DynamoRefundStore, RefundStore},
 };
-use refund_api::{
-    cursor_key::CursorKeys,
-    handler::{STATUS_DISABLED, Status, handle},
-};
+use refund_api::{CursorKeys, NO_RECORDS, RefundRecords, handle};
 use serde::Serialize;
 
-use crate::stats::Summary;
+use crate::stats::{Summary, micros};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -57,64 +54,39 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
 
 pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
     let moto = testkit::Moto::start();
-    let url = moto.create_queue("RefundTicket").await;
-    let client = moto.sqs().await;
+    let url = testkit::create_queue(
+        &refund::aws::sqs_client(moto.loader()).await,
+        "RefundTicket",
+    )
+    .await;
+    let client = refund::aws::sqs_client(moto.loader()).await;
     let queue = SqsQueue::new(client.clone(), url.clone());
-    moto.create_refund_table("Refunds").await;
-    let store = DynamoRefundStore::new(moto.dynamodb().await, "Refunds");
-    let status = Status::new(
+    refund::store::create_table(
+        &refund::aws::dynamodb_client(moto.loader()).await,
+        "Refunds",
+    )
+    .await
+    .unwrap();
+    let store =
+        DynamoRefundStore::new(refund::aws::dynamodb_client(moto.loader()).await, "Refunds");
+    let status = RefundRecords::new(
         store,
         CursorKeys::fixed(CursorKey::from_bytes(&[7; 32]).map_err(|e| e.to_string())?),
     );
 
-    let bare = || async {
-        let command = RefundTicket::new(new_ticket()?, time::OffsetDateTime::now_utc());
-        let started = Instant::now();
-        client
-            .send_message()
-            .queue_url(&url)
-            .message_body(command.encode())
-            .message_attributes("name", attribute("RefundTicket")?)
-            .message_attributes("correlation_id", attribute("gen_bench")?)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        Ok::<_, String>(started.elapsed())
-    };
-    let (queue, status) = (&queue, &status);
-    let handler = |with_status: bool| async move {
-        let request = request(fixture, &new_ticket()?)?;
-        let started = Instant::now();
-        let response = if with_status {
-            handle(queue, Some(status), request).await
-        } else {
-            handle(queue, STATUS_DISABLED, request).await
-        }
-        .unwrap_or_else(|never| match never {});
-        let elapsed = started.elapsed();
-        if response.status() != 202 {
-            let body = match response.body() {
-                Body::Text(text) => text.clone(),
-                _ => String::new(),
-            };
-            return Err(format!("handler answered {}: {body}", response.status()));
-        }
-        Ok(elapsed)
-    };
-
     // Warm the connection pool and moto itself.
     for _ in 0..20 {
-        bare().await?;
-        handler(false).await?;
-        handler(true).await?;
+        bare_send(&client, &url).await?;
+        timed_handle(&queue, NO_RECORDS, fixture).await?;
+        timed_handle(&queue, Some(&status), fixture).await?;
     }
     let mut handler_us = Vec::with_capacity(calls);
     let mut bare_us = Vec::with_capacity(calls);
     let mut with_status_us = Vec::with_capacity(calls);
     for _ in 0..calls {
-        handler_us.push(micros(handler(false).await?));
-        bare_us.push(micros(bare().await?));
-        with_status_us.push(micros(handler(true).await?));
+        handler_us.push(micros(timed_handle(&queue, NO_RECORDS, fixture).await?));
+        bare_us.push(micros(bare_send(&client, &url).await?));
+        with_status_us.push(micros(timed_handle(&queue, Some(&status), fixture).await?));
     }
     Ok(Report {
         calls,
@@ -124,6 +96,40 @@ pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
     })
 }
 
-fn micros(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// A bare `SendMessage` of a fresh command, with the attributes the API sets.
+async fn bare_send(client: &aws_sdk_sqs::Client, url: &str) -> Result<Duration, String> {
+    let command = RefundTicket::new(new_ticket()?, time::OffsetDateTime::now_utc());
+    let started = Instant::now();
+    client
+        .send_message()
+        .queue_url(url)
+        .message_body(command.encode().map_err(|e| e.to_string())?)
+        .message_attributes("name", attribute("RefundTicket")?)
+        .message_attributes("correlation_id", attribute("gen_bench")?)
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(started.elapsed())
+}
+
+/// `handle` of the fixture for a fresh ticket, which must be accepted (202).
+async fn timed_handle<S: RefundStore>(
+    queue: &SqsQueue,
+    status: Option<&RefundRecords<S>>,
+    fixture: &str,
+) -> Result<Duration, String> {
+    let request = request(fixture, &new_ticket()?)?;
+    let started = Instant::now();
+    let response = handle(queue, status, request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    let elapsed = started.elapsed();
+    if response.status() != 202 {
+        let body = match response.body() {
+            Body::Text(text) => text.clone(),
+            _ => String::new(),
+        };
+        return Err(format!("handler answered {}: {body}", response.status()));
+    }
+    Ok(elapsed)
 }

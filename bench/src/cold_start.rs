@@ -15,7 +15,10 @@ use std::{
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::{runtime_api::RuntimeApi, stats::Summary};
+use crate::{
+    runtime_api::RuntimeApi,
+    stats::{Summary, micros},
+};
 
 /// A function to start: its binary, its own environment, and the event it is given.
 pub struct Subject {
@@ -75,76 +78,97 @@ fn lambda_env(runtime: &RuntimeApi, subject: &Subject) -> Vec<(String, String)> 
 /// Warm invocations per start; their median is the warm figure.
 pub const WARM_CALLS: usize = 5;
 
+impl Sample {
+    /// The sample of one start: the start-up cost is what the first event cost beyond a
+    /// warm one, init included.
+    fn new(init: Duration, first: Duration, warm: Duration, peak_rss_kib: u64) -> Self {
+        let (init_us, first_us, warm_us) = (micros(init), micros(first), micros(warm));
+        Self {
+            init_us,
+            first_us,
+            warm_us,
+            startup_cost_us: (init_us + first_us).saturating_sub(warm_us),
+            peak_rss_kib,
+        }
+    }
+}
+
 /// Starts `subject` once, gives it the event 1 + [`WARM_CALLS`] times, and measures.
 pub async fn measure(subject: &Subject, log: &Path) -> Result<Sample, String> {
     let mut runtime = RuntimeApi::start()
         .await
         .map_err(|e| format!("runtime API: {e}"))?;
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("{}: {e}", log.display()))?;
-    let stderr = log.try_clone().map_err(|e| e.to_string())?;
+    let (stdout, stderr) = log_files(log)?;
     let spawned = Instant::now();
     let mut child = tokio::process::Command::new(&subject.binary)
         .env_clear()
         .envs(lambda_env(&runtime, subject))
         .envs(subject.env.iter().cloned())
         .stdin(Stdio::null())
-        .stdout(log)
+        .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{}: {e}", subject.binary.display()))?;
-    let pid = child.id();
-
-    let measured = async {
-        let init = runtime.next().await? - spawned;
-        let first = invoke(&mut runtime, "first", &subject.event).await?;
-        // The median of several warm calls: one slow warm call would make the start-up
-        // cost look smaller, and subtracted noise does not only add.
-        let mut warm = Vec::with_capacity(WARM_CALLS);
-        for n in 0..WARM_CALLS {
-            runtime.next().await?;
-            warm.push(invoke(&mut runtime, &format!("warm-{n}"), &subject.event).await?);
-        }
-        warm.sort_unstable();
-        let warm = warm[WARM_CALLS / 2];
-        // Idle again, between events, as a warm environment spends most of its life.
-        runtime.next().await?;
-        let peak_rss_kib = pid.map(peak_rss_kib).transpose()?.unwrap_or(0);
-        Ok::<_, String>((init, first, warm, peak_rss_kib))
-    };
+    // Only a child that has been waited for has no id, and this one has not been yet.
+    let pid = child
+        .id()
+        .ok_or_else(|| format!("{}: no process id", subject.name))?;
     // A function that exits (a failed start) is reported at once, not after the patience.
     let measured = tokio::select! {
-        measured = measured => measured,
+        measured = sample(&mut runtime, spawned, &subject.event, pid) => measured,
         status = child.wait() => Err(match status {
             Ok(status) => format!("exited during the measurement ({status})"),
             Err(e) => format!("cannot wait for the process: {e}"),
         }),
     };
     let _ = child.kill().await;
-    let (init, first, warm, peak_rss_kib) =
-        measured.map_err(|e| format!("{}: {e}", subject.name))?;
-    let (init_us, first_us, warm_us) = (micros(init), micros(first), micros(warm));
-    Ok(Sample {
-        init_us,
-        first_us,
-        warm_us,
-        startup_cost_us: (init_us + first_us).saturating_sub(warm_us),
-        peak_rss_kib,
-    })
+    measured.map_err(|e| format!("{}: {e}", subject.name))
+}
+
+/// The function's stdout and stderr: both appended to `log`, kept for a failed start.
+fn log_files(log: &Path) -> Result<(File, File), String> {
+    let stdout = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{}: {e}", log.display()))?;
+    let stderr = stdout.try_clone().map_err(|e| e.to_string())?;
+    Ok((stdout, stderr))
+}
+
+/// Init (`spawned` to the first `GET .../next`), the first invocation, the median warm
+/// one, and the peak RSS once the function is idle again, as a warm environment spends
+/// most of its life between events.
+async fn sample(
+    runtime: &mut RuntimeApi,
+    spawned: Instant,
+    event: &Bytes,
+    pid: u32,
+) -> Result<Sample, String> {
+    let init = runtime.next().await? - spawned;
+    let first = invoke(runtime, "first", event).await?;
+    let warm = warm_median(runtime, event).await?;
+    runtime.next().await?;
+    Ok(Sample::new(init, first, warm, peak_rss_kib(pid)?))
+}
+
+/// The median of [`WARM_CALLS`] warm invocations: one slow warm call would make the
+/// start-up cost look smaller, and subtracted noise does not only add.
+async fn warm_median(runtime: &mut RuntimeApi, event: &Bytes) -> Result<Duration, String> {
+    let mut warm = Vec::with_capacity(WARM_CALLS);
+    for n in 0..WARM_CALLS {
+        runtime.next().await?;
+        warm.push(invoke(runtime, &format!("warm-{n}"), event).await?);
+    }
+    warm.sort_unstable();
+    Ok(warm[WARM_CALLS / 2])
 }
 
 async fn invoke(runtime: &mut RuntimeApi, id: &str, event: &Bytes) -> Result<Duration, String> {
     let sent = Instant::now();
     runtime.invoke(id, event.clone());
     Ok(runtime.answer(id).await? - sent)
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// `VmHWM` of a live process: the most resident memory it ever had, in KiB.

@@ -48,6 +48,7 @@ impl Drop for FakeSqs {
 }
 
 async fn answer(request: Request<Incoming>) -> hyper::Response<http::Body> {
+    // No target is a request for nothing served here, answered as such below.
     let target = request
         .headers()
         .get("x-amz-target")

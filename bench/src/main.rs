@@ -1,5 +1,6 @@
 //! `refund-bench`: the measurements behind `make bench`. Each subcommand writes one JSON
-//! report; `scripts/bench_report.py` turns the reports into `docs/BENCHMARKS.md`.
+//! report; `scripts/bench.py` (what `make bench` runs) calls the subcommands, reads their
+//! reports and writes the figures into `docs/BENCHMARKS.md`, between its markers.
 
 use std::{
     net::SocketAddr,

@@ -160,6 +160,8 @@ async fn route(
         return http::error(StatusCode::METHOD_NOT_ALLOWED, "runtime API: POST only");
     }
     let at = Instant::now();
+    // The body only ever explains a failure; one too large to read still counts as the
+    // answer it is, with nothing to say.
     let body = http::read_body(request).await.unwrap_or_default();
     if rest == "/init/error" {
         let _ = seen.send(Seen::InitError(body));
@@ -183,10 +185,15 @@ async fn route(
 
 /// The answer to `GET .../invocation/next`, with the headers `lambda_runtime` reads.
 fn next_event(invocation: Invocation) -> Response<Body> {
-    let deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        + Duration::from_secs(30);
+    // The deadline is wall-clock milliseconds since the epoch: a clock before 1970 has no
+    // deadline to give, and the function then stops: the bench reports a failed run.
+    let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+        return http::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the system clock is before 1970",
+        );
+    };
+    let deadline = now + Duration::from_secs(30);
     let mut response = Response::new(Body::new(invocation.payload));
     let headers = response.headers_mut();
     let values = [

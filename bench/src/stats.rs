@@ -1,7 +1,15 @@
 //! Order statistics of a run. The fastest run is the one with the least noise (noise only
 //! adds), the median the typical one; both are reported.
 
+use std::time::Duration;
+
 use serde::Serialize;
+
+/// A duration in whole microseconds, the unit of every report; saturates rather than
+/// wraps for a duration no run reaches (half a million years).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct Summary {

@@ -13,6 +13,7 @@ use std::{
 use aws_lambda_events::sqs::SqsEvent;
 use refund::{
     command::{RefundTicket, TicketId},
+    correlation::CorrelationId,
     gateway::{Gateway, HttpGateway, RefundCall},
     idempotency::IdempotencyKey,
     outcome::UpstreamResult,
@@ -23,7 +24,7 @@ use refund_worker::{Disposition, Settings, Worker};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::stats::Summary;
+use crate::stats::{Summary, micros};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -49,9 +50,11 @@ pub struct Hanging {
     pub others_done: usize,
 }
 
-fn record(ticket: &TicketId, n: usize) -> serde_json::Value {
-    let body = RefundTicket::new(*ticket, time::OffsetDateTime::now_utc()).encode();
-    json!({
+fn record(ticket: &TicketId, n: usize) -> Result<serde_json::Value, String> {
+    let body = RefundTicket::new(*ticket, time::OffsetDateTime::now_utc())
+        .encode()
+        .map_err(|e| e.to_string())?;
+    Ok(json!({
         "messageId": format!("bench-{n}"),
         "receiptHandle": format!("rh-{n}"),
         "body": body,
@@ -60,7 +63,7 @@ fn record(ticket: &TicketId, n: usize) -> serde_json::Value {
             "correlation_id": {"stringValue": format!("bench-{ticket}"), "dataType": "String"}
         },
         "eventSource": "aws:sqs",
-    })
+    }))
 }
 
 fn batch(tickets: &[TicketId]) -> Result<SqsEvent, String> {
@@ -68,25 +71,23 @@ fn batch(tickets: &[TicketId]) -> Result<SqsEvent, String> {
         .iter()
         .enumerate()
         .map(|(n, t)| record(t, n))
-        .collect();
+        .collect::<Result<_, _>>()?;
     serde_json::from_value(json!({ "Records": records })).map_err(|e| e.to_string())
 }
 
 fn tickets(n: usize) -> Vec<TicketId> {
     (0..n)
-        .filter_map(|_| uuid::Uuid::new_v4().to_string().parse().ok())
+        .map(|_| TicketId::from(uuid::Uuid::new_v4()))
         .collect()
 }
 
-fn deadline_in(d: Duration) -> u64 {
+/// The invocation deadline `d` from now, in milliseconds since the Unix epoch, as Lambda
+/// gives it to the handler.
+fn deadline_in(d: Duration) -> Result<u64, String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from((now + d).as_millis()).unwrap_or(u64::MAX)
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+        .map_err(|e| format!("the system clock is before 1970: {e}"))?;
+    Ok(u64::try_from((now + d).as_millis()).unwrap_or(u64::MAX))
 }
 
 type BenchWorker = Worker<Timed, InMemoryQueue, InMemoryQueue>;
@@ -135,7 +136,7 @@ async fn timed_batch(worker: &BenchWorker, tickets: &[TicketId]) -> Result<u64, 
     let event = batch(tickets)?;
     let started = Instant::now();
     let outcome = worker
-        .handle_batch(event, deadline_in(Duration::from_secs(30)))
+        .handle_batch(event, deadline_in(Duration::from_secs(30))?)
         .await;
     let elapsed = started.elapsed();
     if let Some(failed) = outcome
@@ -161,42 +162,14 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
     )
     .await
     .map_err(|e| format!("gateway emulator: {e}"))?;
-    let url = running.url().parse().map_err(|e| format!("{e}"))?;
     let timeout = Duration::from_millis(refund::config::DEFAULT_UPSTREAM_TIMEOUT_MS);
-    let gateway = Timed {
-        inner: HttpGateway::new(&url, timeout).map_err(|e| e.to_string())?,
-        answered: Mutex::new(Vec::new()),
-    };
-    let worker = Worker::new(
-        gateway,
-        InMemoryQueue::new(),
-        InMemoryQueue::new(),
-        Settings {
-            max_receive_count: 15,
-            retry_base_s: 5,
-            retry_max_s: 900,
-            deadline_margin: Duration::from_millis(2000),
-            max_concurrent_records: refund_worker::handler::MAX_CONCURRENT_RECORDS,
-            jitter: || 0.0,
-        },
-    );
+    let worker = bench_worker(&running, timeout)?;
     // Connections are pooled across invocations in a warm environment: open them first.
     timed_batch(&worker, &tickets(10)).await?;
 
     let (mut one_call, mut one, mut ten) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repetitions {
-        let ticket = tickets(1);
-        let call = RefundCall {
-            ticket_id: ticket[0],
-            idempotency_key: IdempotencyKey::for_ticket(ticket[0]).to_string(),
-            correlation_id: "bench-one-call".to_owned(),
-        };
-        let started = Instant::now();
-        worker_gateway(&worker)
-            .void_receipt(&call)
-            .await
-            .map_err(|e| format!("one call: {e:?}"))?;
-        one_call.push(micros(started.elapsed()));
+        one_call.push(timed_call(&worker).await?);
         one.push(timed_batch(&worker, &tickets(1)).await?);
         ten.push(timed_batch(&worker, &tickets(10)).await?);
     }
@@ -211,6 +184,47 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
         batch_of_ten_us: Summary::of(ten),
         hanging,
     })
+}
+
+/// The real worker, with in-memory queues and the real HTTP client towards `running`.
+fn bench_worker(
+    running: &emulator::RunningGateway,
+    timeout: Duration,
+) -> Result<BenchWorker, String> {
+    let url = running.url().parse().map_err(|e| format!("{e}"))?;
+    let gateway = Timed {
+        inner: HttpGateway::new(&url, timeout).map_err(|e| e.to_string())?,
+        answered: Mutex::new(Vec::new()),
+    };
+    Ok(Worker::new(
+        gateway,
+        InMemoryQueue::new(),
+        InMemoryQueue::new(),
+        Settings {
+            max_receive_count: 15,
+            retry_base_s: 5,
+            retry_max_s: 900,
+            deadline_margin: Duration::from_millis(2000),
+            max_concurrent_records: refund_worker::MAX_CONCURRENT_RECORDS,
+            jitter: || 0.0,
+        },
+    ))
+}
+
+/// One `void_receipt` call through the worker's own client, in µs.
+async fn timed_call(worker: &BenchWorker) -> Result<u64, String> {
+    let ticket = tickets(1);
+    let call = RefundCall {
+        ticket_id: ticket[0],
+        idempotency_key: IdempotencyKey::for_ticket(ticket[0]),
+        correlation_id: CorrelationId::parse("bench-one-call").map_err(|e| e.to_string())?,
+    };
+    let started = Instant::now();
+    worker_gateway(worker)
+        .void_receipt(&call)
+        .await
+        .map_err(|e| format!("one call: {e:?}"))?;
+    Ok(micros(started.elapsed()))
 }
 
 fn worker_gateway(worker: &BenchWorker) -> &HttpGateway {
@@ -235,19 +249,17 @@ async fn hanging_batch(
     let event = batch(&batch_tickets)?;
     let started = Instant::now();
     let outcome = worker
-        .handle_batch(event, deadline_in(Duration::from_secs(30)))
+        .handle_batch(event, deadline_in(Duration::from_secs(30))?)
         .await;
     let batch_us = micros(started.elapsed());
     let answered = worker.gateway().last_answers();
     let mut others = Vec::new();
     for record in &outcome.records {
-        let is_hung = record.ticket_id.as_deref() == Some(hung.as_str());
+        let is_hung = record.ticket_id.map(|t| t.to_string()) == Some(hung.clone());
         match (&record.disposition, is_hung) {
             (Disposition::Done, false) => {
                 let ticket = record
                     .ticket_id
-                    .as_deref()
-                    .and_then(|t| t.parse::<TicketId>().ok())
                     .and_then(|t| answered.get(&t))
                     .ok_or("a healthy record has no answer on record")?;
                 others.push(micros(ticket.saturating_duration_since(started)));

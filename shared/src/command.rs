@@ -10,10 +10,30 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::idempotency::IdempotencyKey;
+use crate::{
+    correlation::CorrelationId,
+    idempotency::{ClientIdempotencyKey, IdempotencyKey},
+    queue::OutboundMessage,
+};
 
 /// The SQS message attribute `name` of every command, so consumers can route by type.
 pub const COMMAND_NAME: &str = "RefundTicket";
+
+/// The longest `requested_by` (a JWT `sub`) the functions carry, in bytes: OpenID
+/// providers issue at most 255, and the bound keeps a surprising one from filling
+/// message attributes, logs and records.
+pub const MAX_REQUESTED_BY_BYTES: usize = 256;
+
+/// The message attributes of a command (contract section 2), named once for the API that
+/// writes them, the worker that reads them and the dead-letter copy that keeps them.
+pub mod attribute {
+    pub const NAME: &str = "name";
+    pub const CORRELATION_ID: &str = "correlation_id";
+    pub const REQUESTED_BY: &str = "requested_by";
+    pub const CLIENT_IDEMPOTENCY_KEY: &str = "client_idempotency_key";
+    /// Every attribute the API writes, in the order a dead-letter copy keeps them first.
+    pub const ALL: [&str; 4] = [NAME, CORRELATION_ID, REQUESTED_BY, CLIENT_IDEMPOTENCY_KEY];
+}
 
 /// A ticket's id: a UUID, always written in lowercase hyphenated form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,6 +58,18 @@ impl FromStr for TicketId {
     }
 }
 
+impl TicketId {
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for TicketId {
+    fn from(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
 impl fmt::Display for TicketId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
@@ -51,7 +83,9 @@ pub struct CommandHeader {
     /// Written in UTC; read with any RFC 3339 offset and fraction, as Go writes them.
     #[serde(with = "time::serde::rfc3339")]
     pub published_at: OffsetDateTime,
-    /// K, the same for every command about one ticket.
+    /// K as the producer wrote it. The worker never trusts it: it derives K from the
+    /// ticket itself ([`RefundTicket::key`]), so a forged or per-request key cannot refund
+    /// a ticket twice.
     pub idempotency_key: String,
 }
 
@@ -91,7 +125,7 @@ const FIELD_NAMES: [&str; 5] = [
 /// `found `z``). Every `"…"` and every `` `…` `` that is not one of the command's field
 /// names is replaced by `…`, so the message says what was wrong and where, never what the
 /// body held.
-pub fn redact_quoted(message: &str) -> String {
+fn redact_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut chars = message.chars();
     while let Some(c) = chars.next() {
@@ -144,10 +178,55 @@ impl RefundTicket {
         Ok(command)
     }
 
-    pub fn encode(&self) -> String {
-        // A struct of strings, a UUID and a UTC time always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+    /// K, derived from the ticket: the one key both upstream calls carry.
+    pub fn key(&self) -> IdempotencyKey {
+        IdempotencyKey::for_ticket(self.ticket_id)
     }
+
+    /// Whether the producer wrote a key other than the ticket's own K (a producer that
+    /// mints keys per request, or a forged message).
+    pub fn has_foreign_key(&self) -> bool {
+        !self.key().is_spelled_by(&self.header.idempotency_key)
+    }
+
+    /// The message body. A struct of strings, UUIDs and a UTC time serializes, but the
+    /// error is returned rather than hidden behind an empty body.
+    pub fn encode(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    /// The command as it goes on the queue: its body and the attributes of section 2.
+    pub fn message(&self, origin: &Origin<'_>) -> Result<OutboundMessage, serde_json::Error> {
+        let mut attributes = std::collections::BTreeMap::from([
+            (attribute::NAME.to_owned(), COMMAND_NAME.to_owned()),
+            (
+                attribute::CORRELATION_ID.to_owned(),
+                origin.correlation_id.to_string(),
+            ),
+        ]);
+        if let Some(requested_by) = origin.requested_by {
+            attributes.insert(attribute::REQUESTED_BY.to_owned(), requested_by.to_owned());
+        }
+        if let Some(key) = origin.client_key {
+            attributes.insert(
+                attribute::CLIENT_IDEMPOTENCY_KEY.to_owned(),
+                key.as_str().to_owned(),
+            );
+        }
+        Ok(OutboundMessage {
+            body: self.encode()?,
+            attributes,
+        })
+    }
+}
+
+/// Where a command came from: what travels beside it as message attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub correlation_id: &'a CorrelationId,
+    /// The caller's JWT `sub`, when known.
+    pub requested_by: Option<&'a str>,
+    pub client_key: Option<&'a ClientIdempotencyKey>,
 }
 
 #[cfg(test)]
@@ -180,7 +259,7 @@ mod tests {
     fn command_json_has_exactly_the_contract_shape() {
         let ticket: TicketId = TICKET.parse().unwrap();
         let command = RefundTicket::new(ticket, datetime!(2026-11-23 08:15:30.5 +02:00));
-        let json: Value = serde_json::from_str(&command.encode()).unwrap();
+        let json: Value = serde_json::from_str(&command.encode().unwrap()).unwrap();
         assert_eq!(
             json,
             json!({
@@ -193,6 +272,44 @@ mod tests {
             })
         );
         assert_eq!(command.header.id.get_version_num(), 4);
+    }
+
+    #[test]
+    fn the_message_carries_the_body_and_the_attributes_of_section_2() {
+        let ticket: TicketId = TICKET.parse().unwrap();
+        let command = RefundTicket::new(ticket, datetime!(2026-11-23 06:00 UTC));
+        let correlation_id = CorrelationId::parse("c-1").unwrap();
+        let client_key = ClientIdempotencyKey::parse(b"ck").unwrap();
+        let full = command
+            .message(&Origin {
+                correlation_id: &correlation_id,
+                requested_by: Some("user-7"),
+                client_key: Some(&client_key),
+            })
+            .unwrap();
+        assert_eq!(RefundTicket::decode(&full.body).unwrap(), command);
+        let names: Vec<&str> = full.attributes.keys().map(String::as_str).collect();
+        let mut all = attribute::ALL;
+        all.sort();
+        assert_eq!(names, all);
+        assert_eq!(full.attributes[attribute::NAME], COMMAND_NAME);
+        assert_eq!(full.attributes[attribute::REQUESTED_BY], "user-7");
+        let bare = command
+            .message(&Origin {
+                correlation_id: &correlation_id,
+                requested_by: None,
+                client_key: None,
+            })
+            .unwrap();
+        assert_eq!(
+            bare.attributes.keys().collect::<Vec<_>>(),
+            [attribute::CORRELATION_ID, attribute::NAME]
+        );
+        assert!(!command.has_foreign_key());
+        let mut forged = command.clone();
+        forged.header.idempotency_key = "per-request".into();
+        assert!(forged.has_foreign_key());
+        assert_eq!(forged.key(), command.key());
     }
 
     /// Written by hand the way Go's encoding/json writes a `time.Time` in a local zone.

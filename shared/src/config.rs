@@ -55,6 +55,8 @@ pub struct ApiConfig {
     pub refund_table_name: Option<String>,
     /// Where the key that signs listing cursors comes from.
     pub cursor_key: CursorKeySource,
+    /// Days a completed record is kept (`RECORD_RETENTION_DAYS`); 0 keeps it forever.
+    pub record_retention_days: u32,
 }
 
 /// The listing cursor's signing key. Every execution environment must sign with the same
@@ -83,6 +85,8 @@ impl std::fmt::Debug for CursorKeySource {
 
 /// Variables of contract section 8 and of the cursor key.
 pub const REFUND_TABLE_NAME: &str = "REFUND_TABLE_NAME";
+/// How long completed records are kept, in days (both functions).
+pub const RECORD_RETENTION_DAYS: &str = "RECORD_RETENTION_DAYS";
 pub const REFUND_CURSOR_KEY_SECRET_ARN: &str = "REFUND_CURSOR_KEY_SECRET_ARN";
 pub const REFUND_CURSOR_KEY: &str = "REFUND_CURSOR_KEY";
 const TABLE_NAME: &str = "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .), or unset";
@@ -102,7 +106,7 @@ impl ApiConfig {
         } else if let Some(arn) = env.secret_arn(REFUND_CURSOR_KEY_SECRET_ARN)? {
             CursorKeySource::Secret(arn)
         } else if let Some(key) = lookup(REFUND_CURSOR_KEY).filter(|k| !k.is_empty()) {
-            if key.len() < crate::status::CursorKey::MIN_LEN {
+            if key.len() < crate::store::CursorKey::MIN_LEN {
                 return Err(ConfigError::MalformedHidden {
                     name: REFUND_CURSOR_KEY,
                     meaning: "at least 32 bytes of secret text, or unset",
@@ -116,6 +120,7 @@ impl ApiConfig {
             refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
             refund_table_name,
             cursor_key,
+            record_retention_days: env.retention_days()?,
         })
     }
 }
@@ -137,6 +142,8 @@ pub struct WorkerConfig {
     pub gateway_token_secret_arn: Option<String>,
     /// The refund status table (contract section 8); `None` records nothing.
     pub refund_table_name: Option<String>,
+    /// Days a completed record is kept (`RECORD_RETENTION_DAYS`); 0 keeps it forever.
+    pub record_retention_days: u32,
 }
 
 /// `UPSTREAM_TIMEOUT_MS` when unset (contract section 5).
@@ -165,6 +172,9 @@ impl WorkerConfig {
             refund_queue_url: env.queue_url("REFUND_QUEUE_URL")?,
             dead_letter_queue_url: env.queue_url("DEAD_LETTER_QUEUE_URL")?,
             gateway_addr,
+            gateway_token_secret_arn: env.secret_arn(GATEWAY_TOKEN_SECRET_ARN)?,
+            refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
+            record_retention_days: env.retention_days()?,
             upstream_timeout: Duration::from_millis(env.number(
                 "UPSTREAM_TIMEOUT_MS",
                 DEFAULT_UPSTREAM_TIMEOUT_MS,
@@ -196,9 +206,13 @@ impl WorkerConfig {
                 "a whole number of milliseconds from 0 to 600000",
             )?),
             allow_insecure_gateway: env.boolean("ALLOW_INSECURE_GATEWAY", false)?,
-            gateway_token_secret_arn: env.secret_arn("GATEWAY_TOKEN_SECRET_ARN")?,
-            refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
         };
+        config.check()
+    }
+
+    /// The rules between variables, once each is valid on its own.
+    fn check(self) -> Result<Self, ConfigError> {
+        let config = self;
         if config.retry_max_s < config.retry_base_s {
             return Err(ConfigError::Malformed {
                 name: "RETRY_MAX_S",
@@ -258,6 +272,16 @@ fn is_loopback(url: &Url) -> bool {
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// `RECORD_RETENTION_DAYS`, both functions: unset keeps records forever, as 0 does.
+    fn retention_days(&self) -> Result<u32, ConfigError> {
+        self.number(
+            RECORD_RETENTION_DAYS,
+            0,
+            0..=36_500,
+            "a whole number of days from 0 (keep forever) to 36500",
+        )
+    }
+
     fn required(&self, name: &'static str, meaning: &'static str) -> Result<String, ConfigError> {
         (self.0)(name)
             .filter(|value| !value.trim().is_empty())
@@ -414,6 +438,22 @@ mod tests {
     }
 
     #[test]
+    fn records_are_kept_for_the_retention_or_forever() {
+        assert_eq!(api_with(&[]).unwrap().record_retention_days, 0);
+        assert_eq!(worker_with(&[]).unwrap().record_retention_days, 0);
+        let days = [(RECORD_RETENTION_DAYS, "365")];
+        assert_eq!(api_with(&days).unwrap().record_retention_days, 365);
+        assert_eq!(worker_with(&days).unwrap().record_retention_days, 365);
+        for bad in ["-1", "36501", "a year"] {
+            let error = worker_with(&[(RECORD_RETENTION_DAYS, bad)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with("RECORD_RETENTION_DAYS="),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn the_status_table_is_optional_and_must_be_a_table_name() {
         assert_eq!(api_with(&[]).unwrap().refund_table_name, None);
         assert_eq!(worker_with(&[]).unwrap().refund_table_name, None);
@@ -444,7 +484,7 @@ mod tests {
     #[test]
     fn the_cursor_key_comes_from_a_secret_a_variable_or_is_ephemeral() {
         const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-key-AbC123";
-        let key = "k".repeat(crate::status::CursorKey::MIN_LEN);
+        let key = "k".repeat(crate::store::CursorKey::MIN_LEN);
         let api_with = |extra: &[(&str, &str)]| {
             let mut vars = vec![(REFUND_TABLE_NAME, "Refunds")];
             vars.extend_from_slice(extra);

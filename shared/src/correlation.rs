@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 /// The longest header token the API accepts; it also bounds what a caller can make us log.
@@ -24,7 +25,9 @@ pub fn parse_header_token(value: &[u8]) -> Result<&str, InvalidHeaderToken> {
 }
 
 /// Ties together the request, the queued command and every upstream call of one refund.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Always a valid header token, so it can be sent as `Correlation-ID` as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
 pub struct CorrelationId(String);
 
 impl CorrelationId {
@@ -41,8 +44,37 @@ impl CorrelationId {
         }
     }
 
+    /// A token as the caller or a message gave it.
+    pub fn parse(token: &str) -> Result<Self, InvalidHeaderToken> {
+        parse_header_token(token.as_bytes()).map(|token| Self(token.to_owned()))
+    }
+
+    /// A message's `correlation_id` attribute when it is a valid token, else a generated
+    /// id: every upstream call carries one, and a malformed one must not make the HTTP
+    /// request itself fail.
+    pub fn or_generate(token: Option<&str>) -> Self {
+        token
+            .and_then(|token| Self::parse(token).ok())
+            .unwrap_or_else(Self::generate)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// So a test or a log check can compare with the text it expects.
+impl PartialEq<&str> for CorrelationId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// Read back from a status record: only a valid token is a correlation id.
+impl<'de> Deserialize<'de> for CorrelationId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let token = String::deserialize(deserializer)?;
+        Self::parse(&token).map_err(serde::de::Error::custom)
     }
 }
 
@@ -75,5 +107,28 @@ mod tests {
         assert!(CorrelationId::from_header(Some("é".as_bytes())).is_err());
         assert!(CorrelationId::from_header(Some(&[b'x'; 129])).is_err());
         assert!(CorrelationId::from_header(Some(&[0x7f])).is_err());
+        assert!(CorrelationId::parse(&"c".repeat(500)).is_err());
+    }
+
+    #[test]
+    fn a_message_without_a_valid_id_gets_a_generated_one() {
+        assert_eq!(
+            CorrelationId::or_generate(Some("corr-1")).as_str(),
+            "corr-1"
+        );
+        for bad in [None, Some(""), Some("has space"), Some("é")] {
+            assert!(CorrelationId::or_generate(bad).as_str().starts_with("gen_"));
+        }
+    }
+
+    #[test]
+    fn serde_round_trips_valid_ids_only() {
+        let id = CorrelationId::parse("c-1").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"c-1\"");
+        assert_eq!(
+            serde_json::from_str::<CorrelationId>("\"c-1\"").unwrap(),
+            id
+        );
+        assert!(serde_json::from_str::<CorrelationId>("\"a b\"").is_err());
     }
 }

@@ -4,8 +4,9 @@
 //! retry, two support agents and a redelivered message must all reach the receipts and
 //! payments services with the same key, or the customer could be refunded twice.
 
-use std::fmt;
+use std::{fmt, str::FromStr};
 
+use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
 use crate::command::TicketId;
@@ -15,13 +16,22 @@ use crate::correlation::{InvalidHeaderToken, parse_header_token};
 /// would let every ticket already refunded be refunded again).
 pub const NAMESPACE: Uuid = uuid!("d5c0914a-93ae-453d-8453-8e578063b9d6");
 
-/// K: `UUIDv5(NAMESPACE, lowercase hyphenated ticket id)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// K: `UUIDv5(NAMESPACE, lowercase hyphenated ticket id)`, written as a hyphenated UUID.
+///
+/// A status record may hold a key that is not its ticket's (written by a producer that
+/// minted its own); it is still a UUID, which is what [`FromStr`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct IdempotencyKey(Uuid);
 
 impl IdempotencyKey {
     pub fn for_ticket(ticket: TicketId) -> Self {
         Self(Uuid::new_v5(&NAMESPACE, ticket.to_string().as_bytes()))
+    }
+
+    /// Whether `text` spells this key (in any case, as producers may write it).
+    pub fn is_spelled_by(&self, text: &str) -> bool {
+        text.parse::<Self>().is_ok_and(|key| key == *self)
     }
 
     pub fn as_uuid(&self) -> Uuid {
@@ -32,6 +42,24 @@ impl IdempotencyKey {
 impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Text that is not a UUID in hyphenated form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency key must be a UUID in hyphenated form")]
+pub struct InvalidIdempotencyKey;
+
+impl FromStr for IdempotencyKey {
+    type Err = InvalidIdempotencyKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 36 {
+            return Err(InvalidIdempotencyKey);
+        }
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| InvalidIdempotencyKey)
     }
 }
 
@@ -81,6 +109,21 @@ mod tests {
         );
         assert_eq!(IdempotencyKey::for_ticket(ticket).as_uuid(), expected);
         assert_eq!(expected.get_version_num(), 5);
+    }
+
+    #[test]
+    fn keys_are_written_and_read_as_hyphenated_uuids() {
+        let ticket: TicketId = "8f7c3b4a-1d2e-4f60-9a8b-7c6d5e4f3a2b".parse().unwrap();
+        let key = IdempotencyKey::for_ticket(ticket);
+        let text = key.to_string();
+        assert_eq!(serde_json::to_string(&key).unwrap(), format!("\"{text}\""));
+        assert_eq!(text.parse::<IdempotencyKey>(), Ok(key));
+        assert!(key.is_spelled_by(&text.to_uppercase()));
+        assert!(!key.is_spelled_by("per-request-key"));
+        assert!(!IdempotencyKey::for_ticket(TicketId::from(Uuid::nil())).is_spelled_by(&text));
+        for bad in ["", "k", &text.replace('-', "")] {
+            assert_eq!(bad.parse::<IdempotencyKey>(), Err(InvalidIdempotencyKey));
+        }
     }
 
     #[test]

@@ -1,11 +1,31 @@
 //! The refund pipeline's domain, shared by `refund-api` and `refund-worker`.
 //!
-//! The split follows a hexagonal design: the command and its rules live here as plain
-//! types ([`command`], [`idempotency`], [`correlation`]), the outside world is reached
-//! through small ports ([`queue`], [`gateway`]) that have an AWS adapter and an in-memory twin, and
-//! the functions in `functions/` are thin adapters from Lambda events to this crate.
-//! [`outcome`] is the one table of what every upstream answer and bad message means.
+//! The split is hexagonal: the command and its rules are plain types, the outside world is
+//! reached through small ports that each have an AWS (or HTTP) adapter and an in-memory
+//! twin, and the functions in `functions/` are thin adapters from Lambda events to this
+//! crate. `docs/DESIGN.md` argues the larger decisions.
+//!
+//! The domain:
+//! - [`command`]: the `RefundTicket` command, its ticket id and its message attributes;
+//! - [`idempotency`]: K, the one key per ticket, and the caller's own key;
+//! - [`correlation`]: correlation ids and the rule every caller-supplied header follows;
+//! - [`outcome`]: the one table of what every upstream answer and bad message means.
+//!
+//! The ports and their adapters:
+//! - [`queue`]: sending commands and delaying redeliveries (SQS, in-memory);
+//! - [`gateway`]: the receipts and payments calls (reqwest, with the bearer token);
+//! - [`store`]: the status record of every refund (DynamoDB, in-memory), its events and
+//!   the listing's signed cursor.
+//!
+//! The plumbing:
+//! - [`aws`]: how every AWS client is built and how an SDK failure is classified;
+//! - [`http`]: the one HTTP stack (rustls with ring, compiled-in roots) under every client;
+//! - [`secret`]: a secret's string value from Secrets Manager;
+//! - [`config`]: the environment, read and checked once at start-up;
+//! - [`logging`]: Lambda's log subscriber, without the runtime's raw-event lines;
+//! - [`text`]: the one bound on text from outside, and the error-chain walker.
 
+pub mod aws;
 pub mod command;
 pub mod config;
 pub mod correlation;
@@ -15,8 +35,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod outcome;
 pub mod queue;
-/// Secrets Manager: the upstream bearer token and the listing cursor's key.
 pub mod secret;
-/// The refund status store: the record of every refund, fetched by id and listed by status.
-pub mod status;
+pub mod store;
 pub mod text;
+mod twin;

@@ -85,6 +85,9 @@ pub enum ErrorCode {
     VoidRejected,
     RefundRejected,
     RetriesExhausted,
+    /// The ticket's status record shows a call confirmed under another key (contract
+    /// section 3): calling again under K could refund the ticket a second time.
+    ForeignKeyConflict,
 }
 
 impl ErrorCode {
@@ -94,6 +97,7 @@ impl ErrorCode {
             Self::VoidRejected => "void_rejected",
             Self::RefundRejected => "refund_rejected",
             Self::RetriesExhausted => "retries_exhausted",
+            Self::ForeignKeyConflict => "foreign_key_conflict",
         }
     }
 }
@@ -126,13 +130,18 @@ pub enum RefundFailure {
     },
     #[error("upstream unavailable, retrying later: {0}")]
     Transient(String),
+    /// The status record shows a call confirmed under `recorded`, not under the ticket's K.
+    #[error("the status record shows a call confirmed under another key ({recorded})")]
+    ForeignKeyConflict { recorded: String },
 }
 
 impl RefundFailure {
     pub fn class(&self) -> Class {
         match self {
             Self::InvalidCommand(_) => Class::Poison,
-            Self::VoidRejected(_) | Self::RefundRejected(_) => Class::Permanent,
+            Self::VoidRejected(_) | Self::RefundRejected(_) | Self::ForeignKeyConflict { .. } => {
+                Class::Permanent
+            }
             Self::RetriesExhausted { .. } | Self::Transient(_) => Class::Transient,
         }
     }
@@ -145,6 +154,7 @@ impl RefundFailure {
             Self::VoidRejected(_) => Some(ErrorCode::VoidRejected),
             Self::RefundRejected(_) => Some(ErrorCode::RefundRejected),
             Self::RetriesExhausted { .. } => Some(ErrorCode::RetriesExhausted),
+            Self::ForeignKeyConflict { .. } => Some(ErrorCode::ForeignKeyConflict),
             Self::Transient(_) => None,
         }
     }
@@ -250,6 +260,14 @@ mod tests {
             Some(ErrorCode::VoidRejected)
         );
 
+        let conflict = RefundFailure::ForeignKeyConflict {
+            recorded: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".into(),
+        };
+        assert_eq!(
+            (conflict.class(), conflict.error_code()),
+            (Class::Permanent, Some(ErrorCode::ForeignKeyConflict))
+        );
+
         let poison = RefundFailure::InvalidCommand("not json".into());
         assert_eq!(
             (poison.class(), poison.error_code()),
@@ -264,6 +282,7 @@ mod tests {
             ErrorCode::VoidRejected,
             ErrorCode::RefundRejected,
             ErrorCode::RetriesExhausted,
+            ErrorCode::ForeignKeyConflict,
         ]
         .map(ErrorCode::as_str);
         assert_eq!(
@@ -272,7 +291,8 @@ mod tests {
                 "invalid_command",
                 "void_rejected",
                 "refund_rejected",
-                "retries_exhausted"
+                "retries_exhausted",
+                "foreign_key_conflict",
             ]
         );
     }

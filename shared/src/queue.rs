@@ -5,17 +5,11 @@
 //! [`VisibilityControl`] is the worker's retry port: it decides when a message it could
 //! not finish comes back.
 
-use std::{collections::BTreeMap, future::Future, sync::Mutex, time::Duration};
+use std::{collections::BTreeMap, future::Future, sync::Mutex};
 
-use aws_config::{ConfigLoader, timeout::TimeoutConfig};
-use aws_sdk_sqs::{
-    error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
-    types::MessageAttributeValue,
-};
+use aws_sdk_sqs::types::MessageAttributeValue;
 
-/// SQS operations give up after this long in all, retries included, so a sick queue
-/// answers the caller with 503 long before API Gateway's 30 s integration limit.
-pub const SQS_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::{aws::SdkFailure, twin::lock};
 
 /// A message as it goes on a queue: a body and String attributes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -33,6 +27,15 @@ pub enum QueueError {
     /// The queue refused the request (missing queue, no permission, bad request).
     #[error("queue refused the request: {0}")]
     Rejected(String),
+}
+
+impl From<SdkFailure> for QueueError {
+    fn from(failure: SdkFailure) -> Self {
+        match failure {
+            SdkFailure::Transient(detail) => Self::Unavailable(detail),
+            SdkFailure::Rejected(detail) => Self::Rejected(detail),
+        }
+    }
 }
 
 /// Puts messages on one queue.
@@ -57,27 +60,6 @@ pub trait VisibilityControl: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
-/// The SQS timeouts of every client this project builds: short connects and attempts,
-/// [`SQS_OPERATION_TIMEOUT`] in all.
-pub fn sqs_timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(SQS_OPERATION_TIMEOUT)
-        .build()
-}
-
-/// Builds an SQS client once, at start-up, from `loader` (normally
-/// [`crate::http::aws_config_loader`], which honours `AWS_ENDPOINT_URL`) with [`sqs_timeouts`].
-pub async fn sqs_client(loader: ConfigLoader) -> aws_sdk_sqs::Client {
-    let config = loader
-        .http_client(crate::http::aws_http_client())
-        .timeout_config(sqs_timeouts())
-        .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
-}
-
 /// One SQS queue, reached through a shared client.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -91,10 +73,6 @@ impl SqsQueue {
             client,
             url: url.into(),
         }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
     }
 }
 
@@ -120,8 +98,16 @@ impl CommandQueue for SqsQueue {
             .set_message_attributes(Some(attributes))
             .send()
             .await
-            .map_err(classify)?;
-        Ok(output.message_id.unwrap_or_default())
+            .map_err(|e| QueueError::from(SdkFailure::of(&e)))?;
+        // SQS always names the message it took; an answer without an id cannot be told
+        // apart from a lost one, so the caller treats it as a send to try again (K makes
+        // a repeat harmless).
+        output
+            .message_id
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                QueueError::Unavailable("SQS answered SendMessage without a message id".to_owned())
+            })
     }
 }
 
@@ -139,42 +125,9 @@ impl VisibilityControl for SqsQueue {
             .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| QueueError::from(SdkFailure::of(&e)))?;
         Ok(())
     }
-}
-
-/// Sorts an SDK failure into "try later" and "will not work", the one place that knows
-/// which SQS answers are which.
-pub fn classify<E, R>(err: SdkError<E, R>) -> QueueError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let transient = match &err {
-        SdkError::ConstructionFailure(_) => false,
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default();
-            code.contains("Throttl")
-                || code.contains("ServiceUnavailable")
-                || code == "InternalError"
-        }
-        _ => true,
-    };
-    let detail = bounded(DisplayErrorContext(&err).to_string());
-    if transient {
-        QueueError::Unavailable(detail)
-    } else {
-        QueueError::Rejected(detail)
-    }
-}
-
-/// The longest SDK error text a [`QueueError`] keeps: enough for the code and message an
-/// operator needs, and a bound on what an answer can put into the log lines that carry it.
-pub const MAX_ERROR_DETAIL_BYTES: usize = 512;
-
-fn bounded(detail: String) -> String {
-    crate::text::bounded(detail, MAX_ERROR_DETAIL_BYTES)
 }
 
 /// The in-memory twin of [`SqsQueue`]: keeps what was sent, or fails on demand.
@@ -230,25 +183,5 @@ impl VisibilityControl for InMemoryQueue {
         }
         lock(&self.visibility_changes).push((receipt_handle.to_owned(), seconds));
         Ok(())
-    }
-}
-
-/// A poisoned lock only means another test thread panicked; the data is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_detail_is_bounded_on_a_char_boundary() {
-        assert_eq!(bounded("AccessDenied".into()), "AccessDenied");
-        let cut = bounded("ü".repeat(MAX_ERROR_DETAIL_BYTES));
-        assert_eq!(cut.len(), MAX_ERROR_DETAIL_BYTES);
-        assert!(cut.chars().all(|c| c == 'ü'));
     }
 }

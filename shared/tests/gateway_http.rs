@@ -1,14 +1,10 @@
 //! `HttpGateway` against a real local HTTP server: the exact requests of contract
 //! section 3 and the class of every kind of answer.
 
-#[cfg(not(feature = "gateway"))]
-compile_error!(
-    "gateway_http tests need the `gateway` feature: `cargo test -p refund-shared --features gateway` (`cargo test --workspace` enables it through refund-worker)"
-);
-
 use std::time::{Duration, Instant};
 
 use refund::{
+    correlation::CorrelationId,
     gateway::{Gateway, GatewayToken, HttpGateway, RefundCall},
     outcome::{Class, UpstreamError},
 };
@@ -27,8 +23,8 @@ const REFUND_PATH: &str = "/stage/payments-api/refunds";
 fn call() -> RefundCall {
     RefundCall {
         ticket_id: TICKET.parse().unwrap(),
-        idempotency_key: KEY.to_owned(),
-        correlation_id: "corr-42".to_owned(),
+        idempotency_key: KEY.parse().unwrap(),
+        correlation_id: CorrelationId::parse("corr-42").unwrap(),
     }
 }
 

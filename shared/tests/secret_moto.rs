@@ -1,21 +1,16 @@
 //! Secrets read from a real Secrets Manager endpoint (moto): the upstream token (read once,
 //! sent as `Authorization: Bearer`, never part of an error's text) and the cursor key.
 
-#[cfg(not(feature = "gateway"))]
-compile_error!(
-    "secret_moto tests need the `gateway` feature: `cargo test -p refund-shared --features gateway`"
-);
-
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use refund::{
+    aws::secrets_client,
     config::ConfigError,
-    gateway::{Gateway, HttpGateway, RefundCall},
-    secret::{
-        SecretError, load_gateway_token, read_cursor_key, read_gateway_token, secrets_client,
-    },
-    status::{
+    correlation::CorrelationId,
+    gateway::{Gateway, GatewayToken, HttpGateway, RefundCall},
+    secret::SecretError,
+    store::{
         Cursor, CursorCodec, CursorKey, InMemoryRefundStore, ListQuery, PageLimit, RefundRequest,
         RefundStore,
     },
@@ -30,7 +25,7 @@ use wiremock::{
 const TOKEN: &str = "gw-T0ken.abc123";
 
 async fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
-    moto.secretsmanager()
+    secrets_client(moto.loader())
         .await
         .create_secret()
         .name(name)
@@ -45,8 +40,8 @@ async fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
 fn call() -> RefundCall {
     RefundCall {
         ticket_id: "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
-        idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".to_owned(),
-        correlation_id: "corr-secret".to_owned(),
+        idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".parse().unwrap(),
+        correlation_id: CorrelationId::parse("corr-secret").unwrap(),
     }
 }
 
@@ -58,13 +53,11 @@ async fn the_token_is_read_once_and_sent_on_every_call() {
     // Pasted with a trailing newline, as secrets often are.
     let arn = create_secret(&moto, "gateway-token", &format!("{TOKEN}\n")).await;
 
-    let token = load_gateway_token(Some(&arn), loader_for(&moto.endpoint))
-        .await
-        .unwrap();
+    let token = GatewayToken::load(Some(&arn), moto.loader()).await.unwrap();
     assert!(token.is_some());
     assert!(!format!("{token:?}").contains(TOKEN));
 
-    moto.secretsmanager()
+    secrets_client(moto.loader())
         .await
         .put_secret_value()
         .secret_id(&arn)
@@ -93,7 +86,7 @@ async fn the_token_is_read_once_and_sent_on_every_call() {
 async fn no_arn_means_no_token_and_no_call_to_secrets_manager() {
     // Nothing listens at this endpoint: a read would fail.
     let loader = loader_for("http://127.0.0.1:9");
-    assert!(load_gateway_token(None, loader).await.unwrap().is_none());
+    assert!(GatewayToken::load(None, loader).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -101,7 +94,7 @@ async fn an_unreadable_secret_stops_start_up_naming_the_variable() {
     let moto = Moto::start();
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf";
 
-    let error = load_gateway_token(Some(missing), loader_for(&moto.endpoint))
+    let error = GatewayToken::load(Some(missing), moto.loader())
         .await
         .unwrap_err();
 
@@ -117,10 +110,8 @@ async fn an_unreadable_secret_stops_start_up_naming_the_variable() {
 #[tokio::test]
 async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
     let moto = Moto::start();
-    let client = secrets_client(loader_for(&moto.endpoint)).await;
-    let binary = moto
-        .secretsmanager()
-        .await
+    let client = secrets_client(moto.loader()).await;
+    let binary = client
         .create_secret()
         .name("binary-token")
         .secret_binary(Blob::new(TOKEN.as_bytes()))
@@ -130,18 +121,21 @@ async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
         .arn
         .unwrap();
     assert!(matches!(
-        read_gateway_token(&client, &binary).await,
+        GatewayToken::read(&client, &binary).await,
         Err(SecretError::NotAString)
     ));
 
     let unusable_value = format!("{TOKEN} with spaces");
     let unusable = create_secret(&moto, "unusable-token", &unusable_value).await;
-    let error = read_gateway_token(&client, &unusable).await.unwrap_err();
-    assert!(matches!(error, SecretError::Invalid(_)), "{error:?}");
+    let error = GatewayToken::read(&client, &unusable).await.unwrap_err();
+    assert!(matches!(error, SecretError::Unusable(_)), "{error:?}");
+    let at_start_up = GatewayToken::load(Some(&unusable), moto.loader())
+        .await
+        .unwrap_err();
     let texts = [
         error.to_string(),
         format!("{error:?}"),
-        ConfigError::from(error).to_string(),
+        at_start_up.to_string(),
     ];
     for text in texts {
         assert!(!text.contains(TOKEN), "{text}");
@@ -151,10 +145,10 @@ async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
 #[tokio::test]
 async fn the_cursor_key_is_read_from_its_secret_and_a_short_one_is_refused() {
     let moto = Moto::start();
-    let client = secrets_client(loader_for(&moto.endpoint)).await;
+    let client = secrets_client(moto.loader()).await;
     let key = "generated-by-cloudformation-0123456789abcdefghijkl";
     let arn = create_secret(&moto, "cursor-key", key).await;
-    let codec = CursorCodec::new(read_cursor_key(&client, &arn).await.unwrap());
+    let codec = CursorCodec::new(CursorKey::read(&client, &arn).await.unwrap());
     let same = CursorCodec::new(CursorKey::from_bytes(key.as_bytes()).unwrap());
     let other = CursorCodec::new(CursorKey::from_bytes(&[7; 32]).unwrap());
     let cursor = a_cursor().await;
@@ -163,8 +157,8 @@ async fn the_cursor_key_is_read_from_its_secret_and_a_short_one_is_refused() {
     assert!(other.decode(&text, None).is_err());
 
     let short = create_secret(&moto, "short-cursor-key", "too-short").await;
-    let error = read_cursor_key(&client, &short).await.unwrap_err();
-    assert!(matches!(error, SecretError::WeakCursorKey(_)), "{error:?}");
+    let error = CursorKey::read(&client, &short).await.unwrap_err();
+    assert!(matches!(error, SecretError::Unusable(_)), "{error:?}");
     assert!(!format!("{error} {error:?}").contains("too-short"));
 }
 
@@ -177,8 +171,8 @@ async fn a_cursor() -> Cursor {
     ] {
         let request = RefundRequest {
             ticket_id: ticket.parse().unwrap(),
-            idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".to_owned(),
-            correlation_id: "corr-secret".to_owned(),
+            idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".parse().unwrap(),
+            correlation_id: CorrelationId::parse("corr-secret").unwrap(),
             requested_by: None,
             accepted_at: time::OffsetDateTime::now_utc(),
         };

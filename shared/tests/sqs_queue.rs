@@ -5,8 +5,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use refund::queue::{CommandQueue, OutboundMessage, QueueError, SQS_OPERATION_TIMEOUT, SqsQueue};
-use testkit::{Moto, free_port, sqs_client_for};
+use refund::{
+    aws::SQS_OPERATION_TIMEOUT,
+    queue::{CommandQueue, OutboundMessage, QueueError, SqsQueue},
+};
+use testkit::{Moto, free_port};
 
 fn message() -> OutboundMessage {
     OutboundMessage {
@@ -25,13 +28,16 @@ fn message() -> OutboundMessage {
 #[tokio::test]
 async fn a_sent_message_lands_with_its_body_and_string_attributes() {
     let moto = Moto::start();
-    let url = moto.create_queue("RefundTicket").await;
-    let queue = SqsQueue::new(moto.sqs().await, &url);
+    let url = testkit::create_queue(
+        &refund::aws::sqs_client(moto.loader()).await,
+        "RefundTicket",
+    )
+    .await;
+    let queue = SqsQueue::new(refund::aws::sqs_client(moto.loader()).await, &url);
 
     let message_id = queue.send(message()).await.unwrap();
 
-    let received = moto
-        .sqs()
+    let received = refund::aws::sqs_client(moto.loader())
         .await
         .receive_message()
         .queue_url(&url)
@@ -66,7 +72,7 @@ async fn a_sent_message_lands_with_its_body_and_string_attributes() {
 async fn a_missing_queue_is_refused_not_unavailable() {
     let moto = Moto::start();
     let queue = SqsQueue::new(
-        moto.sqs().await,
+        refund::aws::sqs_client(moto.loader()).await,
         format!("{}/000000000000/NoSuchQueue", moto.endpoint),
     );
     let error = queue.send(message()).await.unwrap_err();
@@ -77,7 +83,7 @@ async fn a_missing_queue_is_refused_not_unavailable() {
 async fn a_stopped_endpoint_is_unavailable_within_the_operation_timeout() {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let queue = SqsQueue::new(
-        sqs_client_for(&endpoint).await,
+        refund::aws::sqs_client(testkit::loader_for(&endpoint)).await,
         format!("{endpoint}/000000000000/RefundTicket"),
     );
     let started = Instant::now();
@@ -99,7 +105,7 @@ async fn a_silent_endpoint_is_unavailable_at_the_operation_timeout() {
         }
     });
     let queue = SqsQueue::new(
-        sqs_client_for(&endpoint).await,
+        refund::aws::sqs_client(testkit::loader_for(&endpoint)).await,
         format!("{endpoint}/000000000000/RefundTicket"),
     );
     let started = Instant::now();

@@ -3,6 +3,12 @@
 //! [`Moto`] starts a moto server (a real SQS endpoint speaking the JSON protocol) on a
 //! free loopback port for one test and stops it when dropped, also when the test fails.
 //! The same server answers DynamoDB and Secrets Manager.
+//!
+//! testkit knows nothing of the refund crate (so `refund`'s own tests can use it without a
+//! dependency cycle): [`Moto::loader`] is the SDK configuration of a function pointed at
+//! the server, which tests hand to the project's own client constructors
+//! (`refund::aws::sqs_client(moto.loader())`), so the clients under test have the
+//! production HTTP stack and timeouts.
 
 use std::{
     net::{SocketAddr, TcpListener, TcpStream},
@@ -68,43 +74,10 @@ impl Moto {
         moto
     }
 
-    /// An SQS client for this server, built by the project's own constructor so that it
-    /// has the production timeouts.
-    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
-        sqs_client_for(&self.endpoint).await
-    }
-
-    /// A Secrets Manager client for this server (moto serves every service on one port),
-    /// for tests to create the secrets the code under test reads.
-    pub async fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&loader_for(&self.endpoint).load().await)
-    }
-
-    /// A DynamoDB client for this server, built by the project's own constructor so that
-    /// it has the production timeouts.
-    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        refund::status::dynamodb_client(loader_for(&self.endpoint)).await
-    }
-
-    /// Creates the refund status table `name`, with its indexes, from the project's own
-    /// definition (`refund::status::table`).
-    pub async fn create_refund_table(&self, name: &str) {
-        refund::status::create_table(&self.dynamodb().await, name)
-            .await
-            .expect("create refund table");
-    }
-
-    /// Creates a queue and returns its URL.
-    pub async fn create_queue(&self, name: &str) -> String {
-        self.sqs()
-            .await
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url")
+    /// What `aws_config::defaults` gives a function, pointed at this server with test
+    /// credentials; the project's client constructors add the HTTP stack and timeouts.
+    pub fn loader(&self) -> ConfigLoader {
+        loader_for(&self.endpoint)
     }
 }
 
@@ -115,22 +88,25 @@ impl Drop for Moto {
     }
 }
 
-/// An SQS client for any endpoint, with test credentials and the production timeouts.
-pub async fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
-    refund::queue::sqs_client(loader_for(endpoint)).await
-}
-
-/// What `aws_config::defaults` gives a function, pointed at `endpoint` with test
-/// credentials and the project's HTTP stack: hand it to the project's own client
-/// constructors, or load it for a client of a service the project does not wrap.
+/// [`Moto::loader`] for any endpoint (a second server, a closed port).
 pub fn loader_for(endpoint: &str) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(refund::http::aws_http_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
             "testing", "testing", None, None, "testkit",
         ))
+}
+
+/// Creates a queue and returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url")
 }
 
 /// An in-memory log sink for tests that read what was logged: clones share one buffer,
@@ -140,6 +116,17 @@ pub fn loader_for(endpoint: &str) -> ConfigLoader {
 pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogBuffer {
+    /// A plain-text `tracing` subscriber (no colours) that writes every line up to `level` into
+    /// this buffer; install it globally, per thread or per closure, as the test needs.
+    pub fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
     /// Everything written so far, as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()

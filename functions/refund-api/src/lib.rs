@@ -1,5 +1,42 @@
-//! `refund-api` as a library, so the benchmarks (`bench/`) drive the same handler the
-//! function runs. The function itself is `main.rs`.
+//! `refund-api`, the HTTP Lambda behind API Gateway:
+//!
+//! - `PUT /ticket-refund/{ticket_id}`: accept a refund and queue the `RefundTicket` command;
+//! - `GET /ticket-refund/{ticket_id}`: the refund's record (contract section 8);
+//! - `GET /ticket-refunds?status=&limit=&cursor=`: the records, newest first, a page at a time.
+//!
+//! A library, so the benchmarks (`bench/`) and the tests drive the same [`handle`] the
+//! function (`main.rs`) runs, over any [`refund::queue::CommandQueue`] and
+//! [`refund::store::RefundStore`]: every answer of the contract is tested against the
+//! in-memory twins. The modules, one concept each:
+//!
+//! - [`handler`]: [`handle`], the one entry point, so a failure or a panic anywhere still
+//!   answers in the contract's shape and echoes the `Correlation-ID`.
+//! - [`route`]: which resource and method a request is for, so each endpoint sees only its
+//!   own requests and a wrong method gets that resource's `Allow`.
+//! - `put`: the PUT: the accept write, the command on the queue, and the withdrawal that
+//!   keeps a record from waiting for a command the queue refused.
+//! - `read`: the GETs, one record by ticket id and the signed listing; they only read.
+//! - [`records`]: the refund records feature (store and cursor keys) as one value, so
+//!   without `REFUND_TABLE_NAME` it is simply absent.
+//! - [`cursor_key`]: the listing's signing key, read at the first listing so the 202 path
+//!   never waits for Secrets Manager.
+//! - [`error`]: [`ApiError`], every answer other than 200 and 202, classified once so no
+//!   endpoint invents a status, a code or a message.
+//! - `request`: what a request says about itself (ids, headers, verified caller), parsed
+//!   once, so the endpoints only see valid values.
+//! - `render`: the one JSON answer constructor, so every answer has the same `Content-Type`.
 
 pub mod cursor_key;
+pub mod error;
 pub mod handler;
+mod put;
+mod read;
+pub mod records;
+mod render;
+mod request;
+pub mod route;
+
+pub use cursor_key::CursorKeys;
+pub use error::ApiError;
+pub use handler::handle;
+pub use records::{NO_RECORDS, RefundRecords};

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use refund::{outcome::ErrorCode, queue::OutboundMessage};
+use refund::{command::attribute, outcome::ErrorCode, queue::OutboundMessage, text::bounded};
 
 use crate::delivery::Delivery;
 
@@ -16,20 +16,13 @@ pub const MAX_ATTRIBUTES: usize = 10;
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 
 /// The attributes the worker adds; originals with these names are replaced.
-const OWN_ATTRIBUTES: [&str; 4] = [
-    "error_code",
-    "error_message",
-    "source_message_id",
-    "receive_count",
-];
-
-/// The attributes refund-api writes, kept before any other original when space runs out.
-const COMMAND_ATTRIBUTES: [&str; 4] = [
-    "name",
-    "correlation_id",
-    "requested_by",
-    "client_idempotency_key",
-];
+pub mod own {
+    pub const ERROR_CODE: &str = "error_code";
+    pub const ERROR_MESSAGE: &str = "error_message";
+    pub const SOURCE_MESSAGE_ID: &str = "source_message_id";
+    pub const RECEIVE_COUNT: &str = "receive_count";
+    pub const ALL: [&str; 4] = [ERROR_CODE, ERROR_MESSAGE, SOURCE_MESSAGE_ID, RECEIVE_COUNT];
+}
 
 /// The dead-letter copy of `delivery`: its body unchanged, and the attributes of the
 /// contract. `error_message` is never empty and at most 1 KiB, cut on a char boundary.
@@ -39,20 +32,20 @@ pub fn dead_letter_copy(
     error_message: &str,
 ) -> OutboundMessage {
     let mut attributes = BTreeMap::from([
-        ("error_code".to_owned(), code.as_str().to_owned()),
+        (own::ERROR_CODE.to_owned(), code.as_str().to_owned()),
         (
-            "error_message".to_owned(),
+            own::ERROR_MESSAGE.to_owned(),
             bounded_message(error_message, code),
         ),
         (
-            "source_message_id".to_owned(),
+            own::SOURCE_MESSAGE_ID.to_owned(),
             delivery
                 .message_id
                 .clone()
                 .unwrap_or_else(|| "unknown".to_owned()),
         ),
         (
-            "receive_count".to_owned(),
+            own::RECEIVE_COUNT.to_owned(),
             delivery.receive_count.to_string(),
         ),
     ]);
@@ -60,9 +53,9 @@ pub fn dead_letter_copy(
         .attributes
         .iter()
         // SQS refuses an empty String value, which would fail the whole copy.
-        .filter(|(name, value)| !OWN_ATTRIBUTES.contains(&name.as_str()) && !value.is_empty());
+        .filter(|(name, value)| !own::ALL.contains(&name.as_str()) && !value.is_empty());
     let (known, others): (Vec<_>, Vec<_>) =
-        originals.partition(|(name, _)| COMMAND_ATTRIBUTES.contains(&name.as_str()));
+        originals.partition(|(name, _)| attribute::ALL.contains(&name.as_str()));
     let room = MAX_ATTRIBUTES - attributes.len();
     for (name, value) in known.into_iter().chain(others).take(room) {
         attributes.insert(name.clone(), value.clone());
@@ -77,12 +70,8 @@ pub fn dead_letter_copy(
 /// `"<error_code>: <error_message>"`, built from the copy's own attributes so that the
 /// status and the copy an operator inspects give the same reason.
 pub fn failure_reason(copy: &OutboundMessage) -> String {
-    let attribute = |name: &str| copy.attributes.get(name).map_or("", String::as_str);
-    format!(
-        "{}: {}",
-        attribute("error_code"),
-        attribute("error_message")
-    )
+    let value = |name: &str| copy.attributes.get(name).map_or("", String::as_str);
+    format!("{}: {}", value(own::ERROR_CODE), value(own::ERROR_MESSAGE))
 }
 
 fn bounded_message(message: &str, code: ErrorCode) -> String {
@@ -90,11 +79,7 @@ fn bounded_message(message: &str, code: ErrorCode) -> String {
     if message.is_empty() {
         return code.as_str().to_owned();
     }
-    let mut end = message.len().min(MAX_ERROR_MESSAGE_BYTES);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_owned()
+    bounded(message.to_owned(), MAX_ERROR_MESSAGE_BYTES)
 }
 
 #[cfg(test)]
@@ -157,7 +142,7 @@ mod tests {
         let originals: Vec<(String, String)> = (0..6)
             .map(|i| (format!("a{i}"), format!("v{i}")))
             .chain(
-                COMMAND_ATTRIBUTES
+                attribute::ALL
                     .iter()
                     .map(|name| (name.to_string(), format!("{name}-value"))),
             )
@@ -168,7 +153,7 @@ mod tests {
             .collect();
         let copy = dead_letter_copy(&delivery(&originals), ErrorCode::InvalidCommand, "bad");
         assert_eq!(copy.attributes.len(), MAX_ATTRIBUTES);
-        for name in OWN_ATTRIBUTES.iter().chain(&COMMAND_ATTRIBUTES) {
+        for name in own::ALL.iter().chain(&attribute::ALL) {
             assert!(copy.attributes.contains_key(*name), "{name}");
         }
         assert!(copy.attributes.contains_key("a0") && copy.attributes.contains_key("a1"));

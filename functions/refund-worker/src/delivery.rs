@@ -4,13 +4,10 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use refund::{command::attribute, correlation::CorrelationId};
 
 /// The record attribute Lambda fills with the queue's receive count.
 pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
-/// The message attribute refund-api sets.
-pub const CORRELATION_ATTRIBUTE: &str = "correlation_id";
-/// The message attribute refund-api sets to the caller's JWT `sub`, when it knows it.
-pub const REQUESTED_BY_ATTRIBUTE: &str = "requested_by";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -26,16 +23,20 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn correlation_id(&self) -> Option<&str> {
-        self.attributes
-            .get(CORRELATION_ATTRIBUTE)
-            .map(String::as_str)
+    /// The message's correlation id when it is a valid header token, else a generated one
+    /// (see [`CorrelationId::or_generate`]).
+    pub fn correlation_id(&self) -> CorrelationId {
+        CorrelationId::or_generate(
+            self.attributes
+                .get(attribute::CORRELATION_ID)
+                .map(String::as_str),
+        )
     }
 
     /// Who asked for the refund; an empty value is as good as none.
     pub fn requested_by(&self) -> Option<&str> {
         self.attributes
-            .get(REQUESTED_BY_ATTRIBUTE)
+            .get(attribute::REQUESTED_BY)
             .map(String::as_str)
             .filter(|sub| !sub.is_empty())
     }
@@ -63,6 +64,7 @@ impl From<SqsMessage> for Delivery {
         Self {
             message_id: message.message_id.filter(|id| !id.is_empty()),
             receipt_handle: message.receipt_handle.filter(|h| !h.is_empty()),
+            // A record without a body is poison like any body that is not a command.
             body: message.body.unwrap_or_default(),
             receive_count,
             attributes,
@@ -97,7 +99,7 @@ mod tests {
         assert_eq!(delivery.message_id.as_deref(), Some("m-1"));
         assert_eq!(delivery.receipt_handle.as_deref(), Some("rh-1"));
         assert_eq!(delivery.receive_count, 3);
-        assert_eq!(delivery.correlation_id(), Some("c-1"));
+        assert_eq!(delivery.correlation_id(), "c-1");
         assert_eq!(delivery.requested_by(), Some("user-7"));
         assert_eq!(
             delivery.attributes.keys().collect::<Vec<_>>(),
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!(delivery.receipt_handle, None);
         assert_eq!(delivery.body, "");
         assert_eq!(delivery.receive_count, 1);
-        assert_eq!(delivery.correlation_id(), None);
+        assert!(delivery.correlation_id().as_str().starts_with("gen_"));
         assert_eq!(delivery.requested_by(), None);
     }
 }

@@ -2,12 +2,27 @@
 //!
 //! A library as well as a binary so that `tests/` drives the real handler with scripted
 //! and moto-backed ports; `main.rs` only wires the production adapters.
+//!
+//! One batch, in the order the code runs it:
+//! - [`delivery`]: an SQS record read defensively (nothing in it may panic the worker);
+//! - [`worker`]: the batch, each record from its body to its [`Disposition`];
+//! - `attempt`: one delivery's `begin`, its two upstream calls under K, and their verdict;
+//! - [`backoff`]: when a transiently failed message comes back;
+//! - [`dead_letter`]: the copy of a message the worker gives up on;
+//! - [`recorder`]: what each delivery records in the refund store, every write bounded;
+//! - [`outcome`]: the dispositions, each record's log line, the batch response;
+//! - [`deadline`]: when unfinished records are given up;
+//! - [`metrics`]: the batch's CloudWatch metrics as EMF lines.
 
+mod attempt;
 pub mod backoff;
 pub mod dead_letter;
+pub mod deadline;
 pub mod delivery;
-pub mod handler;
 pub mod metrics;
-pub mod status;
+pub mod outcome;
+pub mod recorder;
+pub mod worker;
 
-pub use handler::{BatchOutcome, Disposition, RecordOutcome, Settings, Worker};
+pub use outcome::{BatchOutcome, Disposition, RecordOutcome};
+pub use worker::{MAX_CONCURRENT_RECORDS, Settings, Worker};

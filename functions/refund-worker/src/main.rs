@@ -1,7 +1,13 @@
-//! `refund-worker`: SQS event source → receipts and payments services. See `handler`.
+//! `refund-worker`: SQS event source → receipts and payments services. See `worker`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use refund::{config::WorkerConfig, gateway::HttpGateway, queue, secret, status};
+use refund::{
+    aws,
+    config::WorkerConfig,
+    gateway::{GatewayToken, HttpGateway},
+    queue::SqsQueue,
+    store::DynamoRefundStore,
+};
 use refund_worker::{Settings, Worker};
 
 // One thread: an execution environment handles one event at a time, and at the template's
@@ -11,28 +17,28 @@ use refund_worker::{Settings, Worker};
 async fn main() -> Result<(), Error> {
     refund::logging::init();
     let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
-    let aws = refund::http::aws_config_loader;
+    let loader = refund::http::aws_config_loader;
     // Read once, before the first event: rotation reaches new execution environments.
-    let token = secret::load_gateway_token(config.gateway_token_secret_arn.as_deref(), aws())
+    let token = GatewayToken::load(config.gateway_token_secret_arn.as_deref(), loader())
         .await
         .unwrap_or_else(|e| e.exit());
     let gateway =
         HttpGateway::new(&config.gateway_addr, config.upstream_timeout)?.with_token(token);
-    let client = queue::sqs_client(aws()).await;
+    let sqs = aws::sqs_client(loader()).await;
     // REFUND_TABLE_NAME unset: no store, and the worker records nothing.
-    let statuses = match &config.refund_table_name {
-        Some(table) => Some(status::DynamoRefundStore::new(
-            status::dynamodb_client(aws()).await,
-            table,
-        )),
+    let store = match &config.refund_table_name {
+        Some(table) => Some(
+            DynamoRefundStore::new(aws::dynamodb_client(loader()).await, table)
+                .with_retention_days(config.record_retention_days),
+        ),
         None => None,
     };
     let worker = Worker::new(
         gateway,
-        queue::SqsQueue::new(client.clone(), &config.refund_queue_url),
-        queue::SqsQueue::new(client, &config.dead_letter_queue_url),
+        SqsQueue::new(sqs.clone(), &config.refund_queue_url),
+        SqsQueue::new(sqs, &config.dead_letter_queue_url),
         Settings::from_config(&config),
     )
-    .with_status(statuses);
+    .with_store(store);
     run(service_fn(|event: LambdaEvent<_>| worker.handle(event))).await
 }

@@ -11,12 +11,12 @@
 
 use std::{
     collections::BTreeMap,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{Value, json};
 
-use crate::handler::{BatchOutcome, Disposition};
+use crate::outcome::{BatchOutcome, Disposition};
 
 pub const NAMESPACE: &str = "TicketRefunds";
 pub const SERVICE: &str = "refund-worker";
@@ -28,37 +28,55 @@ pub fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// What a batch's metrics count, gathered in one pass over its records.
+#[derive(Default)]
+struct Tally {
+    done: u64,
+    retried: u64,
+    dead_lettered: BTreeMap<&'static str, u64>,
+    void_ms: Vec<f64>,
+    refund_ms: Vec<f64>,
+    /// Whether any record had a status to record: only then is `StatusWriteFailed` emitted.
+    status_recorded: bool,
+    status_write_failed: u64,
+    foreign_keys: u64,
+}
+
+impl Tally {
+    fn of(outcome: &BatchOutcome) -> Self {
+        let mut tally = Self::default();
+        for record in &outcome.records {
+            if let Some(recorded) = record.status_recorded {
+                tally.status_recorded = true;
+                tally.status_write_failed += u64::from(!recorded);
+            }
+            match &record.disposition {
+                Disposition::Done => tally.done += 1,
+                Disposition::DeadLettered { code, .. } => {
+                    *tally.dead_lettered.entry(code.as_str()).or_default() += 1
+                }
+                // Every other ending hands the message back to the queue: a retry.
+                _ => tally.retried += 1,
+            }
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            tally.void_ms.extend(record.void_latency.map(ms));
+            tally.refund_ms.extend(record.refund_latency.map(ms));
+            tally.foreign_keys += u64::from(record.foreign_key);
+        }
+        tally
+    }
+}
+
 /// The batch's metric lines: totals and upstream latencies under `Service`, and one line per
 /// `error_code` dead-lettered under `Service` + `ErrorCode`. An empty batch emits nothing.
+/// `ForeignIdempotencyKey` (commands whose key was not their ticket's K) is emitted when
+/// there were any.
 pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     if outcome.records.is_empty() {
         return Vec::new();
     }
-    let mut done = 0u64;
-    let mut retried = 0u64;
-    let mut dead_lettered: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut void_ms = Vec::new();
-    let mut refund_ms = Vec::new();
-    let mut status_recorded = false;
-    let mut status_write_failed = 0u64;
-    for record in &outcome.records {
-        if let Some(recorded) = record.status_recorded {
-            status_recorded = true;
-            status_write_failed += u64::from(!recorded);
-        }
-        match &record.disposition {
-            Disposition::Done => done += 1,
-            Disposition::DeadLettered { code, .. } => {
-                *dead_lettered.entry(code.as_str()).or_default() += 1
-            }
-            // Every other ending hands the message back to the queue: a retry.
-            _ => retried += 1,
-        }
-        void_ms.extend(record.void_latency.map(|d| d.as_secs_f64() * 1000.0));
-        refund_ms.extend(record.refund_latency.map(|d| d.as_secs_f64() * 1000.0));
-    }
-    let total_dead_lettered: u64 = dead_lettered.values().sum();
-
+    let tally = Tally::of(outcome);
+    let total_dead_lettered: u64 = tally.dead_lettered.values().sum();
     let mut metrics = vec![
         json!({"Name": "RefundsDone", "Unit": "Count"}),
         json!({"Name": "RefundsRetried", "Unit": "Count"}),
@@ -66,27 +84,31 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     ];
     let mut totals = json!({
         "Service": SERVICE,
-        "RefundsDone": done,
-        "RefundsRetried": retried,
+        "RefundsDone": tally.done,
+        "RefundsRetried": tally.retried,
         "RefundsDeadLettered": total_dead_lettered,
     });
     for (name, values) in [
-        ("VoidReceiptLatency", void_ms),
-        ("RefundPaymentLatency", refund_ms),
+        ("VoidReceiptLatency", tally.void_ms),
+        ("RefundPaymentLatency", tally.refund_ms),
     ] {
         if !values.is_empty() {
             metrics.push(json!({"Name": name, "Unit": "Milliseconds"}));
             totals[name] = json!(values);
         }
     }
-    if status_recorded {
+    if tally.status_recorded {
         metrics.push(json!({"Name": "StatusWriteFailed", "Unit": "Count"}));
-        totals["StatusWriteFailed"] = json!(status_write_failed);
+        totals["StatusWriteFailed"] = json!(tally.status_write_failed);
+    }
+    if tally.foreign_keys > 0 {
+        metrics.push(json!({"Name": "ForeignIdempotencyKey", "Unit": "Count"}));
+        totals["ForeignIdempotencyKey"] = json!(tally.foreign_keys);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 
     let mut lines = vec![totals.to_string()];
-    for (code, count) in dead_lettered {
+    for (code, count) in tally.dead_lettered {
         let mut line = json!({
             "Service": SERVICE,
             "ErrorCode": code,
@@ -115,18 +137,16 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
-    use refund::{outcome::ErrorCode, queue::QueueError};
+    use refund::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
 
     use super::*;
-    use crate::handler::RecordOutcome;
+    use crate::outcome::RecordOutcome;
 
     fn record(disposition: Disposition, latency_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {
             message_id: Some("m".into()),
             ticket_id: None,
-            correlation_id: "c".into(),
+            correlation_id: CorrelationId::parse("c").unwrap(),
             receive_count: 1,
             class: None,
             error: None,
@@ -136,6 +156,7 @@ mod tests {
             refund_latency: latency_ms.map(|ms| Duration::from_millis(ms + 1)),
             disposition,
             status_recorded: None,
+            foreign_key: false,
             status_error: None,
         }
     }
@@ -270,5 +291,35 @@ mod tests {
         };
         let totals: Value = serde_json::from_str(&emf_lines(&all_recorded, 0)[0]).unwrap();
         assert_eq!(totals["StatusWriteFailed"], 0);
+    }
+
+    #[test]
+    fn commands_with_a_foreign_key_are_counted_when_there_are_any() {
+        let foreign = RecordOutcome {
+            foreign_key: true,
+            ..record(Disposition::Done, Some(10))
+        };
+        let lines = emf_lines(
+            &BatchOutcome {
+                records: vec![
+                    foreign.clone(),
+                    foreign,
+                    record(Disposition::Done, Some(10)),
+                ],
+            },
+            1,
+        );
+        let totals: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(totals["ForeignIdempotencyKey"], 2);
+        let names = totals["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("ForeignIdempotencyKey"), "{names}");
+
+        let none = emf_lines(
+            &BatchOutcome {
+                records: vec![record(Disposition::Done, Some(10))],
+            },
+            1,
+        );
+        assert!(!none[0].contains("ForeignIdempotencyKey"), "{}", none[0]);
     }
 }

@@ -29,11 +29,7 @@ fn worker_with(gateway: ScriptedGateway, settings: Settings) -> TestWorker {
 #[tokio::test]
 async fn all_done_reports_no_failures_and_touches_no_queue() {
     let tickets: Vec<String> = (0..3).map(|_| ticket()).collect();
-    let records = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| record(&format!("m{i}"), &command(t), 1))
-        .collect();
+    let records = first_deliveries(&tickets);
     let (gateway, source, dlq) = (
         ScriptedGateway::new(),
         InMemoryQueue::new(),
@@ -41,7 +37,7 @@ async fn all_done_reports_no_failures_and_touches_no_queue() {
     );
     let worker = Worker::new(gateway, source, dlq, settings());
 
-    let outcome = worker.handle_batch(event(records), far_deadline()).await;
+    let outcome = deliver(&worker, records).await;
 
     assert!(outcome.response().batch_item_failures.is_empty());
     assert!(
@@ -51,8 +47,8 @@ async fn all_done_reports_no_failures_and_touches_no_queue() {
             .all(|r| r.disposition == Disposition::Done)
     );
     assert_eq!(
-        outcome.records[1].ticket_id.as_deref(),
-        Some(tickets[1].as_str())
+        outcome.records[1].ticket_id.map(|t| t.to_string()),
+        Some(tickets[1].clone())
     );
     assert_eq!(outcome.records[1].void_status, Some(200));
     assert_eq!(outcome.records[1].refund_status, Some(200));
@@ -81,15 +77,14 @@ async fn a_transient_failure_alone_is_reported_and_delayed_by_the_backoff() {
     gateway.on(Call::Refund, &flaky, [Answer::Status(503)]);
     let worker = worker(gateway);
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![
-                record("ok", &command(&ok), 1),
-                record("flaky", &command(&flaky), 3),
-            ]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(
+        &worker,
+        vec![
+            record("ok", &command(&ok), 1),
+            record("flaky", &command(&flaky), 3),
+        ],
+    )
+    .await;
 
     let ids: Vec<_> = outcome
         .response()
@@ -134,12 +129,7 @@ async fn the_random_visibility_stays_within_the_formulas_bounds() {
         },
     );
     for n in 1..=10u32 {
-        worker
-            .handle_batch(
-                event(vec![record("flaky", &command(&flaky), n)]),
-                far_deadline(),
-            )
-            .await;
+        deliver(&worker, vec![record("flaky", &command(&flaky), n)]).await;
     }
     let (_, source, _) = worker.into_parts();
     let changes = source.visibility_changes();
@@ -167,12 +157,7 @@ async fn a_failed_visibility_change_still_reports_the_record() {
         settings(),
     );
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![record("flaky", &command(&flaky), 1)]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(&worker, vec![record("flaky", &command(&flaky), 1)]).await;
 
     assert_eq!(outcome.failed_message_ids(), ["flaky"]);
     assert_eq!(
@@ -188,12 +173,7 @@ async fn transient_at_max_receive_count_is_dead_lettered_as_retries_exhausted() 
     gateway.on(Call::Void, &flaky, [Answer::Status(500)]);
     let worker = worker(gateway);
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![record("last", &command(&flaky), 15)]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(&worker, vec![record("last", &command(&flaky), 15)]).await;
 
     assert!(outcome.failed_message_ids().is_empty());
     assert_eq!(outcome.records[0].class, Some(Class::Transient));
@@ -221,15 +201,14 @@ async fn rejected_void_and_rejected_refund_are_dead_lettered_with_their_codes() 
     gateway.on(Call::Void, &refund_rejected, [Answer::Status(503)]);
     let worker = worker(gateway);
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![
-                record("void", &command(&void_rejected), 1),
-                record("refund", &command(&refund_rejected), 2),
-            ]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(
+        &worker,
+        vec![
+            record("void", &command(&void_rejected), 1),
+            record("refund", &command(&refund_rejected), 2),
+        ],
+    )
+    .await;
 
     assert!(outcome.failed_message_ids().is_empty());
     assert_eq!(outcome.records[0].class, Some(Class::Permanent));
@@ -282,7 +261,7 @@ async fn poison_bodies_are_dead_lettered_without_any_upstream_call() {
         .collect();
     let worker = worker(ScriptedGateway::new());
 
-    let outcome = worker.handle_batch(event(records), far_deadline()).await;
+    let outcome = deliver(&worker, records).await;
 
     assert!(outcome.failed_message_ids().is_empty());
     for record in &outcome.records {
@@ -317,15 +296,14 @@ async fn a_failed_dead_letter_copy_reports_the_record_failed() {
         settings(),
     );
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![
-                record("rejected", &command(&rejected), 1),
-                record("poison", "{}", 1),
-            ]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(
+        &worker,
+        vec![
+            record("rejected", &command(&rejected), 1),
+            record("poison", "{}", 1),
+        ],
+    )
+    .await;
 
     assert_eq!(outcome.failed_message_ids(), ["rejected", "poison"]);
     assert!(matches!(
@@ -351,16 +329,15 @@ async fn a_panicking_record_fails_alone() {
     gateway.on(Call::Refund, &panics, [Answer::Panic]);
     let worker = worker(gateway);
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![
-                record("ok-1", &command(&ok), 1),
-                record("panics", &command(&panics), 1),
-                record("ok-2", &command(&ticket()), 1),
-            ]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(
+        &worker,
+        vec![
+            record("ok-1", &command(&ok), 1),
+            record("panics", &command(&panics), 1),
+            record("ok-2", &command(&ticket()), 1),
+        ],
+    )
+    .await;
 
     assert_eq!(outcome.failed_message_ids(), ["panics"]);
     assert_eq!(outcome.records[1].disposition, Disposition::Panicked);
@@ -410,8 +387,8 @@ async fn at_the_deadline_unfinished_records_fail_and_started_copies_finish() {
     assert_eq!(outcome.failed_message_ids(), ["hangs"]);
     assert_eq!(outcome.records[0].disposition, Disposition::Unfinished);
     assert_eq!(
-        outcome.records[0].ticket_id.as_deref(),
-        Some(hangs.as_str())
+        outcome.records[0].ticket_id.map(|t| t.to_string()),
+        Some(hangs.clone())
     );
     assert_eq!(outcome.records[1].disposition, Disposition::Done);
     assert!(matches!(
@@ -460,12 +437,7 @@ async fn records_without_a_message_id_are_never_reported_with_an_empty_identifie
     gateway.on(Call::Void, &flaky, [Answer::Status(503)]);
     let worker = worker(gateway);
 
-    let outcome = worker
-        .handle_batch(
-            event(vec![anonymous, missing, record("named", "{}", 1)]),
-            far_deadline(),
-        )
-        .await;
+    let outcome = deliver(&worker, vec![anonymous, missing, record("named", "{}", 1)]).await;
 
     assert!(
         outcome.records[..2]
@@ -494,9 +466,7 @@ async fn upstream_calls_carry_a_generated_correlation_id_when_the_message_has_no
     bad["messageAttributes"]["correlation_id"]["stringValue"] = "has spaces".into();
     let worker = worker(ScriptedGateway::new());
 
-    worker
-        .handle_batch(event(vec![without, bad]), far_deadline())
-        .await;
+    deliver(&worker, vec![without, bad]).await;
 
     let (gateway, _, _) = worker.into_parts();
     let seen = gateway.seen();
@@ -523,15 +493,11 @@ async fn records_run_concurrently_and_so_do_the_two_calls_of_each() {
             [Answer::Slow(Duration::from_millis(300), 200)],
         );
     }
-    let records = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| record(&format!("m{i}"), &command(t), 1))
-        .collect();
+    let records = first_deliveries(&tickets);
     let worker = worker(gateway);
 
     let started = Instant::now();
-    let outcome = worker.handle_batch(event(records), far_deadline()).await;
+    let outcome = deliver(&worker, records).await;
 
     assert!(outcome.failed_message_ids().is_empty());
     // Ten calls of 300 ms each, one after the other, would take 3 s.
@@ -553,11 +519,7 @@ async fn the_concurrency_bound_holds() {
             [Answer::Slow(Duration::from_millis(200), 200)],
         );
     }
-    let records = tickets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| record(&format!("m{i}"), &command(t), 1))
-        .collect();
+    let records = first_deliveries(&tickets);
     let worker = worker_with(
         gateway,
         Settings {
@@ -567,7 +529,7 @@ async fn the_concurrency_bound_holds() {
     );
 
     let started = Instant::now();
-    let outcome = worker.handle_batch(event(records), far_deadline()).await;
+    let outcome = deliver(&worker, records).await;
 
     assert!(outcome.failed_message_ids().is_empty());
     // Two waves of 200 ms.

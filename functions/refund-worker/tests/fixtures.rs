@@ -4,8 +4,8 @@ mod common;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::*;
-use refund::{command::RefundTicket, outcome::ErrorCode, queue::InMemoryQueue};
-use refund_worker::{Disposition, Worker};
+use refund::{command::RefundTicket, outcome::ErrorCode};
+use refund_worker::Disposition;
 
 fn fixture(name: &str) -> SqsEvent {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -22,12 +22,7 @@ async fn the_one_record_fixture_is_a_refund_api_command_and_is_done() {
         key_of(&command.ticket_id.to_string())
     );
     assert_eq!(event.records[0].event_source.as_deref(), Some("aws:sqs"));
-    let worker = Worker::new(
-        ScriptedGateway::new(),
-        InMemoryQueue::new(),
-        InMemoryQueue::new(),
-        settings(),
-    );
+    let worker = in_memory_worker(ScriptedGateway::new());
 
     let outcome = worker.handle_batch(event, far_deadline()).await;
 
@@ -38,12 +33,7 @@ async fn the_one_record_fixture_is_a_refund_api_command_and_is_done() {
 
 #[tokio::test]
 async fn the_mixed_batch_fixture_dead_letters_its_malformed_bodies() {
-    let worker = Worker::new(
-        ScriptedGateway::new(),
-        InMemoryQueue::new(),
-        InMemoryQueue::new(),
-        settings(),
-    );
+    let worker = in_memory_worker(ScriptedGateway::new());
 
     let outcome = worker
         .handle_batch(fixture("sqs-mixed-batch.json"), far_deadline())

@@ -225,13 +225,7 @@ fn record() -> impl Strategy<Value = (Value, Kind)> {
 /// Everything the handler logs while `run` runs, at every level.
 fn captured_logs<T>(run: impl FnOnce() -> T) -> (T, String) {
     let buffer = testkit::LogBuffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, run);
+    let result = tracing::subscriber::with_default(buffer.subscriber(tracing::Level::TRACE), run);
     (result, buffer.text())
 }
 
@@ -293,7 +287,7 @@ proptest! {
             }
             if poison {
                 prop_assert_eq!(record.error_code(), Some(ErrorCode::InvalidCommand), "{:?}", record);
-                prop_assert_eq!(record.ticket_id.as_deref(), None);
+                prop_assert_eq!(record.ticket_id, None);
                 prop_assert_eq!(
                     record.disposition.stays_on_queue(),
                     dead_letter_fails,

@@ -15,7 +15,7 @@ use common::*;
 use refund::{
     outcome::ErrorCode,
     queue::SqsQueue,
-    status::{DynamoRefundStore, RefundStatus, RefundStore},
+    store::{DynamoRefundStore, RefundStatus, RefundStore},
 };
 use refund_worker::{Disposition, Settings, Worker};
 use serde_json::{Value, json};
@@ -30,9 +30,9 @@ struct Queues {
 
 async fn queues() -> Queues {
     let moto = Moto::start();
-    let client = moto.sqs().await;
-    let source = moto.create_queue("RefundTicket").await;
-    let dlq = moto.create_queue("RefundTicket-dlq").await;
+    let client = refund::aws::sqs_client(moto.loader()).await;
+    let source = testkit::create_queue(&client, "RefundTicket").await;
+    let dlq = testkit::create_queue(&client, "RefundTicket-dlq").await;
     Queues {
         moto,
         client,
@@ -350,8 +350,11 @@ async fn a_dead_letter_copy_to_a_missing_queue_reports_the_record_failed() {
 #[tokio::test]
 async fn refunds_through_the_worker_are_recorded_in_dynamodb() {
     let queues = queues().await;
-    queues.moto.create_refund_table("RefundStatus").await;
-    let store = DynamoRefundStore::new(queues.moto.dynamodb().await, "RefundStatus");
+    let dynamodb = refund::aws::dynamodb_client(queues.moto.loader()).await;
+    refund::store::create_table(&dynamodb, "RefundStatus")
+        .await
+        .unwrap();
+    let store = DynamoRefundStore::new(dynamodb, "RefundStatus");
     let (done, flaky) = (ticket(), ticket());
     let gateway = ScriptedGateway::new();
     gateway.on(Call::Refund, &flaky, [Answer::Status(503)]);
@@ -364,7 +367,7 @@ async fn refunds_through_the_worker_are_recorded_in_dynamodb() {
     queues.send(&command(&flaky), &[]).await;
     let worker = queues
         .worker(gateway, settings())
-        .with_status(Some(store.clone()));
+        .with_store(Some(store.clone()));
 
     let received = queues
         .receive(&queues.source, 2, Duration::from_secs(5))
@@ -387,7 +390,7 @@ async fn refunds_through_the_worker_are_recorded_in_dynamodb() {
     let record = store.get(done.parse().unwrap()).await.unwrap().unwrap();
     assert_eq!(record.status, RefundStatus::Succeeded);
     assert_eq!(record.attempts, 1);
-    assert_eq!(record.idempotency_key, key_of(&done));
+    assert_eq!(record.idempotency_key.to_string(), key_of(&done));
     assert_eq!(record.correlation_id, "corr-done");
     assert_eq!(record.requested_by.as_deref(), Some("user-7"));
     assert_eq!(record.interactions.len(), 2);

@@ -80,8 +80,8 @@ impl ScriptedGateway {
         self.seen.lock().unwrap().push(Seen {
             call,
             ticket_id: ticket.clone(),
-            idempotency_key: request.idempotency_key.clone(),
-            correlation_id: request.correlation_id.clone(),
+            idempotency_key: request.idempotency_key.to_string(),
+            correlation_id: request.correlation_id.to_string(),
         });
         let answer = self
             .script
@@ -155,7 +155,18 @@ pub fn key_of(ticket: &str) -> String {
 
 /// A command body as refund-api writes it.
 pub fn command(ticket: &str) -> String {
-    RefundTicket::new(ticket.parse().unwrap(), OffsetDateTime::now_utc()).encode()
+    RefundTicket::new(ticket.parse().unwrap(), OffsetDateTime::now_utc())
+        .encode()
+        .unwrap()
+}
+
+/// One first delivery (message `m<i>`) of each ticket's command.
+pub fn first_deliveries(tickets: &[String]) -> Vec<Value> {
+    tickets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| record(&format!("m{i}"), &command(t), 1))
+        .collect()
 }
 
 /// A record as Lambda's SQS event source sends it.
@@ -198,10 +209,36 @@ pub fn far_deadline() -> u64 {
     deadline_in(Duration::from_secs(600))
 }
 
+/// The worker's answer to one batch of `records`, with a deadline no test reaches.
+pub async fn deliver<G, V, D, S>(
+    worker: &refund_worker::Worker<G, V, D, S>,
+    records: Vec<Value>,
+) -> refund_worker::BatchOutcome
+where
+    G: Gateway,
+    V: refund::queue::VisibilityControl,
+    D: CommandQueue,
+    S: refund::store::RefundStore,
+{
+    worker.handle_batch(event(records), far_deadline()).await
+}
+
 /// `record` with the `requested_by` attribute refund-api sets from the JWT's `sub`.
 pub fn requested_by(mut record: Value, sub: &str) -> Value {
     record["messageAttributes"]["requested_by"] = json!({
         "stringValue": sub, "stringListValues": [], "binaryListValues": [], "dataType": "String",
     });
     record
+}
+
+/// A worker over `gateway` and in-memory queues, with [`settings`].
+pub fn in_memory_worker(
+    gateway: ScriptedGateway,
+) -> refund_worker::Worker<ScriptedGateway, InMemoryQueue, InMemoryQueue> {
+    refund_worker::Worker::new(
+        gateway,
+        InMemoryQueue::new(),
+        InMemoryQueue::new(),
+        settings(),
+    )
 }

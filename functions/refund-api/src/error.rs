@@ -1,0 +1,167 @@
+//! [`ApiError`]: every answer other than 200 and 202. Each failure's HTTP status, code,
+//! public message and extra headers are decided here and nowhere else, so no endpoint can
+//! answer a failure in a shape the contract does not list.
+
+use lambda_http::{
+    Body, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use refund::{queue::QueueError, store::StoreError};
+use serde_json::json;
+
+use crate::{cursor_key::KeyUnavailable, render::json_response, route::Resource};
+
+/// Every answer other than 200 and 202.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("method not allowed")]
+    MethodNotAllowed(Resource),
+    #[error("invalid ticket id")]
+    InvalidTicketId,
+    #[error("invalid Idempotency-Key header")]
+    InvalidIdempotencyKey,
+    #[error("invalid Correlation-ID header")]
+    InvalidCorrelationId,
+    /// The listing's `status` parameter, a refund status.
+    #[error("invalid status parameter")]
+    InvalidStatus,
+    #[error("invalid limit parameter")]
+    InvalidLimit,
+    #[error("invalid cursor parameter")]
+    InvalidCursor,
+    #[error("no refund record for this ticket")]
+    RefundNotFound,
+    /// A GET without the refund table (`REFUND_TABLE_NAME` unset).
+    #[error("refund status is not enabled")]
+    RecordsNotEnabled,
+    #[error("{0}")]
+    QueueUnavailable(QueueError),
+    /// The refund store or the cursor key could not be reached; the text is logged only.
+    #[error("{0}")]
+    RecordsUnavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub(crate) fn http_status(&self) -> StatusCode {
+        match self {
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::InvalidTicketId
+            | Self::InvalidIdempotencyKey
+            | Self::InvalidCorrelationId
+            | Self::InvalidStatus
+            | Self::InvalidLimit
+            | Self::InvalidCursor => StatusCode::BAD_REQUEST,
+            Self::RefundNotFound | Self::RecordsNotEnabled => StatusCode::NOT_FOUND,
+            Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's error code. The two codes of the records feature keep the
+    /// contract's name for it, `status`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::InvalidTicketId => "invalid_ticket_id",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Self::InvalidCorrelationId => "invalid_correlation_id",
+            Self::InvalidStatus => "invalid_status",
+            Self::InvalidLimit => "invalid_limit",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::RefundNotFound => "refund_not_found",
+            Self::RecordsNotEnabled => "status_not_enabled",
+            Self::QueueUnavailable(_) => "queue_unavailable",
+            Self::RecordsUnavailable(_) => "status_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the caller reads: fixed text, so no internal detail leaks and no refused
+    /// value is echoed; a 400 says what is allowed.
+    fn public_message(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed(Resource::Ticket) => "this resource only serves GET and PUT",
+            Self::MethodNotAllowed(Resource::List) => "this resource only serves GET",
+            Self::InvalidTicketId => {
+                "ticket_id must be a UUID in hyphenated form, e.g. 0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"
+            }
+            Self::InvalidIdempotencyKey => {
+                "Idempotency-Key must be 1 to 128 visible ASCII characters"
+            }
+            Self::InvalidCorrelationId => {
+                "Correlation-ID must be 1 to 128 visible ASCII characters"
+            }
+            Self::InvalidStatus => {
+                "status must be given at most once, as one of accepted, processing, succeeded, failed"
+            }
+            Self::InvalidLimit => {
+                "limit must be given at most once, as a whole number from 1 to 100 (default 20)"
+            }
+            Self::InvalidCursor => {
+                "cursor must be given at most once, as the next_cursor of a previous page of a listing with the same status"
+            }
+            Self::RefundNotFound => "no refund has been asked for this ticket",
+            Self::RecordsNotEnabled => "refund status is not enabled on this deployment",
+            Self::QueueUnavailable(_) => {
+                "the refund could not be queued right now; retry in a moment"
+            }
+            Self::RecordsUnavailable(_) => {
+                "the refund status could not be read right now; retry in a moment"
+            }
+            Self::Internal(_) => "an unexpected error occurred",
+        }
+    }
+
+    /// The answer in the contract's error shape. A 405 says what the resource serves
+    /// (`Allow`); a 503 says when to retry (`Retry-After`).
+    pub(crate) fn into_response(self, request_id: &str) -> Response<Body> {
+        let body = json!({
+            "error": {"code": self.code(), "message": self.public_message()},
+            "request_id": request_id,
+        });
+        let mut response = json_response(self.http_status(), &body);
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed(resource) => {
+                headers.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static(resource.allowed_methods()),
+                );
+            }
+            Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+
+    /// A store failure: worth retrying (503) or not (500), as the store classified it.
+    pub(crate) fn from_store(error: StoreError) -> Self {
+        if error.is_transient() {
+            Self::RecordsUnavailable(error.to_string())
+        } else {
+            Self::Internal(error.to_string())
+        }
+    }
+
+    /// A queue failure: worth retrying (503) or not (500, the detail logged only), as the
+    /// queue classified it.
+    pub(crate) fn from_queue(error: QueueError) -> Self {
+        match error {
+            QueueError::Unavailable(_) => Self::QueueUnavailable(error),
+            QueueError::Rejected(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+/// A cursor key that cannot be read is worth a retry: the next listing reads it again.
+impl From<KeyUnavailable> for ApiError {
+    fn from(error: KeyUnavailable) -> Self {
+        Self::RecordsUnavailable(error.to_string())
+    }
+}

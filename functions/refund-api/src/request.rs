@@ -1,0 +1,74 @@
+//! What a request says about itself, parsed once: its ids (the Lambda request id, the
+//! `Correlation-ID`, the `{ticket_id}`), its raw headers and the caller the authorizer
+//! verified. The endpoints only ever see the parsed values.
+
+use lambda_http::{Request, RequestExt, http::HeaderValue, request::RequestContext};
+use refund::{
+    command::{MAX_REQUESTED_BY_BYTES, TicketId},
+    correlation::CorrelationId,
+    text::bounded,
+};
+
+use crate::error::ApiError;
+
+/// The correlation id every log line and answer of a request carries.
+pub(crate) struct Correlation {
+    /// The `Correlation-ID` header, or a generated id when it is absent, empty or refused.
+    pub(crate) id: CorrelationId,
+    /// The header was given but refused: a 400 for the PUT, which carries it downstream.
+    pub(crate) refused: bool,
+}
+
+impl Correlation {
+    pub(crate) fn of(request: &Request) -> Self {
+        match CorrelationId::from_header(header_bytes(request, "correlation-id")) {
+            Ok(id) => Self { id, refused: false },
+            Err(_) => Self {
+                id: CorrelationId::generate(),
+                refused: true,
+            },
+        }
+    }
+}
+
+/// The Lambda request id, or API Gateway's when the function runs outside Lambda.
+pub(crate) fn request_id(request: &Request) -> String {
+    if let Some(context) = request.lambda_context_ref() {
+        return context.request_id.clone();
+    }
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The `{ticket_id}` segment as a ticket id; a missing or malformed one is a 400.
+pub(crate) fn ticket_id(segment: Option<&str>) -> Result<TicketId, ApiError> {
+    segment
+        .and_then(|segment| segment.parse::<TicketId>().ok())
+        .ok_or(ApiError::InvalidTicketId)
+}
+
+/// The first value of a header, as raw bytes: validation decides what is acceptable.
+pub(crate) fn header_bytes<'r>(request: &'r Request, name: &str) -> Option<&'r [u8]> {
+    request.headers().get(name).map(HeaderValue::as_bytes)
+}
+
+/// The JWT `sub` claim API Gateway's authorizer verified, when there is one.
+pub(crate) fn requested_by(request: &Request) -> Option<String> {
+    let sub = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV2(context) => context
+            .authorizer
+            .as_ref()?
+            .jwt
+            .as_ref()?
+            .claims
+            .get("sub")?,
+        _ => return None,
+    };
+    // A claim comes from a verified token, but the one bound keeps a surprising identity
+    // provider from filling message attributes, logs and records.
+    let sub = bounded(sub.clone(), MAX_REQUESTED_BY_BYTES);
+    (!sub.trim().is_empty()).then_some(sub)
+}

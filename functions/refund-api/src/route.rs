@@ -1,0 +1,105 @@
+//! Which resource a request is for and which of its methods: `respond` hands each
+//! request to its endpoint, in the contract's order of checks, and a method a resource
+//! does not serve is a 405 with that resource's `Allow`.
+
+use lambda_http::{Body, Request, RequestExt, Response, http::Method};
+use refund::{command::TicketId, queue::CommandQueue, store::RefundStore};
+
+use crate::{
+    error::ApiError,
+    put, read,
+    records::RefundRecords,
+    request::{self, Correlation},
+};
+
+/// The methods `/ticket-refund/{ticket_id}` serves, as sent in `Allow`.
+pub const TICKET_ALLOWED_METHODS: &str = "GET, PUT";
+/// The methods `/ticket-refunds` serves, as sent in `Allow`.
+pub const LIST_ALLOWED_METHODS: &str = "GET";
+
+/// The last path segment of the listing route. Matched on the last segment, so the route
+/// is found behind a stage prefix (`/prod/ticket-refunds`) too.
+const LIST_SEGMENT: &str = "ticket-refunds";
+
+/// Which resource a request is for; each serves its own methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// `/ticket-refund/{ticket_id}`.
+    Ticket,
+    /// `/ticket-refunds`.
+    List,
+}
+
+impl Resource {
+    pub(crate) fn allowed_methods(self) -> &'static str {
+        match self {
+            Self::Ticket => TICKET_ALLOWED_METHODS,
+            Self::List => LIST_ALLOWED_METHODS,
+        }
+    }
+}
+
+/// What one request is about, once it is known: goes into the error's log line.
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub(crate) ticket_id: Option<TicketId>,
+}
+
+/// Routes by resource (from the path) and method, in this order of checks: 405; for the
+/// PUT the `Correlation-ID`, then its own headers; for the GETs 404 `status_not_enabled`
+/// (a disabled feature always says so), then their parameters, then the store.
+///
+/// A refused `Correlation-ID` is a 400 on the PUT only, because the PUT carries it
+/// downstream (the message, every upstream call, the record). A GET only logs and echoes
+/// it, so a GET goes on with the generated one it echoes (openapi.yaml lists no
+/// `invalid_correlation_id` for the GETs).
+pub(crate) async fn respond<Q: CommandQueue, S: RefundStore>(
+    queue: &Q,
+    records: Option<&RefundRecords<S>>,
+    request: &Request,
+    correlation: &Correlation,
+    seen: &mut Seen,
+) -> Result<Response<Body>, ApiError> {
+    match (resource(request), request.method()) {
+        ((Resource::Ticket, segment), &Method::PUT) => {
+            if correlation.refused {
+                return Err(ApiError::InvalidCorrelationId);
+            }
+            let refund = put::PutRequest::parse(request, segment)?;
+            seen.ticket_id = Some(refund.ticket_id);
+            put::put_refund(queue, records, refund, &correlation.id).await
+        }
+        ((Resource::Ticket, segment), &Method::GET) => {
+            let records = records.ok_or(ApiError::RecordsNotEnabled)?;
+            let ticket_id = request::ticket_id(segment)?;
+            seen.ticket_id = Some(ticket_id);
+            read::get_refund(records, ticket_id, &correlation.id).await
+        }
+        ((Resource::List, _), &Method::GET) => {
+            let records = records.ok_or(ApiError::RecordsNotEnabled)?;
+            read::list_refunds(records, request, &correlation.id).await
+        }
+        ((resource, _), _) => Err(ApiError::MethodNotAllowed(resource)),
+    }
+}
+
+/// The resource of the request and, for a ticket, its `{ticket_id}`: the path parameter,
+/// or when the function was invoked without a router (a direct invoke), the segment after
+/// `/ticket-refund/` in the path. A path that is neither resource is taken as a ticket
+/// without an id, as before the listing existed (a PUT gets 400 `invalid_ticket_id`). The
+/// segment is borrowed, never copied or logged: only a 36-byte UUID is ever taken from it.
+fn resource(request: &Request) -> (Resource, Option<&str>) {
+    if let Some(id) = request
+        .path_parameters_ref()
+        .and_then(|params| params.first("ticket_id"))
+    {
+        return (Resource::Ticket, Some(id));
+    }
+    let path = request.uri().path();
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    if trimmed.rsplit('/').next() == Some(LIST_SEGMENT) {
+        return (Resource::List, None);
+    }
+    let segment = path.rsplit_once("/ticket-refund/").map(|(_, rest)| rest);
+    (Resource::Ticket, segment)
+}

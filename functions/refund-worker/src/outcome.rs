@@ -1,0 +1,236 @@
+//! What became of each record and of the batch: the one vocabulary of dispositions, the
+//! facts of each record's log line, and the batch response Lambda reads.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use refund::{
+    command::TicketId,
+    correlation::CorrelationId,
+    outcome::{Class, ErrorCode},
+    queue::QueueError,
+    store::Change,
+};
+
+use crate::delivery::Delivery;
+
+/// How a record ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Both calls succeeded; Lambda deletes the message.
+    Done,
+    /// Copied to the dead-letter queue; Lambda deletes the original.
+    DeadLettered {
+        code: ErrorCode,
+        dead_letter_message_id: String,
+    },
+    /// Handed back for a later delivery; `visibility_s` is `None` when the change could
+    /// not be made and the queue's own visibility timeout applies.
+    Retry { visibility_s: Option<u32> },
+    /// The copy to the dead-letter queue failed, so the original must stay on its queue.
+    DeadLetterFailed { code: ErrorCode, error: QueueError },
+    /// Not finished at `deadline - DEADLINE_MARGIN_MS`. No status ending is written: the
+    /// margin is for answering Lambda and for the dead-letter copies already started, and
+    /// the record's `begin` (`processing`, the attempt counted) is true as it stands until
+    /// the redelivery writes again.
+    Unfinished,
+    /// Handling the record panicked. No status ending is written: what the record had
+    /// learnt is lost with the unwound future, and the redelivery writes again.
+    Panicked,
+}
+
+impl Disposition {
+    /// Whether the record must stay on the queue, i.e. go into `batchItemFailures`.
+    pub fn stays_on_queue(&self) -> bool {
+        !matches!(self, Self::Done | Self::DeadLettered { .. })
+    }
+
+    /// The `outcome` of the record's log line.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::DeadLettered { .. } => "dead_lettered",
+            Self::Retry { .. } => "retry",
+            Self::DeadLetterFailed { .. } => "dead_letter_failed",
+            Self::Unfinished => "unfinished",
+            Self::Panicked => "panicked",
+        }
+    }
+}
+
+/// Everything known about one record when it ended: the facts of its log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub message_id: Option<String>,
+    pub ticket_id: Option<TicketId>,
+    /// The one the upstream calls carried: the message's, or a generated one.
+    pub correlation_id: CorrelationId,
+    pub receive_count: u32,
+    /// `None` when the record ended before it was classified (deadline, panic).
+    pub class: Option<Class>,
+    pub error: Option<String>,
+    pub void_status: Option<u16>,
+    pub refund_status: Option<u16>,
+    /// How long each upstream call took, for the latency metrics.
+    pub void_latency: Option<Duration>,
+    pub refund_latency: Option<Duration>,
+    /// The command carried a key other than its ticket's K; the calls carried K.
+    pub foreign_key: bool,
+    pub disposition: Disposition,
+    /// Whether every status write of this record succeeded; `None` when there was nothing
+    /// to record (no refund store, or a body that is not a command).
+    pub status_recorded: Option<bool>,
+    /// The first status write that failed and why (`"begin: status store unavailable: …"`).
+    pub status_error: Option<String>,
+}
+
+/// One outcome line at `$level`: the same fields whatever the disposition, so a query over
+/// the logs never misses one.
+macro_rules! outcome_line {
+    ($outcome:expr, $level:ident, $text:expr) => {{
+        let outcome: &RecordOutcome = $outcome;
+        let (visibility_s, dead_letter_message_id, queue_error) = outcome.disposition_fields();
+        tracing::$level!(
+            message_id = outcome.message_id.as_deref(),
+            ticket_id = outcome.ticket_id.map(tracing::field::display),
+            correlation_id = %outcome.correlation_id,
+            receive_count = outcome.receive_count,
+            class = outcome.class.map(Class::as_str),
+            error_code = outcome.error_code().map(ErrorCode::as_str),
+            void_status = outcome.void_status,
+            refund_status = outcome.refund_status,
+            foreign_key = outcome.foreign_key,
+            outcome = outcome.disposition.as_str(),
+            reported_failed = outcome.disposition.stays_on_queue() && outcome.message_id.is_some(),
+            visibility_s,
+            dead_letter_message_id,
+            error = outcome.error.as_deref(),
+            queue_error = queue_error.as_deref(),
+            status_recorded = outcome.status_recorded,
+            $text
+        )
+    }};
+}
+
+impl RecordOutcome {
+    /// A record just taken from the batch: nothing known yet but what SQS says.
+    pub(crate) fn started(delivery: &Delivery) -> Self {
+        Self {
+            message_id: delivery.message_id.clone(),
+            ticket_id: None,
+            correlation_id: delivery.correlation_id(),
+            receive_count: delivery.receive_count,
+            class: None,
+            error: None,
+            void_status: None,
+            refund_status: None,
+            void_latency: None,
+            refund_latency: None,
+            foreign_key: false,
+            disposition: Disposition::Unfinished,
+            status_recorded: None,
+            status_error: None,
+        }
+    }
+
+    /// Notes how the status write named `event` went. A failure only ever reaches the log
+    /// and the `StatusWriteFailed` metric: the disposition is decided without it.
+    pub(crate) fn note_status(&mut self, event: &'static str, result: &Result<Change, String>) {
+        match result {
+            Ok(_) => {
+                self.status_recorded.get_or_insert(true);
+            }
+            Err(error) => {
+                self.status_recorded = Some(false);
+                self.status_error
+                    .get_or_insert_with(|| format!("{event}: {error}"));
+            }
+        }
+    }
+
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match &self.disposition {
+            Disposition::DeadLettered { code, .. } | Disposition::DeadLetterFailed { code, .. } => {
+                Some(*code)
+            }
+            _ => None,
+        }
+    }
+
+    /// The record's one outcome line (and a warning when its status lags).
+    pub fn log(&self) {
+        if self.status_recorded == Some(false) {
+            // Once per record, however many of its writes failed: the first error says why.
+            tracing::warn!(
+                message_id = self.message_id.as_deref(),
+                ticket_id = self.ticket_id.map(tracing::field::display),
+                correlation_id = %self.correlation_id,
+                outcome = self.disposition.as_str(),
+                status_error = self.status_error.as_deref(),
+                "refund status not recorded; the refund itself is handled as if it were"
+            );
+        }
+        let failed = self.disposition.stays_on_queue();
+        match (&self.disposition, &self.message_id) {
+            (Disposition::Done, _) => outcome_line!(self, info, "ticket refunded"),
+            (_, None) if failed => outcome_line!(
+                self,
+                error,
+                "record not handled and has no messageId, so it cannot be reported failed; the queue redelivers it after its visibility timeout"
+            ),
+            (Disposition::Retry { .. }, _) => outcome_line!(self, warn, "refund will be retried"),
+            (Disposition::DeadLettered { .. }, _) => {
+                outcome_line!(self, warn, "message copied to the dead-letter queue")
+            }
+            (Disposition::DeadLetterFailed { .. }, _) => outcome_line!(
+                self,
+                error,
+                "dead-letter copy failed; the message stays on its queue"
+            ),
+            (Disposition::Unfinished, _) => {
+                outcome_line!(self, error, "record unfinished at the deadline margin")
+            }
+            (Disposition::Panicked, _) => {
+                outcome_line!(self, error, "handling the record panicked")
+            }
+        }
+    }
+
+    /// The disposition's own fields of the log line.
+    fn disposition_fields(&self) -> (Option<u32>, Option<&str>, Option<String>) {
+        match &self.disposition {
+            Disposition::Retry { visibility_s } => (*visibility_s, None, None),
+            Disposition::DeadLettered {
+                dead_letter_message_id,
+                ..
+            } => (None, Some(dead_letter_message_id.as_str()), None),
+            Disposition::DeadLetterFailed { error, .. } => (None, None, Some(error.to_string())),
+            _ => (None, None, None),
+        }
+    }
+}
+
+/// What became of a whole batch, in the order of its records.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BatchOutcome {
+    pub records: Vec<RecordOutcome>,
+}
+
+impl BatchOutcome {
+    /// The message ids for `batchItemFailures`; a record without an id cannot be named,
+    /// and an empty identifier would make Lambda fail the whole batch.
+    pub fn failed_message_ids(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|r| r.disposition.stays_on_queue())
+            .filter_map(|r| r.message_id.clone())
+            .filter(|id| !id.is_empty())
+            .collect()
+    }
+
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.set_failures(self.failed_message_ids());
+        response
+    }
+}

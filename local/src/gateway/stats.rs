@@ -1,0 +1,49 @@
+//! The counters over all calls to the two services, served on `GET /admin/stats` for the
+//! tests that check a fault happened.
+
+use serde::{Deserialize, Serialize};
+
+use super::{call::Verdict, ledger::Applied};
+
+/// Counters over all calls to the two services, for tests that check a fault happened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Calls to the two `PUT` endpoints.
+    pub calls: u64,
+    /// Calls with a body that is not the service's JSON.
+    pub invalid: u64,
+    /// Calls refused because their ticket is in `reject_tickets`.
+    pub rejected: u64,
+    /// Calls answered 500 or 503 on purpose.
+    pub errors: u64,
+    /// Connections dropped on purpose.
+    pub resets: u64,
+    /// Calls answered after `slow_ms`.
+    pub slow: u64,
+    /// First calls for a key (the effects).
+    pub applied: u64,
+    /// Later calls for a key.
+    pub replays: u64,
+    /// Calls whose key belongs to another ticket (409).
+    pub conflicts: u64,
+}
+
+impl Stats {
+    pub(super) fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Rejected => self.rejected += 1,
+            Verdict::Reset => self.resets += 1,
+            Verdict::Error(_) => self.errors += 1,
+            Verdict::Done(applied, slowly) => {
+                match applied {
+                    Applied::First => self.applied += 1,
+                    Applied::Replay => self.replays += 1,
+                    Applied::Conflict => self.conflicts += 1,
+                }
+                if *slowly {
+                    self.slow += 1;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The API's accept as one conditional `UpdateItem`: the write on the 202 path, so it
+//! reads nothing first. Its update and condition are derived from the record a first
+//! accept creates and from the transition table, so they cannot drift from the twin.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    operation::update_item::UpdateItemError,
+    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
+};
+
+use super::{
+    Accepted, StoreError,
+    dynamo::{DynamoRefundStore, sdk_failure},
+    item::{Item, OPTIONAL, Retention, from_item, to_item},
+    record::{RefundRecord, RefundStatus},
+    table::attr,
+    transition::{RefundEvent, RefundRequest, allowed, decide},
+};
+
+impl DynamoRefundStore {
+    /// `RefundStore::accept` as one conditional `UpdateItem`: no read first, so the 202
+    /// path pays one round trip.
+    pub(super) async fn accept_in_one_write(
+        &self,
+        request: RefundRequest,
+    ) -> Result<Accepted, StoreError> {
+        let at = request.accepted_at;
+        let created = decide(None, &request, &RefundEvent::Accept, at)
+            .ok_or_else(|| StoreError::Rejected("a new record cannot be accepted".into()))?;
+        let expression = AcceptExpression::new(&created);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                attr::TICKET_ID,
+                AttributeValue::S(request.ticket_id.to_string()),
+            )
+            .update_expression(expression.update)
+            .condition_expression(expression.condition)
+            .set_expression_attribute_names(Some(expression.names))
+            .set_expression_attribute_values(Some(expression.values))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes().filter(|old| !old.is_empty()) {
+                None => Ok(Accepted::Created(created)),
+                // What the update expression wrote, computed by the shared rules from
+                // what was there; the tests hold the two to be the same.
+                Some(old) => {
+                    let (old, _) = from_item(old)?;
+                    decide(Some(&old), &request, &RefundEvent::Accept, at)
+                        .map(Accepted::Reaccepted)
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "accepted a record in status {} that the rules keep",
+                                old.status
+                            ))
+                        })
+                }
+            },
+            Err(error) => match update_condition_item(&error) {
+                Some(Some(item)) => Ok(Accepted::Existing(from_item(item)?.0)),
+                Some(None) => Err(StoreError::Conflict(
+                    "the accept condition failed without returning the record".into(),
+                )),
+                None => Err(sdk_failure(error)),
+            },
+        }
+    }
+}
+
+/// The accept write as one `UpdateItem`, built from the item of the record a first
+/// accept creates:
+///
+/// - every attribute of that item is set, except that `attempts` and `interactions` keep
+///   their value when there is one (`if_not_exists`) and `version` is incremented;
+/// - every optional attribute it lacks is removed, except the confirmation times, which
+///   are facts that outlive a failure;
+/// - the condition is derived from [`allowed`]: no record, or one in a status the rules
+///   let `accept` move (`failed`).
+struct AcceptExpression {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+/// Attributes an accept keeps when they exist (history and facts, see `transition`).
+const KEPT_ON_ACCEPT: [&str; 4] = [
+    attr::ATTEMPTS,
+    attr::INTERACTIONS,
+    attr::RECEIPT_VOIDED_AT,
+    attr::PAYMENT_REFUNDED_AT,
+];
+
+impl AcceptExpression {
+    fn new(created: &RefundRecord) -> Self {
+        let item: Item = to_item(created, 1, Retention::default());
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        let mut names_sorted: Vec<&String> = item.keys().collect();
+        names_sorted.sort();
+        for name in names_sorted {
+            let (placeholder, value) = (format!("#{name}"), format!(":{name}"));
+            names.insert(placeholder.clone(), name.clone());
+            match name.as_str() {
+                attr::TICKET_ID => continue,
+                attr::VERSION => {
+                    sets.push(format!(
+                        "{placeholder} = if_not_exists({placeholder}, :zero) + :one"
+                    ));
+                    values.insert(":zero".to_owned(), AttributeValue::N("0".into()));
+                    values.insert(":one".to_owned(), AttributeValue::N("1".into()));
+                    continue;
+                }
+                kept if KEPT_ON_ACCEPT.contains(&kept) => {
+                    sets.push(format!(
+                        "{placeholder} = if_not_exists({placeholder}, {value})"
+                    ));
+                }
+                _ => sets.push(format!("{placeholder} = {value}")),
+            }
+            values.insert(value, item[name].clone());
+        }
+        let removes: Vec<String> = OPTIONAL
+            .iter()
+            .filter(|name| !item.contains_key(**name) && !KEPT_ON_ACCEPT.contains(name))
+            .map(|name| {
+                let placeholder = format!("#{name}");
+                names.insert(placeholder.clone(), (*name).to_owned());
+                placeholder
+            })
+            .collect();
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = accept_condition(&mut values);
+        Self {
+            update,
+            condition,
+            names,
+            values,
+        }
+    }
+}
+
+/// The condition, derived from [`allowed`]: no record, or one in a status the rules let
+/// `accept` move; the status values it compares with go into `values`.
+fn accept_condition(values: &mut HashMap<String, AttributeValue>) -> String {
+    let mut alternatives = Vec::new();
+    if allowed(None, &RefundEvent::Accept) {
+        alternatives.push(format!("attribute_not_exists(#{})", attr::TICKET_ID));
+    }
+    for status in RefundStatus::ALL {
+        if allowed(Some(status), &RefundEvent::Accept) {
+            let value = format!(":from_{status}");
+            alternatives.push(format!("#{} = {value}", attr::STATUS));
+            values.insert(value, AttributeValue::S(status.as_str().to_owned()));
+        }
+    }
+    alternatives.join(" OR ")
+}
+
+/// `Some(item)` when `error` is a failed accept condition (`item`: the record as it is).
+fn update_condition_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Option<&Item>> {
+    match error.as_service_error()? {
+        UpdateItemError::ConditionalCheckFailedException(failed) => Some(failed.item()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn request(requested_by: Option<&str>) -> RefundRequest {
+        RefundRequest {
+            ticket_id: "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
+            idempotency_key: crate::idempotency::IdempotencyKey::for_ticket(
+                "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
+            ),
+            correlation_id: crate::correlation::CorrelationId::parse("c").unwrap(),
+            requested_by: requested_by.map(str::to_owned),
+            accepted_at: datetime!(2026-11-23 06:00 UTC),
+        }
+    }
+
+    /// The condition follows the transition table: only a missing or `failed` record.
+    #[test]
+    fn the_accept_condition_is_derived_from_the_rules() {
+        let created = decide(
+            None,
+            &request(None),
+            &RefundEvent::Accept,
+            datetime!(2026-11-23 06:00 UTC),
+        )
+        .unwrap();
+        let expression = AcceptExpression::new(&created);
+        assert_eq!(
+            expression.condition,
+            "attribute_not_exists(#ticket_id) OR #status = :from_failed"
+        );
+        assert_eq!(
+            expression.values[":from_failed"],
+            AttributeValue::S("failed".into())
+        );
+        assert!(
+            expression
+                .update
+                .contains("#attempts = if_not_exists(#attempts, :attempts)")
+        );
+        assert!(
+            expression
+                .update
+                .contains("#version = if_not_exists(#version, :zero) + :one")
+        );
+        assert!(
+            expression.update.ends_with(
+                "REMOVE #requested_by, #last_error, #failure_reason, #completed_at, #expires_at"
+            ),
+            "{}",
+            expression.update
+        );
+        // Every placeholder used is defined, and every one defined is used (DynamoDB
+        // refuses both mistakes).
+        let text = format!("{} {}", expression.update, expression.condition);
+        for name in expression.names.keys().chain(expression.values.keys()) {
+            assert!(text.contains(name.as_str()), "{name} unused");
+        }
+    }
+
+    #[test]
+    fn a_known_requester_is_set_not_removed() {
+        let created = decide(
+            None,
+            &request(Some("user-7")),
+            &RefundEvent::Accept,
+            datetime!(2026-11-23 06:00 UTC),
+        )
+        .unwrap();
+        let expression = AcceptExpression::new(&created);
+        assert!(expression.update.contains("#requested_by = :requested_by"));
+        assert!(!expression.update.contains("REMOVE #requested_by"));
+    }
+}

@@ -1,0 +1,462 @@
+//! The refund record of contract section 8, and its JSON shape.
+//!
+//! Every field is always present in the JSON: a value not known yet (or not any more) is
+//! `null`, never an absent key, so a client reads one fixed shape whatever the status.
+//! Times are RFC 3339 in UTC with exactly six fractional digits
+//! (`2026-11-23T06:15:30.500000Z`): microseconds are what every time is cut to before it
+//! is stored, and the fixed width makes the text sort like the instant, which the
+//! listing index relies on (see [`super::table`]).
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use crate::{
+    command::TicketId,
+    correlation::CorrelationId,
+    idempotency::IdempotencyKey,
+    outcome::{UpstreamError, UpstreamResult},
+};
+
+/// The audit trail keeps the last this many upstream calls; older ones are dropped.
+pub const MAX_INTERACTIONS: usize = 20;
+/// `last_error` and `failure_reason` are cut to this many bytes: they quote upstream
+/// answers, and an item must stay far below DynamoDB's 400 KB.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// Where a refund is. The order is `accepted < processing < succeeded | failed`; the only
+/// way back is from `failed` (see [`super::transition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Accepted,
+    Processing,
+    Succeeded,
+    Failed,
+}
+
+impl RefundStatus {
+    pub const ALL: [Self; 4] = [
+        Self::Accepted,
+        Self::Processing,
+        Self::Succeeded,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// `succeeded` or `failed`: the refund has ended (until a `failed` one is accepted again).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+impl fmt::Display for RefundStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `status` that is not one of the four (a `?status=` query parameter, a stored item).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status must be one of accepted, processing, succeeded, failed")]
+pub struct InvalidStatus;
+
+impl FromStr for RefundStatus {
+    type Err = InvalidStatus;
+
+    /// Exactly the lowercase names: a query parameter in another case is a client bug.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(InvalidStatus)
+    }
+}
+
+/// Which upstream call an [`Interaction`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Call {
+    VoidReceipt,
+    RefundPayment,
+}
+
+impl Call {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VoidReceipt => "void_receipt",
+            Self::RefundPayment => "refund_payment",
+        }
+    }
+}
+
+impl FromStr for Call {
+    type Err = InvalidCallStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::VoidReceipt, Self::RefundPayment]
+            .into_iter()
+            .find(|call| call.as_str() == s)
+            .ok_or(InvalidCallStatus)
+    }
+}
+
+/// How an upstream call ended, written as one string so the field has one JSON type: the
+/// HTTP status in decimal (`"204"`, `"503"`) when the service answered, else `"timeout"`,
+/// `"connect_error"` or `"transport_error"`. The error text itself is not kept per call
+/// (it is in `last_error` / `failure_reason`): the trail stays small and holds nothing an
+/// upstream chose to put in a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallStatus {
+    Http(u16),
+    Timeout,
+    ConnectError,
+    TransportError,
+}
+
+/// A stored `call` or `status` that is not one this code writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a known interaction call or status")]
+pub struct InvalidCallStatus;
+
+impl CallStatus {
+    /// The status of one answer as the gateway port reports it.
+    pub fn of(result: &UpstreamResult) -> Self {
+        match result {
+            Ok(status) | Err(UpstreamError::Status(status)) => Self::Http(*status),
+            Err(UpstreamError::Timeout) => Self::Timeout,
+            Err(UpstreamError::Connect(_)) => Self::ConnectError,
+            Err(UpstreamError::Transport(_)) => Self::TransportError,
+        }
+    }
+}
+
+impl fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http(status) => write!(f, "{status}"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::ConnectError => f.write_str("connect_error"),
+            Self::TransportError => f.write_str("transport_error"),
+        }
+    }
+}
+
+impl FromStr for CallStatus {
+    type Err = InvalidCallStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "timeout" => Ok(Self::Timeout),
+            "connect_error" => Ok(Self::ConnectError),
+            "transport_error" => Ok(Self::TransportError),
+            digits
+                if (1..=3).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                digits
+                    .parse()
+                    .map(Self::Http)
+                    .map_err(|_| InvalidCallStatus)
+            }
+            _ => Err(InvalidCallStatus),
+        }
+    }
+}
+
+impl Serialize for CallStatus {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CallStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One upstream call in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub call: Call,
+    pub status: CallStatus,
+    pub duration_ms: u64,
+    /// When the call was sent.
+    #[serde(with = "stamp")]
+    pub at: OffsetDateTime,
+}
+
+impl Interaction {
+    pub fn new(
+        call: Call,
+        result: &UpstreamResult,
+        duration: Duration,
+        at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            call,
+            status: CallStatus::of(result),
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            at: stamp::normalise(at),
+        }
+    }
+}
+
+/// One refund, exactly the record of contract section 8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub ticket_id: TicketId,
+    pub status: RefundStatus,
+    /// K, the same for every request about this ticket.
+    pub idempotency_key: IdempotencyKey,
+    /// Of the request that (last) accepted the refund.
+    pub correlation_id: CorrelationId,
+    /// The caller's JWT `sub`, when known.
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    /// Deliveries the worker has begun (a redelivery counts again).
+    pub attempts: u32,
+    /// Why the last attempt did not finish, while the refund is still being retried.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Why the refund failed; only while `failed`.
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(with = "stamp")]
+    pub accepted_at: OffsetDateTime,
+    #[serde(with = "stamp")]
+    pub updated_at: OffsetDateTime,
+    /// When it became `succeeded` or `failed`; `null` otherwise.
+    #[serde(default, with = "stamp::option")]
+    pub completed_at: Option<OffsetDateTime>,
+    /// When the receipts service first confirmed the void (kept even if the refund failed
+    /// later: it is a fact about money, not about the status).
+    #[serde(default, with = "stamp::option")]
+    pub receipt_voided_at: Option<OffsetDateTime>,
+    /// When the payments service first confirmed the refund.
+    #[serde(default, with = "stamp::option")]
+    pub payment_refunded_at: Option<OffsetDateTime>,
+    /// The last [`MAX_INTERACTIONS`] upstream calls, oldest first.
+    #[serde(default)]
+    pub interactions: Vec<Interaction>,
+}
+
+/// The one time format of the store: RFC 3339, UTC, six fractional digits.
+pub mod stamp {
+    use super::*;
+
+    /// Midnight of 0001-01-01 and the last microsecond of 9999: the range a four-digit
+    /// year can write. Times outside it (only a forged command could carry one) are clamped.
+    fn earliest() -> OffsetDateTime {
+        PrimitiveDateTime::new(
+            Date::from_calendar_date(1, Month::January, 1).unwrap_or(Date::MIN),
+            Time::MIDNIGHT,
+        )
+        .assume_utc()
+    }
+
+    fn latest() -> OffsetDateTime {
+        PrimitiveDateTime::new(
+            Date::from_calendar_date(9999, Month::December, 31).unwrap_or(Date::MAX),
+            Time::from_hms_micro(23, 59, 59, 999_999).unwrap_or(Time::MIDNIGHT),
+        )
+        .assume_utc()
+    }
+
+    /// The time in UTC, cut to the microsecond and clamped to years 1..=9999: what the
+    /// store keeps, so a time read back equals the time written, in the table and in the twin.
+    pub fn normalise(at: OffsetDateTime) -> OffsetDateTime {
+        let Some(utc) = at.checked_to_offset(UtcOffset::UTC) else {
+            return if at.year() < 1 { earliest() } else { latest() };
+        };
+        let utc = utc.clamp(earliest(), latest());
+        utc.replace_nanosecond(utc.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(utc)
+    }
+
+    /// `2026-11-23T06:15:30.500000Z`, after [`normalise`].
+    pub fn format(at: OffsetDateTime) -> String {
+        let at = normalise(at);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.microsecond()
+        )
+    }
+
+    /// Any RFC 3339 time, normalised.
+    pub fn parse(text: &str) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(normalise)
+    }
+
+    pub fn serialize<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+    }
+
+    /// The same for an optional time, written as `null` when absent.
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            at: &Option<OffsetDateTime>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => serializer.serialize_some(&format(*at)),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            match Option::<String>::deserialize(deserializer)? {
+                Some(text) => parse(&text)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time")),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use time::macros::datetime;
+
+    use super::*;
+
+    const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
+
+    fn record() -> RefundRecord {
+        RefundRecord {
+            ticket_id: TICKET.parse().unwrap(),
+            status: RefundStatus::Processing,
+            idempotency_key: IdempotencyKey::for_ticket(TICKET.parse().unwrap()),
+            correlation_id: CorrelationId::parse("c-1").unwrap(),
+            requested_by: None,
+            attempts: 2,
+            last_error: Some("refund answered HTTP 503".into()),
+            failure_reason: None,
+            accepted_at: stamp::normalise(datetime!(2026-11-23 08:15:30.5 +02:00)),
+            updated_at: stamp::normalise(datetime!(2026-11-23 06:16:00 UTC)),
+            completed_at: None,
+            receipt_voided_at: Some(stamp::normalise(
+                datetime!(2026-11-23 06:15:59.123456789 UTC),
+            )),
+            payment_refunded_at: None,
+            interactions: vec![Interaction::new(
+                Call::RefundPayment,
+                &Err(UpstreamError::Status(503)),
+                Duration::from_millis(42),
+                datetime!(2026-11-23 06:15:59 UTC),
+            )],
+        }
+    }
+
+    /// Golden: the field names of contract section 8, nothing more, `null` for the unknown.
+    #[test]
+    fn record_json_has_exactly_the_contract_shape() {
+        let json: Value = serde_json::to_value(record()).unwrap();
+        assert_eq!(
+            json,
+            json!({
+                "ticket_id": TICKET,
+                "status": "processing",
+                "idempotency_key": IdempotencyKey::for_ticket(TICKET.parse().unwrap()).to_string(),
+                "correlation_id": "c-1",
+                "requested_by": null,
+                "attempts": 2,
+                "last_error": "refund answered HTTP 503",
+                "failure_reason": null,
+                "accepted_at": "2026-11-23T06:15:30.500000Z",
+                "updated_at": "2026-11-23T06:16:00.000000Z",
+                "completed_at": null,
+                "receipt_voided_at": "2026-11-23T06:15:59.123456Z",
+                "payment_refunded_at": null,
+                "interactions": [
+                    {"call": "refund_payment", "status": "503", "duration_ms": 42,
+                     "at": "2026-11-23T06:15:59.000000Z"}
+                ],
+            })
+        );
+        let back: RefundRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record());
+    }
+
+    #[test]
+    fn statuses_parse_only_their_lowercase_names() {
+        for status in RefundStatus::ALL {
+            assert_eq!(status.as_str().parse(), Ok(status));
+        }
+        for bad in ["", "Accepted", "done", "pending", " failed"] {
+            assert_eq!(bad.parse::<RefundStatus>(), Err(InvalidStatus), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn call_statuses_round_trip_and_reject_strangers() {
+        for status in [
+            CallStatus::Http(204),
+            CallStatus::Http(503),
+            CallStatus::Timeout,
+            CallStatus::ConnectError,
+            CallStatus::TransportError,
+        ] {
+            assert_eq!(status.to_string().parse(), Ok(status));
+        }
+        for bad in ["", "2040", "-1", "+20", "OK", "99999"] {
+            assert!(bad.parse::<CallStatus>().is_err(), "{bad:?}");
+        }
+        assert_eq!(CallStatus::of(&Ok(200)), CallStatus::Http(200));
+        assert_eq!(
+            CallStatus::of(&Err(UpstreamError::Connect("refused".into()))),
+            CallStatus::ConnectError
+        );
+    }
+
+    #[test]
+    fn stamps_are_fixed_width_utc_and_sort_like_the_instant() {
+        let early = datetime!(2026-01-02 03:04:05 +05:00);
+        let late = datetime!(2026-01-02 00:00:00.000001 UTC);
+        assert_eq!(stamp::format(early), "2026-01-01T22:04:05.000000Z");
+        assert!(stamp::format(early) < stamp::format(late));
+        assert_eq!(
+            stamp::format(datetime!(0001-01-01 00:00 +01:00)),
+            "0001-01-01T00:00:00.000000Z"
+        );
+        assert_eq!(
+            stamp::format(datetime!(9999-12-31 23:59:59.999999999 -01:00)),
+            "9999-12-31T23:59:59.999999Z"
+        );
+        let parsed = stamp::parse("2026-11-23T08:15:30.123456789+02:00").unwrap();
+        assert_eq!(stamp::format(parsed), "2026-11-23T06:15:30.123456Z");
+        assert_eq!(stamp::parse("yesterday"), None);
+    }
+}

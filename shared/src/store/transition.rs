@@ -1,0 +1,434 @@
+//! How a refund record moves: the one function both stores apply.
+//!
+//! `decide` takes the record as it is (or its absence) and one event, and returns the
+//! record as it must become, or `None` when the event must leave it alone. The in-memory
+//! twin applies it under a lock; the DynamoDB adapter applies it to the item it read and
+//! writes the result under a version condition, and derives the condition of its
+//! single-round-trip `accept` from `allowed`. So the twin and the table cannot disagree on
+//! which moves exist, and the shared test suite holds them to the same effects.
+//!
+//! The moves (`-` = left alone):
+//!
+//! | from \ event | accept | begin | retry | succeed | fail |
+//! | --- | --- | --- | --- | --- | --- |
+//! | none | accepted | processing | processing | succeeded | failed |
+//! | accepted | - | processing | processing | succeeded | failed |
+//! | processing | - | processing | processing | succeeded | failed |
+//! | succeeded | - | - | - | - | - |
+//! | failed | accepted | processing | - | succeeded | failed |
+//!
+//! - A `succeeded` record is final: nothing changes it again, so a late or duplicate
+//!   delivery can never make a refunded ticket look unrefunded.
+//! - `failed` → `accepted` is a new PUT. `failed` → `processing` by `begin` is an
+//!   operator's redrive: the message comes back from the DLQ without passing the API, so
+//!   the record goes through `accepted` implicitly, in the same write.
+//! - `failed` → `succeeded`: both services confirmed the refund (a second message for the
+//!   ticket got through after the first one failed). The status follows the money; the
+//!   chaos run checks that statuses agree with the services' effects.
+//! - A `retry` never revives a `failed` record: only a delivery that begins does.
+//! - Every worker event also creates the record when it is missing (the API could not
+//!   write it), from the command it carries: the status trail must not depend on the API's
+//!   best-effort write.
+
+use time::OffsetDateTime;
+
+use super::record::{
+    Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus, stamp,
+};
+use crate::{
+    command::{MAX_REQUESTED_BY_BYTES, TicketId},
+    correlation::CorrelationId,
+    idempotency::IdempotencyKey,
+    text::bounded,
+};
+
+/// Who asked for which refund, and when: what the API knows from the PUT, and what the
+/// worker knows from the command (`accepted_at` = the command's `published_at`). It fills
+/// a record that does not exist yet; on an existing one only `accept` uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub ticket_id: TicketId,
+    /// K.
+    pub idempotency_key: IdempotencyKey,
+    pub correlation_id: CorrelationId,
+    pub requested_by: Option<String>,
+    pub accepted_at: OffsetDateTime,
+}
+
+/// What one delivery did upstream, recorded with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// This delivery's calls, in the order they were sent.
+    pub interactions: Vec<Interaction>,
+    /// When the void was confirmed, if it was in this delivery.
+    pub receipt_voided_at: Option<OffsetDateTime>,
+    /// When the refund was confirmed, if it was in this delivery.
+    pub payment_refunded_at: Option<OffsetDateTime>,
+}
+
+/// What happened to a refund: the one vocabulary of every status write, from the API's
+/// `accept` to the worker's ending, named the same in the logs ([`RefundEvent::name`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundEvent {
+    /// The API accepted a PUT (`RefundStore::accept`, the 202 path).
+    Accept,
+    /// A delivery starts: `processing`, one more attempt.
+    Begin,
+    /// The delivery ended transiently; the message goes back to the queue.
+    Retry {
+        last_error: String,
+        progress: Progress,
+    },
+    /// Both calls are done. A confirmation time missing from `progress` (and from the
+    /// record) is taken to be the event's time.
+    Succeed { progress: Progress },
+    /// The message went to the dead-letter queue with this reason.
+    Fail { reason: String, progress: Progress },
+}
+
+impl RefundEvent {
+    /// The event's name in log lines (`status_error = "begin: …"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Begin => "begin",
+            Self::Retry { .. } => "retry",
+            Self::Succeed { .. } => "succeed",
+            Self::Fail { .. } => "fail",
+        }
+    }
+}
+
+/// Whether `event` moves a record in `from` (`None`: no record yet); the table above.
+/// Only the kind of event matters, never what it carries.
+pub(crate) fn allowed(from: Option<RefundStatus>, event: &RefundEvent) -> bool {
+    use RefundStatus::*;
+    !matches!(
+        (from, event),
+        (Some(Succeeded), _)
+            | (Some(Accepted | Processing), RefundEvent::Accept)
+            | (Some(Failed), RefundEvent::Retry { .. })
+    )
+}
+
+/// The record after `event` at `at`, or `None` when `event` leaves `current` alone.
+pub(crate) fn decide(
+    current: Option<&RefundRecord>,
+    request: &RefundRequest,
+    event: &RefundEvent,
+    at: OffsetDateTime,
+) -> Option<RefundRecord> {
+    let from = current.map(|record| record.status);
+    if !allowed(from, event) {
+        return None;
+    }
+    let at = stamp::normalise(at);
+    let mut record = current.cloned().unwrap_or_else(|| fresh(request, at));
+    record.updated_at = at;
+    let restarted = from == Some(RefundStatus::Failed);
+    let accept = matches!(event, RefundEvent::Accept);
+    if restarted || accept {
+        // A new run: what described the failed one no longer applies. `attempts`, the
+        // trail and the confirmation times stay: they are history and facts.
+        record.failure_reason = None;
+        record.completed_at = None;
+        record.last_error = None;
+    }
+    apply(&mut record, request, event, at);
+    if !accept {
+        // A delivery that reports anything was an attempt, even when its `begin` was
+        // not recorded.
+        record.attempts = record.attempts.max(1);
+    }
+    Some(record)
+}
+
+/// What `event` itself changes, once `decide` has let it move the record.
+fn apply(
+    record: &mut RefundRecord,
+    request: &RefundRequest,
+    event: &RefundEvent,
+    at: OffsetDateTime,
+) {
+    match event {
+        RefundEvent::Accept => {
+            record.status = RefundStatus::Accepted;
+            record.accepted_at = stamp::normalise(request.accepted_at);
+            record.correlation_id = request.correlation_id.clone();
+            record.requested_by = requested_by(request);
+        }
+        RefundEvent::Begin => {
+            record.status = RefundStatus::Processing;
+            record.attempts = record.attempts.saturating_add(1);
+        }
+        RefundEvent::Retry {
+            last_error,
+            progress,
+        } => {
+            record.status = RefundStatus::Processing;
+            record.last_error = Some(bounded(last_error.clone(), MAX_REASON_BYTES));
+            absorb(record, progress);
+        }
+        RefundEvent::Succeed { progress } => {
+            absorb(record, progress);
+            record.status = RefundStatus::Succeeded;
+            record.completed_at = Some(at);
+            record.last_error = None;
+            record.failure_reason = None;
+            record.receipt_voided_at.get_or_insert(at);
+            record.payment_refunded_at.get_or_insert(at);
+        }
+        RefundEvent::Fail { reason, progress } => {
+            absorb(record, progress);
+            record.status = RefundStatus::Failed;
+            record.completed_at = Some(at);
+            record.failure_reason = Some(bounded(reason.clone(), MAX_REASON_BYTES));
+        }
+    }
+}
+
+/// A record for a ticket seen for the first time; the event then applies to it as to an
+/// `accepted` one.
+fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
+    RefundRecord {
+        ticket_id: request.ticket_id,
+        status: RefundStatus::Accepted,
+        idempotency_key: request.idempotency_key,
+        correlation_id: request.correlation_id.clone(),
+        requested_by: requested_by(request),
+        attempts: 0,
+        last_error: None,
+        failure_reason: None,
+        accepted_at: stamp::normalise(request.accepted_at),
+        updated_at: at,
+        completed_at: None,
+        receipt_voided_at: None,
+        payment_refunded_at: None,
+        interactions: Vec::new(),
+    }
+}
+
+fn requested_by(request: &RefundRequest) -> Option<String> {
+    request
+        .requested_by
+        .clone()
+        .map(|sub| bounded(sub, MAX_REQUESTED_BY_BYTES))
+}
+
+/// Appends a delivery's calls, keeping the newest [`MAX_INTERACTIONS`], and keeps the
+/// first confirmation time of each call.
+fn absorb(record: &mut RefundRecord, progress: &Progress) {
+    record
+        .interactions
+        .extend(progress.interactions.iter().cloned().map(|mut call| {
+            call.at = stamp::normalise(call.at);
+            call
+        }));
+    let excess = record.interactions.len().saturating_sub(MAX_INTERACTIONS);
+    record.interactions.drain(..excess);
+    if record.receipt_voided_at.is_none() {
+        record.receipt_voided_at = progress.receipt_voided_at.map(stamp::normalise);
+    }
+    if record.payment_refunded_at.is_none() {
+        record.payment_refunded_at = progress.payment_refunded_at.map(stamp::normalise);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::store::record::Call;
+
+    const T0: OffsetDateTime = datetime!(2026-11-23 06:00 UTC);
+
+    fn request() -> RefundRequest {
+        RefundRequest {
+            ticket_id: "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
+            idempotency_key: IdempotencyKey::for_ticket(
+                "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
+            ),
+            correlation_id: CorrelationId::parse("c-1").unwrap(),
+            requested_by: Some("user-7".into()),
+            accepted_at: T0,
+        }
+    }
+
+    fn calls(n: usize) -> Progress {
+        Progress {
+            interactions: (0..n)
+                .map(|i| {
+                    Interaction::new(
+                        Call::VoidReceipt,
+                        &Ok(200),
+                        Duration::from_millis(i as u64),
+                        T0,
+                    )
+                })
+                .collect(),
+            ..Progress::default()
+        }
+    }
+
+    fn events() -> Vec<RefundEvent> {
+        vec![
+            RefundEvent::Accept,
+            RefundEvent::Begin,
+            RefundEvent::Retry {
+                last_error: "503".into(),
+                progress: calls(1),
+            },
+            RefundEvent::Succeed { progress: calls(2) },
+            RefundEvent::Fail {
+                reason: "409".into(),
+                progress: calls(1),
+            },
+        ]
+    }
+
+    fn rank(status: RefundStatus) -> u8 {
+        match status {
+            RefundStatus::Accepted => 0,
+            RefundStatus::Processing => 1,
+            RefundStatus::Succeeded | RefundStatus::Failed => 2,
+        }
+    }
+
+    /// Every move from every status: never backwards but from `failed`, never out of
+    /// `succeeded`, and `decide` agrees with `allowed` (which the adapter's condition uses).
+    #[test]
+    fn no_event_moves_a_status_backwards() {
+        let at = T0 + Duration::from_secs(60);
+        for from in std::iter::once(None).chain(RefundStatus::ALL.map(Some)) {
+            let current = from.and_then(|status| {
+                let mut record = decide(None, &request(), &RefundEvent::Accept, T0)?;
+                record.status = status;
+                Some(record)
+            });
+            for step in events() {
+                let next = decide(current.as_ref(), &request(), &step, at);
+                assert_eq!(next.is_some(), allowed(from, &step), "{from:?} {step:?}");
+                let (Some(from), Some(next)) = (from, next) else {
+                    continue;
+                };
+                assert_ne!(from, RefundStatus::Succeeded, "{step:?}");
+                if from != RefundStatus::Failed {
+                    assert!(
+                        rank(next.status) >= rank(from),
+                        "{from:?} {step:?} -> {:?}",
+                        next.status
+                    );
+                    if from.is_final() {
+                        assert_eq!(next.status, from, "{step:?}");
+                    }
+                }
+                assert_eq!(next.updated_at, at);
+            }
+        }
+    }
+
+    #[test]
+    fn a_redriven_failure_is_processing_again_without_its_reason() {
+        let failed = decide(
+            None,
+            &request(),
+            &RefundEvent::Fail {
+                reason: "void answered HTTP 409".into(),
+                progress: calls(1),
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(failed.status, RefundStatus::Failed);
+        assert_eq!(failed.attempts, 1);
+        assert!(failed.completed_at.is_some());
+
+        let redriven = decide(Some(&failed), &request(), &RefundEvent::Begin, T0).unwrap();
+        assert_eq!(redriven.status, RefundStatus::Processing);
+        assert_eq!(redriven.attempts, 2);
+        assert_eq!(redriven.failure_reason, None);
+        assert_eq!(redriven.completed_at, None);
+        assert_eq!(redriven.interactions, failed.interactions);
+    }
+
+    #[test]
+    fn the_trail_keeps_the_newest_twenty_calls() {
+        let mut record = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
+        for _ in 0..3 {
+            record = decide(
+                Some(&record),
+                &request(),
+                &RefundEvent::Retry {
+                    last_error: "503".into(),
+                    progress: calls(9),
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        assert_eq!(record.interactions.len(), MAX_INTERACTIONS);
+        // 27 calls with durations 0..9 three times: the newest 20 start at the 8th.
+        let durations: Vec<u64> = record.interactions.iter().map(|c| c.duration_ms).collect();
+        let expected: Vec<u64> = (0..9u64).cycle().take(27).skip(7).collect();
+        assert_eq!(durations, expected);
+    }
+
+    #[test]
+    fn success_keeps_the_first_confirmation_times() {
+        let voided = T0 + Duration::from_secs(1);
+        let retried = decide(
+            None,
+            &request(),
+            &RefundEvent::Retry {
+                last_error: "refund timeout".into(),
+                progress: Progress {
+                    receipt_voided_at: Some(voided),
+                    ..Progress::default()
+                },
+            },
+            T0,
+        )
+        .unwrap();
+        let done_at = T0 + Duration::from_secs(9);
+        let done = decide(
+            Some(&retried),
+            &request(),
+            &RefundEvent::Succeed {
+                progress: Progress {
+                    receipt_voided_at: Some(done_at),
+                    ..Progress::default()
+                },
+            },
+            done_at,
+        )
+        .unwrap();
+        assert_eq!(done.receipt_voided_at, Some(voided));
+        assert_eq!(done.payment_refunded_at, Some(done_at));
+        assert_eq!(done.completed_at, Some(done_at));
+        assert_eq!(done.last_error, None);
+    }
+
+    #[test]
+    fn long_texts_are_bounded() {
+        // A correlation id is bounded by its type: one over 128 bytes cannot be made.
+        assert!(CorrelationId::parse(&"c".repeat(500)).is_err());
+        let failed = decide(
+            None,
+            &RefundRequest {
+                requested_by: Some("s".repeat(500)),
+                ..request()
+            },
+            &RefundEvent::Fail {
+                reason: "x".repeat(5000),
+                progress: Progress::default(),
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(failed.failure_reason.unwrap().len(), MAX_REASON_BYTES);
+        assert_eq!(failed.requested_by.unwrap().len(), MAX_REQUESTED_BY_BYTES);
+    }
+}
