@@ -89,6 +89,33 @@ def test_every_route_is_behind_the_jwt_bearer_scheme():
         assert operation.get("security", OPENAPI["security"]) == [{"jwt": []}]
 
 
+def scopes_named(text):
+    """The template's scope parameters a description names (`RequestScope`, ...)."""
+    parameters = {name for name in TEMPLATE["Parameters"] if name.endswith("Scope")}
+    return set(re.findall(r"`(\w+)`", text)) & parameters
+
+
+def test_each_operation_names_the_scopes_its_route_lets_through():
+    parameters = {name for name in TEMPLATE["Parameters"] if name.endswith("Scope")}
+    assert parameters == {"RequestScope", "SupportScope"}
+    routes = 0
+    for resource in TEMPLATE["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event["Type"] == "HttpApi":
+                props = event["Properties"]
+                scopes = {s["Ref"] for s in props["Auth"]["AuthorizationScopes"]}
+                described = operation(props["Method"].lower(), props["Path"])["description"]
+                assert scopes_named(described) == scopes, (props["Method"], props["Path"])
+                routes += 1
+    assert routes == 3
+    assert scopes_named(OPENAPI["components"]["securitySchemes"]["jwt"]["description"]) == parameters
+    # No scope parameter the template no longer has.
+    for gone in ("RequiredScope", "ListScope"):
+        assert gone not in (ROOT / "openapi.yaml").read_text()
+
+
 def test_api_gateways_own_answers_are_documented():
     gateway = {"401": "Unauthorized", "403": "Forbidden", "404": "Not Found",
                "429": "Too Many Requests", "503": "Service Unavailable", "500": "Internal Server Error"}
@@ -190,7 +217,7 @@ RECORD_FIELDS = [
 ]
 INTERACTION_FIELDS = ["call", "status", "duration_ms", "at"]
 STATUSES = ["accepted", "processing", "succeeded", "failed"]
-RECORD_RS = (ROOT / "shared/src/status/record.rs").read_text()
+RECORD_RS = (ROOT / "shared/src/store/record.rs").read_text()
 
 
 def struct_fields(name):

@@ -4,12 +4,18 @@ Run by `make test` (pytest). The template is read with cfn-lint's own YAML loade
 short forms (!Ref, !GetAtt, !Sub) arrive as their long forms.
 """
 
+import copy
+import graphlib
+import json
 import re
 import tomllib
 from pathlib import Path
 
+import boto3
 import pytest
 from cfnlint.decode import cfn_yaml
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = cfn_yaml.load(str(ROOT / "template.yaml"))
@@ -24,11 +30,70 @@ DLQ = RESOURCES["DeadLetterQueue"]["Properties"]
 SQS_EVENT = WORKER["Properties"]["Events"]["RefundTickets"]["Properties"]
 TABLE = RESOURCES["RefundTable"]
 CURSOR_SECRET = RESOURCES["CursorKeySecret"]
-TABLE_RS = (ROOT / "shared/src/status/table.rs").read_text()
+TABLE_RS = (ROOT / "shared/src/store/table.rs").read_text()
+METRICS_RS = (ROOT / "functions/refund-worker/src/metrics.rs").read_text()
+# The status table's ARN as the policies name it: built from the table's fixed name, because
+# the table's own policy names the functions' roles (GetAtt on the table there would be a cycle).
+TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${AWS::StackName}-refunds"
+# The roles SAM generates for the functions (<logical id>Role), named by the resource policies.
+API_ROLE = {"Fn::GetAtt": ["RefundApiFunctionRole", "Arn"]}
+WORKER_ROLE = {"Fn::GetAtt": ["RefundWorkerFunctionRole", "Arn"]}
+# The operators' exception of both resource policies, left out when OperatorRoleArns is empty.
+OPERATORS = {"Fn::If": ["HasOperatorRoleArns", {"aws:PrincipalArn": {"Ref": "OperatorRoleArns"}}, {"Ref": "AWS::NoValue"}]}
+# What CONTRACT sections 1a, 3 and 5 add with the trust-boundaries issue, read by the Rust code.
+ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS"}
+
 
 
 def ref(name):
     return {"Ref": name}
+
+
+NO_VALUE = object()
+
+
+def evaluate(node, parameters):
+    """A template value as CloudFormation resolves it for the given parameter values (strings;
+    a CommaDelimitedList's as the text given): Ref to parameters, Fn::If, Fn::Join, AWS::NoValue
+    (dropped), and the Conditions they use. Other intrinsics (GetAtt, Sub) are left as they are."""
+    values = {name: p.get("Default") for name, p in PARAMETERS.items()} | parameters
+
+    def param(name):
+        value = values[name]
+        if PARAMETERS[name]["Type"] == "CommaDelimitedList":
+            return str(value).split(",")
+        return str(value)
+
+    def condition(name):
+        return bool(walk(TEMPLATE["Conditions"][name]))
+
+    def walk(node):
+        if isinstance(node, list):
+            return [v for v in map(walk, node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if node == ref("AWS::NoValue"):
+            return NO_VALUE
+        if set(node) == {"Ref"} and node["Ref"] in PARAMETERS:
+            return param(node["Ref"])
+        if set(node) == {"Condition"}:
+            return condition(node["Condition"])
+        if "Fn::If" in node:
+            name, yes, no = node["Fn::If"]
+            return walk(yes if condition(name) else no)
+        if "Fn::Equals" in node:
+            a, b = walk(node["Fn::Equals"])
+            return str(a) == str(b)
+        if "Fn::Not" in node:
+            return not walk(node["Fn::Not"][0])
+        if "Fn::And" in node:
+            return all(walk(node["Fn::And"]))
+        if "Fn::Join" in node:
+            separator, items = node["Fn::Join"]
+            return separator.join(walk(items))
+        return {k: w for k, v in node.items() if (w := walk(v)) is not NO_VALUE}
+
+    return walk(node)
 
 
 def allowed_values(parameter):
@@ -69,12 +134,16 @@ def test_dead_letter_wiring_and_retentions():
     assert source["Fn::Sub"].endswith(":" + QUEUE["QueueName"]["Fn::Sub"])
 
 
-def test_route_is_put_behind_the_jwt_authorizer_with_the_required_scope():
+def test_route_is_put_behind_the_jwt_authorizer_with_either_scope():
     event = API["Properties"]["Events"]["RefundTicket"]
     assert event["Type"] == "HttpApi"
     props = event["Properties"]
     assert (props["Method"], props["Path"]) == ("PUT", "/ticket-refund/{ticket_id}")
-    assert props["Auth"] == {"Authorizer": "JwtAuthorizer", "AuthorizationScopes": [ref("RequiredScope")]}
+    # A customer-facing client asks for its refunds; support may ask for anyone's.
+    assert props["Auth"] == {
+        "Authorizer": "JwtAuthorizer",
+        "AuthorizationScopes": [ref("RequestScope"), ref("SupportScope")],
+    }
     assert props["ApiId"] == ref("HttpApi")
     auth = RESOURCES["HttpApi"]["Properties"]["Auth"]
     assert auth["DefaultAuthorizer"] == "JwtAuthorizer"
@@ -107,15 +176,55 @@ def test_status_routes_are_gets_on_refund_api_behind_the_jwt_authorizer():
     for name, props in routes.values():
         assert props["ApiId"] == ref("HttpApi")
         assert props["Auth"]["Authorizer"] == "JwtAuthorizer"
-        (scope,) = props["Auth"]["AuthorizationScopes"]
-        assert scope["Ref"] in PARAMETERS
-    # One ticket's record: whoever may ask for the refund (the PUT answers a refunded ticket
-    # with the same record). The listing shows every caller's refunds: a scope of its own.
-    get_one = routes[("GET", "/ticket-refund/{ticket_id}")][1]
-    assert get_one["Auth"]["AuthorizationScopes"] == [ref("RequiredScope")]
-    listing = routes[("GET", "/ticket-refunds")][1]
-    assert listing["Auth"]["AuthorizationScopes"] == [ref("ListScope")]
-    assert PARAMETERS["ListScope"]["Default"] != PARAMETERS["RequiredScope"]["Default"]
+        scopes = props["Auth"]["AuthorizationScopes"]
+        assert scopes and all(scope["Ref"] in PARAMETERS for scope in scopes)
+    # CONTRACT section 1a: one ticket's record, like the PUT, for either scope (the function
+    # then shows a RequestScope caller its own refunds only). The listing shows every
+    # caller's refunds: SupportScope only.
+    assert {route: [s["Ref"] for s in props["Auth"]["AuthorizationScopes"]] for route, (_, props) in routes.items()} == {
+        ("PUT", "/ticket-refund/{ticket_id}"): ["RequestScope", "SupportScope"],
+        ("GET", "/ticket-refund/{ticket_id}"): ["RequestScope", "SupportScope"],
+        ("GET", "/ticket-refunds"): ["SupportScope"],
+    }
+    assert PARAMETERS["SupportScope"]["Default"] != PARAMETERS["RequestScope"]["Default"]
+
+
+def test_the_scopes_are_request_and_support_one_token_each_and_never_equal():
+    assert not {"RequiredScope", "ListScope"} & set(PARAMETERS)
+    assert PARAMETERS["RequestScope"]["Default"] == "refunds/request"
+    assert PARAMETERS["SupportScope"]["Default"] == "refunds/support"
+    for name in ("RequestScope", "SupportScope"):
+        assert PARAMETERS[name]["Type"] == "String"
+        # One RFC 6749 scope-token: a space would make it two scopes to the function.
+        pattern = re.compile(PARAMETERS[name]["AllowedPattern"])
+        assert pattern.fullmatch(PARAMETERS[name]["Default"])
+        assert pattern.fullmatch("https://api.example.com/refunds.support")
+        for bad in ("", "refunds/request refunds/support", 'refunds"', "refunds\\x", "refunds\t"):
+            assert not pattern.fullmatch(bad), bad
+    # Equal scopes would make every requester support: CloudFormation refuses them.
+    rule = TEMPLATE["Rules"]["ScopesDiffer"]
+    assert "RuleCondition" not in rule
+    assert [a["Assert"] for a in rule["Assertions"]] == [
+        {"Fn::Not": [{"Fn::Equals": [ref("RequestScope"), ref("SupportScope")]}]}
+    ]
+
+
+def every_environment():
+    """(resource, variables) for every function's environment, Globals' included."""
+    yield "Globals", GLOBALS.get("Environment", {}).get("Variables", {})
+    for name, resource in RESOURCES.items():
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            yield name, resource["Properties"].get("Environment", {}).get("Variables", {})
+
+
+def test_refund_api_never_runs_unauthenticated():
+    # ALLOW_UNAUTHENTICATED (the local stack's, CONTRACT section 1a) is never set by the
+    # template: in no environment, under no condition, not even in a comment or a string.
+    environments = dict(every_environment())
+    assert {"Globals", "RefundApiFunction", "RefundWorkerFunction"} <= set(environments)
+    for name, variables in environments.items():
+        assert "ALLOW_UNAUTHENTICATED" not in variables, name
+    assert "ALLOW_UNAUTHENTICATED" not in (ROOT / "template.yaml").read_text()
 
 
 def test_cors_lets_browsers_send_the_contract_headers_and_read_the_answers():
@@ -161,7 +270,8 @@ def test_environment_variables_are_the_ones_the_code_reads():
     read = names_read_by("shared/src/config.rs")
     api_env = set(API["Properties"]["Environment"]["Variables"])
     worker_env = set(WORKER["Properties"]["Environment"]["Variables"])
-    assert api_env == {"REFUND_QUEUE_URL", "REFUND_TABLE_NAME", "REFUND_CURSOR_KEY_SECRET_ARN"}
+    assert api_env == {"REFUND_QUEUE_URL", "REFUND_TABLE_NAME", "REFUND_CURSOR_KEY_SECRET_ARN",
+                       "RECORD_RETENTION_DAYS"}
     assert api_env <= read, api_env - read
     assert worker_env <= read, worker_env - read
     # The cursor key itself (REFUND_CURSOR_KEY, local runs) never sits in the environment.
@@ -186,14 +296,15 @@ def statements(function):
 
 def resource_names(statement):
     """What a statement's Resource (one or a list) points at: a logical id or parameter,
-    or for an ARN built with Fn::Sub, its text."""
+    or for an ARN built with Fn::Sub, its text (the status table's ARN built from its name:
+    RefundTable)."""
     resources = statement["Resource"]
     for resource in resources if isinstance(resources, list) else [resources]:
         if "Fn::GetAtt" in resource:
             assert resource["Fn::GetAtt"][1] == "Arn"
             yield resource["Fn::GetAtt"][0]
         elif "Fn::Sub" in resource:
-            yield resource["Fn::Sub"]
+            yield "RefundTable" if resource["Fn::Sub"] == TABLE_ARN else resource["Fn::Sub"]
         else:
             yield resource["Ref"]
 
@@ -209,7 +320,17 @@ def rust_const(source, name):
 
 
 def index_arn(index):
-    return "${RefundTable.Arn}/index/" + index
+    return TABLE_ARN + "/index/" + index
+
+
+def test_the_policies_name_the_status_table_by_its_own_arn():
+    # TABLE_ARN is the table's: the name the table is given, in the table's ARN format.
+    assert TABLE["Properties"]["TableName"] == {"Fn::Sub": "${AWS::StackName}-refunds"}
+    assert TABLE_ARN == "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/" + TABLE["Properties"]["TableName"]["Fn::Sub"]
+    # No role policy points at the table through the table itself (that is the cycle).
+    for function in (API, WORKER):
+        for statement in statements(function):
+            assert "RefundTable" not in str(statement["Resource"]), statement
 
 
 def test_least_privilege_and_no_wildcard_on_queue_actions():
@@ -243,6 +364,8 @@ def test_least_privilege_and_no_wildcard_on_queue_actions():
         ("dynamodb:GetItem", "RefundTable"),
         ("dynamodb:PutItem", "RefundTable"),
         ("secretsmanager:GetSecretValue", "GatewayTokenSecretArn"),
+        # Only when the token secret has a customer managed key (its own test).
+        ("kms:Decrypt", "TokenSecretKmsKeyArn"),
     }
     # Nothing that reads or deletes the table wholesale, for either function.
     every_action = {a for grants in granted.values() for a, _ in grants}
@@ -259,8 +382,9 @@ def dynamodb_operations(source):
 
 def test_the_granted_dynamodb_actions_are_the_ones_the_store_calls():
     # `create_table` is for tests and the local stack; in AWS the template creates the table.
-    dynamo_rs = (ROOT / "shared/src/status/dynamo.rs").read_text()
-    called = dynamodb_operations(dynamo_rs.split("#[cfg(test)]", 1)[0]) - {"dynamodb:CreateTable"}
+    store = ROOT / "shared/src/store"
+    sources = [(store / name).read_text().split("#[cfg(test)]", 1)[0] for name in ("dynamo.rs", "accept.rs")]
+    called = set().union(*map(dynamodb_operations, sources)) - {"dynamodb:CreateTable"}
     granted = {a for f in (API, WORKER) for s in statements(f) for a in actions(s) if a.startswith("dynamodb:")}
     assert granted == called
 
@@ -282,9 +406,10 @@ def test_the_gateway_token_secret_is_optional_and_the_only_secret_the_worker_may
     assert variables["GATEWAY_TOKEN_SECRET_ARN"] == {
         "Fn::If": ["HasGatewayTokenSecret", ref("GatewayTokenSecretArn"), ref("AWS::NoValue")]
     }
-    # Read on that one secret, granted only under the same condition, and nothing else.
+    # Read on that one secret, granted only under the same condition, and nothing else (the
+    # other conditional grant, kms:Decrypt for its key, has a test of its own).
     conditional = [s["Fn::If"] for p in WORKER["Properties"]["Policies"] for s in p["Statement"] if "Fn::If" in s]
-    assert conditional == [[
+    assert [c for c in conditional if c[0] != "HasTokenSecretKmsKey"] == [[
         "HasGatewayTokenSecret",
         {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": ref("GatewayTokenSecretArn")},
         ref("AWS::NoValue"),
@@ -304,7 +429,7 @@ def test_the_cursor_key_is_a_generated_secret_only_refund_api_reads():
     # Generated by Secrets Manager: the key is in no template, parameter or log.
     assert props["GenerateSecretString"] == {"PasswordLength": 64, "ExcludePunctuation": True}
     assert "SecretString" not in props
-    cursor_rs = (ROOT / "shared/src/status/cursor.rs").read_text()
+    cursor_rs = (ROOT / "shared/src/store/cursor.rs").read_text()
     (min_len,) = re.findall(r"pub const MIN_LEN: usize = (\d+);", cursor_rs)
     assert props["GenerateSecretString"]["PasswordLength"] >= int(min_len)
     # A generated name: a re-created stack never collides with a secret in its recovery window.
@@ -363,8 +488,7 @@ def test_the_status_table_is_on_demand_recoverable_encrypted_and_retained():
     assert TABLE["DeletionPolicy"] == "Retain"
     assert TABLE["UpdateReplacePolicy"] == "Retain"
     assert props["DeletionProtectionEnabled"] is True
-    # No TTL: records are the refund history, never expired.
-    assert "TimeToLiveSpecification" not in props
+    # Records expire only as RecordRetentionDays says: test_completed_records_expire_after_the_retention.
 
 
 def test_both_functions_record_in_the_status_table():
@@ -426,3 +550,248 @@ def test_retry_rate_alarm_reads_the_metrics_the_worker_emits():
         assert f'"Name": "{metric["MetricName"]}"' in metrics_rs
         (dimension,) = metric["Dimensions"]
         assert f'SERVICE: &str = "{dimension["Value"]}"' in metrics_rs
+
+
+# ------------------------------------------------------------------ trust boundaries (issue 14)
+
+
+def sam_transformed():
+    """The template as SAM's own translator (from the pinned aws-sam-cli) turns it into
+    CloudFormation, offline: a placeholder code location, no managed policy look-ups."""
+    template = json.loads(json.dumps(copy.deepcopy(TEMPLATE)))
+    template["Globals"]["Function"]["CodeUri"] = "s3://placeholder/code.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name="us-east-1"))
+    return translator.translate(template, parameter_values={}, get_managed_policy_map=lambda: {})
+
+
+def dependencies(node):
+    """The logical ids (and parameters) a value refers to: Ref, GetAtt and Sub."""
+    if isinstance(node, list):
+        return set().union(*map(dependencies, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = set()
+    for key, value in node.items():
+        if key == "Ref":
+            found.add(value)
+        elif key == "Fn::GetAtt":
+            found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+        elif key == "Fn::Sub":
+            text, variables = (value, {}) if isinstance(value, str) else value
+            found |= {v.split(".")[0] for v in re.findall(r"\$\{([^}!][^}]*)\}", text)} - set(variables)
+            found |= dependencies(variables)
+        else:
+            found |= dependencies(value)
+    return found
+
+
+def test_the_resource_policies_name_roles_the_stack_really_has_and_make_no_cycle():
+    """cfn-lint skips cycles through SAM resources (E3004), so the transformed stack is checked:
+    the functions run with the roles the policies name, and nothing depends on itself."""
+    transformed = sam_transformed()["Resources"]
+    for function, role in (("RefundApiFunction", API_ROLE), ("RefundWorkerFunction", WORKER_ROLE)):
+        assert "Role" not in RESOURCES[function]["Properties"], "the policies name SAM's generated role"
+        assert transformed[function]["Properties"]["Role"] == role
+        assert transformed[role["Fn::GetAtt"][0]]["Type"] == "AWS::IAM::Role"
+    graph = {}
+    for name, resource in transformed.items():
+        depends_on = resource.get("DependsOn", [])
+        refs = dependencies(resource) | set(depends_on if isinstance(depends_on, list) else [depends_on])
+        graph[name] = refs & set(transformed)
+    graphlib.TopologicalSorter(graph).prepare()  # raises CycleError on a cycle
+    assert {"RefundApiFunctionRole", "RefundWorkerFunctionRole"} <= graph["RefundTable"]
+
+
+def test_operator_role_arns_is_an_optional_list_of_exact_role_arns():
+    parameter = PARAMETERS["OperatorRoleArns"]
+    assert (parameter["Type"], parameter["Default"]) == ("CommaDelimitedList", "")
+    # CloudFormation matches the pattern against each ARN of the list.
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("", "arn:aws:iam::123456789012:role/refund-operator",
+                 "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Operator_0a1b2c3d4e5f6a7b"):
+        assert pattern.fullmatch(good), good
+    # No wildcard (every role of an account), no user, no session, no other service.
+    for bad in ("*", "arn:aws:iam::123456789012:role/*", "arn:aws:iam::*:role/refund-operator",
+                "arn:aws:iam::123456789012:role/refund-?", "arn:aws:iam::123456789012:user/alice",
+                "arn:aws:sts::123456789012:assumed-role/refund-operator/alice", "arn:aws:iam::123456789012:root",
+                "arn:aws:iam::123456789012:role/a b"):
+        assert not pattern.fullmatch(bad), bad
+    # Empty, the list is [""]: the condition is false and the operators' exception left out.
+    assert TEMPLATE["Conditions"]["HasOperatorRoleArns"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", ref("OperatorRoleArns")]}, ""]}]
+    }
+    assert evaluate({"Fn::If": ["HasOperatorRoleArns", True, False]}, {"OperatorRoleArns": ""}) is False
+    assert evaluate({"Fn::If": ["HasOperatorRoleArns", True, False]}, {"OperatorRoleArns": "arn:aws:iam::1:role/o"}) is True
+
+
+def deny_statement(policy):
+    (statement,) = policy["Statement"]
+    assert policy["Version"] == "2012-10-17"
+    assert (statement["Effect"], statement["Principal"]) == ("Deny", "*")
+    return statement
+
+
+def assert_no_empty_string(node, where):
+    if isinstance(node, dict):
+        for v in node.values():
+            assert_no_empty_string(v, where)
+    elif isinstance(node, list):
+        for v in node:
+            assert_no_empty_string(v, where)
+    else:
+        assert node != "", where
+
+
+@pytest.mark.parametrize("operators", ["", "arn:aws:iam::123456789012:role/ops",
+                                       "arn:aws:iam::123456789012:role/ops,arn:aws:iam::123456789012:role/oncall"])
+def test_only_refund_api_and_the_operators_may_send_to_the_refund_queue(operators):
+    (name,) = [k for k, v in RESOURCES.items() if v["Type"] == "AWS::SQS::QueuePolicy"]
+    props = RESOURCES[name]["Properties"]
+    assert props["Queues"] == [ref("RefundQueue")]
+    statement = deny_statement(props["PolicyDocument"])
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["RefundQueue", "Arn"]}
+    # Everyone is refused but refund-api's role and the operators (the DLQ redrive sends
+    # with the operator's permissions). The worker sends to the DLQ only: not excepted.
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": API_ROLE}, "ArnNotLike": OPERATORS}
+    resolved = evaluate(statement["Condition"], {"OperatorRoleArns": operators})
+    if operators:
+        assert resolved["ArnNotLike"] == {"aws:PrincipalArn": operators.split(",")}
+    else:
+        assert set(resolved) == {"ArnNotEquals"}  # no [""]: an empty ARN is no valid policy
+    assert_no_empty_string(resolved, operators)
+    # refund-api's role is the only one granted the send.
+    senders = [f for f in (API, WORKER) for s in statements(f)
+               if "sqs:SendMessage" in actions(s) and "RefundQueue" in set(resource_names(s))]
+    assert senders == [API]
+
+
+TABLE_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+                "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete"}
+
+
+@pytest.mark.parametrize("operators", ["", "arn:aws:iam::123456789012:role/ops"])
+def test_only_the_functions_and_the_operators_may_write_the_status_tables_items(operators):
+    statement = deny_statement(TABLE["Properties"]["ResourcePolicy"]["PolicyDocument"])
+    assert set(actions(statement)) == TABLE_WRITES
+    # Reads (the status routes, the worker's consistent reads) stay as IAM grants them.
+    assert not any(a.endswith(("GetItem", "Query", "Scan", "PartiQLSelect")) for a in actions(statement))
+    # The policy of the table itself, named from its name (GetAtt on itself is no value here).
+    assert statement["Resource"] == {"Fn::Sub": TABLE_ARN}
+    assert statement["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": [API_ROLE, WORKER_ROLE]},
+        "ArnNotLike": OPERATORS,
+    }
+    resolved = evaluate(statement["Condition"], {"OperatorRoleArns": operators})
+    assert ("ArnNotLike" in resolved) == bool(operators)
+    assert_no_empty_string(resolved, operators)
+    # Every item write the functions are granted is one the policy guards.
+    granted = {a for f in (API, WORKER) for s in statements(f) for a in actions(s) if a.startswith("dynamodb:")}
+    assert granted & TABLE_WRITES == {"dynamodb:UpdateItem", "dynamodb:PutItem"}
+
+
+def test_completed_records_expire_after_the_retention_or_never():
+    parameter = PARAMETERS["RecordRetentionDays"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 365, 0)
+    ttl = TABLE["Properties"]["TimeToLiveSpecification"]
+    # expires_at: epoch seconds, written by the code on completed records only.
+    assert ttl == {"AttributeName": "expires_at", "Enabled": {"Fn::If": ["KeepsRecordsForever", False, True]}}
+    assert TEMPLATE["Conditions"]["KeepsRecordsForever"] == {"Fn::Equals": [ref("RecordRetentionDays"), "0"]}
+    # 0 keeps every record: TTL is off, so not even an expires_at written earlier deletes one.
+    assert evaluate(ttl, {"RecordRetentionDays": "0"})["Enabled"] is False
+    assert evaluate(ttl, {"RecordRetentionDays": "365"})["Enabled"] is True
+    # Not a key attribute: never declared, never in the local stack's table definition.
+    assert "expires_at" not in {a["AttributeName"] for a in TABLE["Properties"]["AttributeDefinitions"]}
+    for function in (API, WORKER):
+        assert function["Properties"]["Environment"]["Variables"]["RECORD_RETENTION_DAYS"] == ref("RecordRetentionDays")
+
+
+def test_worker_reserved_concurrency_covers_the_event_sources_maximum():
+    reserved, maximum = PARAMETERS["WorkerReservedConcurrency"], PARAMETERS["MaxWorkerConcurrency"]
+    assert SQS_EVENT["ScalingConfig"]["MaximumConcurrency"] == ref("MaxWorkerConcurrency")
+    assert (reserved["Type"], reserved["MinValue"]) == ("Number", 0)
+    assert reserved["Default"] == maximum["Default"]
+    # Reserved (non-zero) below MaximumConcurrency throttles the mapping's invocations, and
+    # throttled messages come back and may be dead-lettered; every maximum can be covered.
+    if reserved["Default"]:
+        assert reserved["Default"] >= maximum["Default"]
+    assert reserved["MaxValue"] >= maximum["MaxValue"]
+    assert WORKER["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasWorkerReservedConcurrency", ref("WorkerReservedConcurrency"), ref("AWS::NoValue")]
+    }
+    assert TEMPLATE["Conditions"]["HasWorkerReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [ref("WorkerReservedConcurrency"), "0"]}]
+    }
+    # 0 (new accounts, whose quota of 10 leaves nothing to reserve): no reservation at all.
+    assert "ReservedConcurrentExecutions" not in evaluate(WORKER["Properties"], {"WorkerReservedConcurrency": "0"})
+    assert evaluate(WORKER["Properties"], {"WorkerReservedConcurrency": "7"})["ReservedConcurrentExecutions"] == "7"
+    assert "ReservedConcurrentExecutions" not in API["Properties"]
+
+
+def test_the_token_secrets_kms_key_decrypts_through_secrets_manager_only_for_that_secret():
+    parameter = PARAMETERS["TokenSecretKmsKeyArn"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("", "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+                 "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab"):
+        assert pattern.fullmatch(good), good
+    for bad in ("*", "arn:aws:kms:eu-west-1:123456789012:key/*", "arn:aws:kms:eu-west-1:123456789012:alias/token",
+                "1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:eu-west-1:123456789012:key/x y"):
+        assert not pattern.fullmatch(bad), bad
+    # Granted only with both a secret and its key (a key alone decrypts nothing of ours).
+    assert TEMPLATE["Conditions"]["HasTokenSecretKmsKey"] == {
+        "Fn::And": [{"Condition": "HasGatewayTokenSecret"}, {"Fn::Not": [{"Fn::Equals": [ref("TokenSecretKmsKeyArn"), ""]}]}]
+    }
+    rule = TEMPLATE["Rules"]["TokenSecretKmsKeyNeedsTheSecret"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [ref("TokenSecretKmsKeyArn"), ""]}]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [{"Fn::Not": [{"Fn::Equals": [ref("GatewayTokenSecretArn"), ""]}]}]
+    conditional = [s["Fn::If"] for p in WORKER["Properties"]["Policies"] for s in p["Statement"] if "Fn::If" in s]
+    assert [c for c in conditional if c[0] == "HasTokenSecretKmsKey"] == [[
+        "HasTokenSecretKmsKey",
+        {
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": ref("TokenSecretKmsKeyArn"),
+            "Condition": {"StringEquals": {
+                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                "kms:EncryptionContext:SecretARN": ref("GatewayTokenSecretArn"),
+            }},
+        },
+        ref("AWS::NoValue"),
+    ]]
+    # No kms: action anywhere else, for either function.
+    kms = [(f is WORKER, s) for f in (API, WORKER) for s in statements(f) if any(a.startswith("kms:") for a in actions(s))]
+    assert [(w, actions(s)) for w, s in kms] == [(True, ["kms:Decrypt"])]
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:gateway-token-AbC123"
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    policies = WORKER["Properties"]["Policies"]
+    granted = lambda values: [s for p in evaluate(policies, values) for s in p["Statement"] if s["Action"] == "kms:Decrypt"]  # noqa: E731
+    assert granted({"GatewayTokenSecretArn": secret, "TokenSecretKmsKeyArn": ""}) == []
+    assert granted({"GatewayTokenSecretArn": "", "TokenSecretKmsKeyArn": key}) == []
+    assert [s["Resource"] for s in granted({"GatewayTokenSecretArn": secret, "TokenSecretKmsKeyArn": key})] == [key]
+
+
+def test_the_code_reads_the_trust_boundary_variables():
+    assert ISSUE_14_VARIABLES <= names_read_by("shared/src/config.rs"), ISSUE_14_VARIABLES - names_read_by("shared/src/config.rs")
+
+
+def test_the_code_writes_the_ttl_attribute_the_table_expires_on():
+    assert rust_const(TABLE_RS, "EXPIRES_AT") == TABLE["Properties"]["TimeToLiveSpecification"]["AttributeName"]
+
+
+def test_every_environment_reserves_at_least_its_maximum_worker_concurrency():
+    import tomllib
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    checked = False
+    for env, section in config.items():
+        if not isinstance(section, dict):
+            continue  # `version`
+        overrides = section.get("deploy", {}).get("parameters", {}).get("parameter_overrides")
+        if not overrides:
+            continue
+        values = dict(re.findall(r'(\w+)="([^"]*)"', overrides))
+        maximum = int(values.get("MaxWorkerConcurrency", PARAMETERS["MaxWorkerConcurrency"]["Default"]))
+        reserved = int(values.get("WorkerReservedConcurrency", PARAMETERS["WorkerReservedConcurrency"]["Default"]))
+        assert reserved == 0 or reserved >= maximum, (env, reserved, maximum)
+        checked = True
+    assert checked
