@@ -64,8 +64,76 @@ deploy: $(STAMP) ## sam deploy to ENV (staging|prod); guided the first time a st
 	then sam deploy --config-env $(ENV); \
 	else sam deploy --guided --config-env $(ENV) --stack-name $(STACK_NAME); fi
 
-deploy-ci: $(STAMP) ## Non-interactive deploy of an existing build (the GitHub workflow)
-	sam deploy --config-env $(ENV) --no-confirm-changeset --parameter-overrides $(SAM_PARAMETERS)
+# Deploying from CI (.github/workflows/deploy.yml). These targets run only the tools that
+# requirements-deploy.txt locks (every file hash-checked), from a venv of their own, and install
+# nothing themselves: CI runs `make deploy-venv` before it assumes the AWS role. Values from
+# outside (SAM_PARAMETERS, CHANGE_SET_ID) reach the shell as environment variables, quoted;
+# make never pastes them into a command line.
+.PHONY: deploy-venv changeset execute-changeset requirements-deploy
+DEPLOY_VENV ?= $(VENV)/deploy
+DEPLOY_BIN = $(abspath $(DEPLOY_VENV))/bin
+AWS_CLI ?= aws
+# Where `make changeset` writes the change set's ARN (an empty file: nothing to change).
+CHANGE_SET_FILE ?= .aws-sam/change-set-id
+PIP_TOOLS_VENV ?= $(VENV)/pip-tools
+define deploy-venv-check
+@test -x '$(DEPLOY_BIN)/sam' || { echo "no sam in $(DEPLOY_VENV): run 'make deploy-venv' first (CI does, before it assumes the AWS role)" >&2; exit 1; }
+endef
+# A --parameter-overrides on the command line replaces samconfig.toml's parameter_overrides for
+# ENV, so the deploy targets pass those first and SAM_PARAMETERS after (it wins on a shared key),
+# each as one word: the shell array `overrides`.
+SAM_OVERRIDES = overrides=(); \
+	config=$$('$(DEPLOY_BIN)/python' -c 'import sys, tomllib; print(tomllib.load(open("samconfig.toml", "rb")).get(sys.argv[1], {}).get("deploy", {}).get("parameters", {}).get("parameter_overrides", ""))' '$(ENV)'); \
+	[ -z "$$config" ] || overrides+=("$$config"); \
+	case "$${SAM_PARAMETERS:-}" in \
+	  -*) echo "SAM_PARAMETERS must be Key=Value pairs, not an option" >&2; exit 1;; \
+	  "") ;; \
+	  *) overrides+=("$$SAM_PARAMETERS");; \
+	esac
+
+deploy-venv: ## Install requirements-deploy.txt (hash-checked, wheels only) into .venv/deploy for the deploy targets
+	python3 -m venv --clear '$(DEPLOY_VENV)'
+	'$(DEPLOY_BIN)/pip' install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary :all: -r requirements-deploy.txt
+	'$(DEPLOY_BIN)/pip' check
+	'$(DEPLOY_BIN)/sam' --version
+
+deploy-ci: ## Non-interactive deploy of an existing build to ENV=staging (the GitHub workflow); never prod
+	@[ '$(ENV)' != prod ] || { echo "deploy-ci does not deploy prod: make changeset ENV=prod, review it, then make execute-changeset" >&2; exit 1; }
+	$(deploy-venv-check)
+	@$(SAM_OVERRIDES); \
+	set -x; '$(DEPLOY_BIN)/sam' deploy --config-env '$(ENV)' --no-confirm-changeset $${overrides[@]:+--parameter-overrides "$${overrides[@]}"}
+
+changeset: ## Create, not execute, ENV's change set from an existing build; prints it and writes its ARN to CHANGE_SET_FILE
+	$(deploy-venv-check)
+	@mkdir -p "$$(dirname '$(CHANGE_SET_FILE)')"; : > '$(CHANGE_SET_FILE)'
+	@$(SAM_OVERRIDES); \
+	set -x; '$(DEPLOY_BIN)/sam' deploy --config-env '$(ENV)' --no-execute-changeset $${overrides[@]:+--parameter-overrides "$${overrides[@]}"} | tee '$(CHANGE_SET_FILE).log'
+	@id=$$(grep -oE 'arn:aws[a-z-]*:cloudformation:[a-z0-9-]+:[0-9]{12}:changeSet/[^[:space:]]+' '$(CHANGE_SET_FILE).log' | tail -n 1 || true); \
+	if [ -z "$$id" ]; then echo "No change set: the $(ENV) stack is up to date."; exit 0; fi; \
+	printf '%s\n' "$$id" > '$(CHANGE_SET_FILE)'; \
+	set -x; $(AWS_CLI) cloudformation describe-change-set --change-set-name "$$id" --output table \
+	  --query '{Stack:StackName,Status:Status,Execution:ExecutionStatus,Changes:Changes[].ResourceChange.{Action:Action,Resource:LogicalResourceId,Type:ResourceType,Replacement:Replacement}}'
+
+execute-changeset: ## Execute exactly the change set CHANGE_SET_ID (an ARN from make changeset) on ENV's stack, and wait for it
+	@[[ "$${CHANGE_SET_ID:-}" =~ ^arn:aws[a-z-]*:cloudformation:[a-z0-9-]+:[0-9]{12}:changeSet/[A-Za-z][A-Za-z0-9-]*/[0-9a-f-]{36}$$ ]] \
+	  || { echo "CHANGE_SET_ID must be a change set's ARN (make changeset writes it to $(CHANGE_SET_FILE))" >&2; exit 1; }
+	@set -x; \
+	info=$$($(AWS_CLI) cloudformation describe-change-set --change-set-name "$$CHANGE_SET_ID" \
+	  --query '[StackName,StackId,ExecutionStatus]' --output text); \
+	read -r name stack execution <<< "$$info"; \
+	[ "$$name" = '$(STACK_NAME)' ] || { echo "the change set is for stack $$name, not $(STACK_NAME)" >&2; exit 1; }; \
+	[ "$$execution" = AVAILABLE ] || { echo "the change set is $$execution, not AVAILABLE: create a new one" >&2; exit 1; }; \
+	status=$$($(AWS_CLI) cloudformation describe-stacks --stack-name "$$stack" --query 'Stacks[0].StackStatus' --output text); \
+	$(AWS_CLI) cloudformation execute-change-set --change-set-name "$$CHANGE_SET_ID"; \
+	if [ "$$status" = REVIEW_IN_PROGRESS ]; then wait=stack-create-complete; else wait=stack-update-complete; fi; \
+	$(AWS_CLI) cloudformation wait "$$wait" --stack-name "$$stack"; \
+	$(AWS_CLI) cloudformation describe-stacks --stack-name "$$stack" --query 'Stacks[0].[StackName,StackStatus]' --output text
+
+requirements-deploy: ## Re-lock requirements-deploy.txt (hashes) from requirements-deploy.in; PIP_COMPILE_FLAGS=--upgrade refreshes
+	python3 -m venv '$(PIP_TOOLS_VENV)'
+	'$(PIP_TOOLS_VENV)/bin/pip' install --quiet --disable-pip-version-check pip-tools==7.6.2
+	env -u PIP_FIND_LINKS '$(PIP_TOOLS_VENV)/bin/pip-compile' --quiet --generate-hashes --allow-unsafe --no-strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(PIP_COMPILE_FLAGS) --output-file=requirements-deploy.txt requirements-deploy.in
 
 # ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
 ifeq ($(ENV),local)
