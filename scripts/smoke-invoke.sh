@@ -46,6 +46,8 @@ from local_stack import table_definition
 boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_table(
     TableName="Refunds", **table_definition())
 PY
+# As the local stack: curl below has no token, so it is served as support.
+export ALLOW_UNAUTHENTICATED=true
 export REFUND_TABLE_NAME=Refunds REFUND_CURSOR_KEY="smoke-cursor-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 
 cargo build --quiet -p refund-local --bin gateway-emulator

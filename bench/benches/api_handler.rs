@@ -22,8 +22,13 @@ fn handler(c: &mut Criterion) {
             },
             |(queue, request)| {
                 runtime.block_on(async {
-                    let response =
-                        refund_api::handler::handle(&queue, refund_api::NO_RECORDS, request).await;
+                    let response = refund_api::handler::handle(
+                        &queue,
+                        refund_api::NO_RECORDS,
+                        &refund::config::AccessConfig::default(),
+                        request,
+                    )
+                    .await;
                     assert!(matches!(response, Ok(r) if r.status() == 202));
                 })
             },

@@ -120,9 +120,14 @@ async fn timed_handle<S: RefundStore>(
 ) -> Result<Duration, String> {
     let request = request(fixture, &new_ticket()?)?;
     let started = Instant::now();
-    let response = handle(queue, status, request)
-        .await
-        .unwrap_or_else(|never| match never {});
+    let response = handle(
+        queue,
+        status,
+        &refund::config::AccessConfig::default(),
+        request,
+    )
+    .await
+    .unwrap_or_else(|never| match never {});
     let elapsed = started.elapsed();
     if response.status() != 202 {
         let body = match response.body() {

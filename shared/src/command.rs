@@ -20,9 +20,10 @@ use crate::{
 pub const COMMAND_NAME: &str = "RefundTicket";
 
 /// The longest `requested_by` (a JWT `sub`) the functions carry, in bytes: OpenID
-/// providers issue at most 255, and the bound keeps a surprising one from filling
-/// message attributes, logs and records.
-pub const MAX_REQUESTED_BY_BYTES: usize = 256;
+/// providers issue at most 255 (OpenID Connect Core 1.0, section 2), so the API refuses a
+/// longer one (401), and the bound keeps a surprising message from filling attributes,
+/// logs and records.
+pub const MAX_REQUESTED_BY_BYTES: usize = 255;
 
 /// The message attributes of a command (contract section 2), named once for the API that
 /// writes them, the worker that reads them and the dead-letter copy that keeps them.

@@ -7,6 +7,13 @@ use std::{str::FromStr, time::Duration};
 
 use url::Url;
 
+mod access;
+
+pub use access::{
+    ALLOW_UNAUTHENTICATED, AccessConfig, DEFAULT_REQUEST_SCOPE, DEFAULT_SUPPORT_SCOPE,
+    REQUEST_SCOPE, SUPPORT_SCOPE,
+};
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set; it must be {meaning}")]
@@ -35,6 +42,10 @@ pub enum ConfigError {
         "GATEWAY_ADDR={0:?} is plain http to a host that is not loopback; use https or set ALLOW_INSECURE_GATEWAY=true"
     )]
     InsecureGateway(String),
+    #[error(
+        "ALLOW_UNAUTHENTICATED=true is for local stacks only: AWS_ENDPOINT_URL must be a loopback address"
+    )]
+    UnauthenticatedOutsideLocal,
 }
 
 impl ConfigError {
@@ -57,6 +68,8 @@ pub struct ApiConfig {
     pub cursor_key: CursorKeySource,
     /// Days a completed record is kept (`RECORD_RETENTION_DAYS`); 0 keeps it forever.
     pub record_retention_days: u32,
+    /// Who may do what (`REQUEST_SCOPE`, `SUPPORT_SCOPE`, `ALLOW_UNAUTHENTICATED`).
+    pub access: AccessConfig,
 }
 
 /// The listing cursor's signing key. Every execution environment must sign with the same
@@ -121,6 +134,7 @@ impl ApiConfig {
             refund_table_name,
             cursor_key,
             record_retention_days: env.retention_days()?,
+            access: env.access()?,
         })
     }
 }

@@ -203,9 +203,10 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     );
     assert!(failed.failure_reason.as_deref().unwrap().contains("409"));
 
+    // Another caller asks again: accepted, but the owner stays the first caller.
     let new_put = RefundRequest {
         correlation_id: CorrelationId::parse("corr-second-put").unwrap(),
-        requested_by: None,
+        requested_by: Some("someone-else".into()),
         ..request(1, at(100))
     };
     let accepted = store.accept(new_put).await.unwrap();
@@ -215,7 +216,7 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     assert_eq!(record.status, RefundStatus::Accepted);
     assert_eq!((record.accepted_at, record.updated_at), (at(100), at(100)));
     assert_eq!(record.correlation_id, "corr-second-put");
-    assert_eq!(record.requested_by, None);
+    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
     assert_eq!(
         (
             &record.failure_reason,

@@ -154,6 +154,8 @@ def test_error_codes_are_the_handlers_and_each_status_has_its_own():
     assert by_status == {
         "400": {"invalid_ticket_id", "invalid_idempotency_key", "invalid_correlation_id",
                 "invalid_status", "invalid_limit", "invalid_cursor"},
+        "401": {"unauthenticated"},
+        "403": {"insufficient_scope"},
         "404": {"refund_not_found", "status_not_enabled"},
         "405": {"method_not_allowed"},
         "500": {"internal_error"},
@@ -181,6 +183,9 @@ def test_each_route_documents_the_codes_it_answers():
             "405": {"method_not_allowed"}, "500": {"internal_error"}, "503": {"status_unavailable"},
         },
     }
+    # Every route: no verified caller, or a token without the route's scope (CONTRACT 1a).
+    for codes in expected.values():
+        codes.update({"401": {"unauthenticated"}, "403": {"insufficient_scope"}})
     for (method, path), codes in expected.items():
         answers = responses(operation(method, path))
         assert {s: c for s, r in answers.items() if (c := error_codes(r))} == codes, (method, path)
@@ -250,9 +255,15 @@ def test_refund_record_has_exactly_the_contracts_fields_all_present():
 def test_the_status_routes_answer_records():
     record = {"$ref": "#/components/schemas/RefundRecord"}
     assert json_schema(responses(operation("get", "/ticket-refund/{ticket_id}"))["200"]) == record
-    already = resolve(json_schema(responses(operation("put", "/ticket-refund/{ticket_id}"))["200"]))
+    owner, stranger = json_schema(responses(operation("put", "/ticket-refund/{ticket_id}"))["200"])["oneOf"]
+    already = resolve(owner)
     assert already["allOf"][0] == record
     assert already["allOf"][1]["properties"]["status"]["enum"] == ["succeeded"]
+    # Anyone else who asks: only the ticket and that it is refunded (CONTRACT 1a).
+    elsewhere = resolve(stranger)
+    assert set(elsewhere["properties"]) == set(elsewhere["required"]) == {"ticket_id", "status"}
+    assert elsewhere["additionalProperties"] is False
+    assert elsewhere["properties"]["status"]["enum"] == ["succeeded"]
     page = resolve(json_schema(responses(operation("get", "/ticket-refunds"))["200"]))
     assert page["required"] == ["items", "next_cursor"] and page["additionalProperties"] is False
     assert page["properties"]["items"]["items"] == record

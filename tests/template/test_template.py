@@ -41,7 +41,7 @@ WORKER_ROLE = {"Fn::GetAtt": ["RefundWorkerFunctionRole", "Arn"]}
 # The operators' exception of both resource policies, left out when OperatorRoleArns is empty.
 OPERATORS = {"Fn::If": ["HasOperatorRoleArns", {"aws:PrincipalArn": {"Ref": "OperatorRoleArns"}}, {"Ref": "AWS::NoValue"}]}
 # What CONTRACT sections 1a, 3 and 5 add with the trust-boundaries issue, read by the Rust code.
-ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS"}
+ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS", "REQUEST_SCOPE", "SUPPORT_SCOPE", "ALLOW_UNAUTHENTICATED"}
 
 
 
@@ -262,7 +262,8 @@ def test_functions_build_the_workspace_binaries_for_arm64(function, binary):
 
 
 def names_read_by(source):
-    text = (ROOT / source).read_text()
+    path = ROOT / source
+    text = path.read_text() + "".join(p.read_text() for p in sorted(path.with_suffix("").glob("*.rs")))
     return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', text)) - {"INFO"}
 
 
@@ -271,7 +272,10 @@ def test_environment_variables_are_the_ones_the_code_reads():
     api_env = set(API["Properties"]["Environment"]["Variables"])
     worker_env = set(WORKER["Properties"]["Environment"]["Variables"])
     assert api_env == {"REFUND_QUEUE_URL", "REFUND_TABLE_NAME", "REFUND_CURSOR_KEY_SECRET_ARN",
-                       "RECORD_RETENTION_DAYS"}
+                       "RECORD_RETENTION_DAYS", "REQUEST_SCOPE", "SUPPORT_SCOPE"}
+    # The function checks the scopes itself with the very values the routes use.
+    assert API["Properties"]["Environment"]["Variables"]["REQUEST_SCOPE"] == ref("RequestScope")
+    assert API["Properties"]["Environment"]["Variables"]["SUPPORT_SCOPE"] == ref("SupportScope")
     assert api_env <= read, api_env - read
     assert worker_env <= read, worker_env - read
     # The cursor key itself (REFUND_CURSOR_KEY, local runs) never sits in the environment.

@@ -29,6 +29,13 @@ pub enum ApiError {
     InvalidLimit,
     #[error("invalid cursor parameter")]
     InvalidCursor,
+    /// No verified caller (contract section 1a).
+    #[error("no verified caller")]
+    Unauthenticated,
+    /// The caller's token lacks the scope the route needs.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// Also the answer for another caller's record: whether it exists does not leak.
     #[error("no refund record for this ticket")]
     RefundNotFound,
     /// A GET without the refund table (`REFUND_TABLE_NAME` unset).
@@ -53,6 +60,8 @@ impl ApiError {
             | Self::InvalidStatus
             | Self::InvalidLimit
             | Self::InvalidCursor => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::RefundNotFound | Self::RecordsNotEnabled => StatusCode::NOT_FOUND,
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -72,6 +81,8 @@ impl ApiError {
             Self::InvalidStatus => "invalid_status",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidCursor => "invalid_cursor",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InsufficientScope => "insufficient_scope",
             Self::RefundNotFound => "refund_not_found",
             Self::RecordsNotEnabled => "status_not_enabled",
             Self::QueueUnavailable(_) => "queue_unavailable",
@@ -104,6 +115,8 @@ impl ApiError {
             Self::InvalidCursor => {
                 "cursor must be given at most once, as the next_cursor of a previous page of a listing with the same status"
             }
+            Self::Unauthenticated => "a bearer token from the API's identity provider is required",
+            Self::InsufficientScope => "the token's scopes do not allow this request",
             Self::RefundNotFound => "no refund has been asked for this ticket",
             Self::RecordsNotEnabled => "refund status is not enabled on this deployment",
             Self::QueueUnavailable(_) => {
@@ -117,7 +130,8 @@ impl ApiError {
     }
 
     /// The answer in the contract's error shape. A 405 says what the resource serves
-    /// (`Allow`); a 503 says when to retry (`Retry-After`).
+    /// (`Allow`); a 503 says when to retry (`Retry-After`); a 401 or 403 names the scheme
+    /// and, for 403, the error (`WWW-Authenticate`, RFC 6750).
     pub(crate) fn into_response(self, request_id: &str) -> Response<Body> {
         let body = json!({
             "error": {"code": self.code(), "message": self.public_message()},
@@ -134,6 +148,15 @@ impl ApiError {
             }
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Unauthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InsufficientScope => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
+                );
             }
             _ => {}
         }

@@ -6,7 +6,7 @@ use std::{convert::Infallible, panic::AssertUnwindSafe};
 
 use futures::FutureExt;
 use lambda_http::{Body, Request, Response, http::HeaderValue};
-use refund::{queue::CommandQueue, store::RefundStore};
+use refund::{config::AccessConfig, queue::CommandQueue, store::RefundStore};
 
 use crate::{
     error::ApiError,
@@ -17,10 +17,12 @@ use crate::{
 
 /// Answers one request. Never fails and never panics outward: a panic inside becomes a
 /// 500 in the contract's shape instead of API Gateway's bare one. `records` is `None`
-/// when `REFUND_TABLE_NAME` is unset (pass [`crate::NO_RECORDS`]).
+/// when `REFUND_TABLE_NAME` is unset (pass [`crate::NO_RECORDS`]); `access` says who may
+/// do what.
 pub async fn handle<Q: CommandQueue, S: RefundStore>(
     queue: &Q,
     records: Option<&RefundRecords<S>>,
+    access: &AccessConfig,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = request::request_id(&request);
@@ -29,6 +31,7 @@ pub async fn handle<Q: CommandQueue, S: RefundStore>(
     let outcome = AssertUnwindSafe(route::respond(
         queue,
         records,
+        access,
         &request,
         &correlation,
         &mut seen,

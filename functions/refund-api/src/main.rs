@@ -12,6 +12,11 @@ use refund_api::{CursorKeys, RefundRecords, handle};
 async fn main() -> Result<(), Error> {
     refund::logging::init();
     let config = ApiConfig::from_env().unwrap_or_else(|e| e.exit());
+    if config.access.allow_unauthenticated {
+        tracing::warn!(
+            "ALLOW_UNAUTHENTICATED=true: requests without a verified caller are served as support (local stacks only)"
+        );
+    }
     let loader = refund::http::aws_config_loader;
     let queue = SqsQueue::new(aws::sqs_client(loader()).await, config.refund_queue_url);
     // The cursor key is not read here: a secret is read at the first listing.
@@ -24,7 +29,7 @@ async fn main() -> Result<(), Error> {
         None => None,
     };
     run(service_fn(|request| {
-        handle(&queue, records.as_ref(), request)
+        handle(&queue, records.as_ref(), &config.access, request)
     }))
     .await
 }

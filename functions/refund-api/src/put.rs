@@ -12,12 +12,14 @@ use refund::{
     correlation::CorrelationId,
     idempotency::ClientIdempotencyKey,
     queue::{CommandQueue, QueueError},
-    store::{Accepted, Progress, RefundEvent, RefundRequest, RefundStore},
+    store::{Accepted, Progress, RefundEvent, RefundRequest, RefundStatus, RefundStore},
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::{error::ApiError, records::RefundRecords, render::json_response, request};
+use crate::{
+    caller::Caller, error::ApiError, records::RefundRecords, render::json_response, request,
+};
 
 /// How long the API waits to mark a refund it could not queue; the caller already waited
 /// for the queue, and is about to be told to retry.
@@ -28,12 +30,16 @@ pub(crate) struct PutRequest {
     pub(crate) ticket_id: TicketId,
     client_key: Option<ClientIdempotencyKey>,
     requested_by: Option<String>,
+    caller: Caller,
 }
 
 impl PutRequest {
-    /// The ticket id from the path `segment`, then the `Idempotency-Key`; the caller is
-    /// whoever the authorizer verified.
-    pub(crate) fn parse(request: &Request, segment: Option<&str>) -> Result<Self, ApiError> {
+    /// The ticket id from the path `segment`, then the `Idempotency-Key`, by `caller`.
+    pub(crate) fn parse(
+        request: &Request,
+        segment: Option<&str>,
+        caller: Caller,
+    ) -> Result<Self, ApiError> {
         let ticket_id = request::ticket_id(segment)?;
         let client_key = request::header_bytes(request, "idempotency-key")
             .map(ClientIdempotencyKey::parse)
@@ -42,13 +48,22 @@ impl PutRequest {
         Ok(Self {
             ticket_id,
             client_key,
-            requested_by: request::requested_by(request),
+            requested_by: caller.sub.clone(),
+            caller,
         })
     }
 
     fn client_key(&self) -> Option<&str> {
         self.client_key.as_ref().map(ClientIdempotencyKey::as_str)
     }
+}
+
+/// The 200 for a refunded ticket to a caller who may not see its record: only that it is
+/// done (contract section 1a).
+#[derive(Debug, Serialize)]
+struct RefundedBody {
+    ticket_id: TicketId,
+    status: RefundStatus,
 }
 
 /// The 202 body.
@@ -90,7 +105,16 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     let recording = match records {
         Some(records) => match accept(&records.store, &refund, &command, correlation, now).await {
             Acceptance::Refunded(accepted) => {
-                return Ok(json_response(StatusCode::OK, accepted.record()));
+                let record = accepted.record();
+                return Ok(if refund.caller.owns_or_supports(record) {
+                    json_response(StatusCode::OK, record)
+                } else {
+                    let body = RefundedBody {
+                        ticket_id: record.ticket_id,
+                        status: record.status,
+                    };
+                    json_response(StatusCode::OK, &body)
+                });
             }
             Acceptance::Queue(recording) => recording,
         },
@@ -217,7 +241,8 @@ fn accepted(
 /// Marked `failed` (the caller gets 503 or 500 and may ask again, which accepts it again);
 /// best effort, and a worker that does get a message for the ticket revives it.
 async fn withdraw<S: RefundStore>(store: &S, request: &RefundRequest, error: &QueueError) {
-    let reason = format!("not queued: {error}; ask for the refund again");
+    // A public reason: the queue's own text stays in the logs.
+    let reason = "not queued; ask for the refund again".to_owned();
     let written = tokio::time::timeout(
         WITHDRAW_TIMEOUT,
         store.record(
@@ -238,5 +263,5 @@ async fn withdraw<S: RefundStore>(store: &S, request: &RefundRequest, error: &Qu
         }
         Err(_) => "withdraw_timed_out",
     };
-    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, outcome, "refund not queued; its record marked failed");
+    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, outcome, "refund not queued; its record marked failed");
 }

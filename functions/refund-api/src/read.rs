@@ -12,7 +12,7 @@ use refund::{
 };
 use serde::Serialize;
 
-use crate::{error::ApiError, records::RefundRecords, render::json_response};
+use crate::{caller::Caller, error::ApiError, records::RefundRecords, render::json_response};
 
 /// The listing's 200 body; `next_cursor` is `null` on the last page.
 #[derive(Debug, Serialize)]
@@ -21,9 +21,11 @@ struct Listing<'a> {
     next_cursor: Option<String>,
 }
 
-/// `GET /ticket-refund/{id}`: one strongly consistent read.
+/// `GET /ticket-refund/{id}`: one strongly consistent read. Another caller's record is
+/// answered as a missing one, so a ticket id does not tell whether it was refunded.
 pub(crate) async fn get_refund<S: RefundStore>(
     records: &RefundRecords<S>,
+    caller: &Caller,
     ticket_id: TicketId,
     correlation: &CorrelationId,
 ) -> Result<Response<Body>, ApiError> {
@@ -32,6 +34,7 @@ pub(crate) async fn get_refund<S: RefundStore>(
         .get(ticket_id)
         .await
         .map_err(ApiError::from_store)?
+        .filter(|record| caller.owns_or_supports(record))
         .ok_or(ApiError::RefundNotFound)?;
     tracing::info!(
         ticket_id = %ticket_id,

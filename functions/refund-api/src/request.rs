@@ -1,13 +1,9 @@
 //! What a request says about itself, parsed once: its ids (the Lambda request id, the
-//! `Correlation-ID`, the `{ticket_id}`), its raw headers and the caller the authorizer
-//! verified. The endpoints only ever see the parsed values.
+//! `Correlation-ID`, the `{ticket_id}`) and its raw headers (who is asking is `caller`'s).
+//! The endpoints only ever see the parsed values.
 
 use lambda_http::{Request, RequestExt, http::HeaderValue, request::RequestContext};
-use refund::{
-    command::{MAX_REQUESTED_BY_BYTES, TicketId},
-    correlation::CorrelationId,
-    text::bounded,
-};
+use refund::{command::TicketId, correlation::CorrelationId};
 
 use crate::error::ApiError;
 
@@ -53,22 +49,4 @@ pub(crate) fn ticket_id(segment: Option<&str>) -> Result<TicketId, ApiError> {
 /// The first value of a header, as raw bytes: validation decides what is acceptable.
 pub(crate) fn header_bytes<'r>(request: &'r Request, name: &str) -> Option<&'r [u8]> {
     request.headers().get(name).map(HeaderValue::as_bytes)
-}
-
-/// The JWT `sub` claim API Gateway's authorizer verified, when there is one.
-pub(crate) fn requested_by(request: &Request) -> Option<String> {
-    let sub = match request.request_context_ref()? {
-        RequestContext::ApiGatewayV2(context) => context
-            .authorizer
-            .as_ref()?
-            .jwt
-            .as_ref()?
-            .claims
-            .get("sub")?,
-        _ => return None,
-    };
-    // A claim comes from a verified token, but the one bound keeps a surprising identity
-    // provider from filling message attributes, logs and records.
-    let sub = bounded(sub.clone(), MAX_REQUESTED_BY_BYTES);
-    (!sub.trim().is_empty()).then_some(sub)
 }

@@ -3,9 +3,10 @@
 //! does not serve is a 405 with that resource's `Allow`.
 
 use lambda_http::{Body, Request, RequestExt, Response, http::Method};
-use refund::{command::TicketId, queue::CommandQueue, store::RefundStore};
+use refund::{command::TicketId, config::AccessConfig, queue::CommandQueue, store::RefundStore};
 
 use crate::{
+    caller::Caller,
     error::ApiError,
     put, read,
     records::RefundRecords,
@@ -45,9 +46,11 @@ pub(crate) struct Seen {
     pub(crate) ticket_id: Option<TicketId>,
 }
 
-/// Routes by resource (from the path) and method, in this order of checks: 405; for the
-/// PUT the `Correlation-ID`, then its own headers; for the GETs 404 `status_not_enabled`
-/// (a disabled feature always says so), then their parameters, then the store.
+/// Routes by resource (from the path) and method, in this order of checks: 405; the caller
+/// (401 without one, 403 without the route's scope), as API Gateway's authorizer would
+/// before the function; for the PUT the `Correlation-ID`, then its own headers; for the
+/// GETs 404 `status_not_enabled` (a disabled feature always says so), then their
+/// parameters, then the store.
 ///
 /// A refused `Correlation-ID` is a 400 on the PUT only, because the PUT carries it
 /// downstream (the message, every upstream call, the record). A GET only logs and echoes
@@ -56,30 +59,42 @@ pub(crate) struct Seen {
 pub(crate) async fn respond<Q: CommandQueue, S: RefundStore>(
     queue: &Q,
     records: Option<&RefundRecords<S>>,
+    access: &AccessConfig,
     request: &Request,
     correlation: &Correlation,
     seen: &mut Seen,
 ) -> Result<Response<Body>, ApiError> {
-    match (resource(request), request.method()) {
-        ((Resource::Ticket, segment), &Method::PUT) => {
+    let (resource, segment) = resource(request);
+    let method = request.method();
+    if !matches!(
+        (resource, method),
+        (Resource::Ticket, &Method::PUT | &Method::GET) | (Resource::List, &Method::GET)
+    ) {
+        return Err(ApiError::MethodNotAllowed(resource));
+    }
+    let caller = Caller::of(request, access)?;
+    match (resource, method) {
+        (Resource::Ticket, &Method::PUT) => {
+            caller.may_request()?;
             if correlation.refused {
                 return Err(ApiError::InvalidCorrelationId);
             }
-            let refund = put::PutRequest::parse(request, segment)?;
+            let refund = put::PutRequest::parse(request, segment, caller)?;
             seen.ticket_id = Some(refund.ticket_id);
             put::put_refund(queue, records, refund, &correlation.id).await
         }
-        ((Resource::Ticket, segment), &Method::GET) => {
+        (Resource::Ticket, _) => {
+            caller.may_request()?;
             let records = records.ok_or(ApiError::RecordsNotEnabled)?;
             let ticket_id = request::ticket_id(segment)?;
             seen.ticket_id = Some(ticket_id);
-            read::get_refund(records, ticket_id, &correlation.id).await
+            read::get_refund(records, &caller, ticket_id, &correlation.id).await
         }
-        ((Resource::List, _), &Method::GET) => {
+        (Resource::List, _) => {
+            caller.may_list()?;
             let records = records.ok_or(ApiError::RecordsNotEnabled)?;
             read::list_refunds(records, request, &correlation.id).await
         }
-        ((resource, _), _) => Err(ApiError::MethodNotAllowed(resource)),
     }
 }
 

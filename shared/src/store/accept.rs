@@ -90,8 +90,10 @@ struct AcceptExpression {
     values: HashMap<String, AttributeValue>,
 }
 
-/// Attributes an accept keeps when they exist (history and facts, see `transition`).
-const KEPT_ON_ACCEPT: [&str; 4] = [
+/// Attributes an accept keeps when they exist (history and facts, see `transition`; the
+/// owner, `requested_by`, is fixed at the first accept).
+const KEPT_ON_ACCEPT: [&str; 5] = [
+    attr::REQUESTED_BY,
     attr::ATTEMPTS,
     attr::INTERACTIONS,
     attr::RECEIPT_VOIDED_AT,
@@ -224,9 +226,9 @@ mod tests {
                 .contains("#version = if_not_exists(#version, :zero) + :one")
         );
         assert!(
-            expression.update.ends_with(
-                "REMOVE #requested_by, #last_error, #failure_reason, #completed_at, #expires_at"
-            ),
+            expression
+                .update
+                .ends_with("REMOVE #last_error, #failure_reason, #completed_at, #expires_at"),
             "{}",
             expression.update
         );
@@ -238,8 +240,10 @@ mod tests {
         }
     }
 
+    /// The owner is fixed at the first accept: a later accept sets it only on a record
+    /// that has none, and never removes it.
     #[test]
-    fn a_known_requester_is_set_not_removed() {
+    fn a_known_requester_is_set_once_and_never_removed() {
         let created = decide(
             None,
             &request(Some("user-7")),
@@ -248,7 +252,11 @@ mod tests {
         )
         .unwrap();
         let expression = AcceptExpression::new(&created);
-        assert!(expression.update.contains("#requested_by = :requested_by"));
+        assert!(
+            expression
+                .update
+                .contains("#requested_by = if_not_exists(#requested_by, :requested_by)")
+        );
         assert!(!expression.update.contains("REMOVE #requested_by"));
     }
 }

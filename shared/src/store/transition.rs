@@ -155,7 +155,11 @@ fn apply(
             record.status = RefundStatus::Accepted;
             record.accepted_at = stamp::normalise(request.accepted_at);
             record.correlation_id = request.correlation_id.clone();
-            record.requested_by = requested_by(request);
+            // The owner is the first accepted caller, for good (contract section 1a): a
+            // later caller re-asking for a failed refund must not gain its record.
+            if record.requested_by.is_none() {
+                record.requested_by = requested_by(request);
+            }
         }
         RefundEvent::Begin => {
             record.status = RefundStatus::Processing;

@@ -4,6 +4,7 @@
 
 use lambda_http::{Body, Request, http::header, request::from_str};
 use refund::{
+    config::AccessConfig,
     queue::{CommandQueue, InMemoryQueue},
     store::{CursorKey, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore},
 };
@@ -14,6 +15,13 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
+/// The `sub` of the committed fixtures' caller.
+pub const CALLER: &str = "7c1e5f3a-2b4d-4e6f-8a9b-0c1d2e3f4a5b";
+
+/// The template's scopes, every caller authenticated: as deployed.
+pub fn access() -> AccessConfig {
+    AccessConfig::default()
+}
 
 pub fn fixture(name: &str) -> String {
     let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -65,7 +73,25 @@ pub async fn answer_with<Q: CommandQueue, S: RefundStore>(
     records: Option<&RefundRecords<S>>,
     request: Request,
 ) -> Answer {
-    let response = handle(queue, records, request).await.unwrap();
+    answer_as(&access(), queue, records, request).await
+}
+
+/// The local stack's access: a request without a verified caller is served as support.
+pub fn local_access() -> AccessConfig {
+    AccessConfig {
+        allow_unauthenticated: true,
+        ..AccessConfig::default()
+    }
+}
+
+/// [`answer_with`] under the access rules `access`.
+pub async fn answer_as<Q: CommandQueue, S: RefundStore>(
+    access: &AccessConfig,
+    queue: &Q,
+    records: Option<&RefundRecords<S>>,
+    request: Request,
+) -> Answer {
+    let response = handle(queue, records, access, request).await.unwrap();
     let (parts, body) = response.into_parts();
     assert_eq!(parts.headers[header::CONTENT_TYPE], "application/json");
     assert!(parts.headers.contains_key("correlation-id"));
@@ -148,7 +174,7 @@ pub fn record(ticket_id: &str, status: RefundStatus, minute: i64) -> RefundRecor
         status,
         idempotency_key: expected_key(ticket_id).parse().unwrap(),
         correlation_id: refund::correlation::CorrelationId::parse(&format!("c-{minute}")).unwrap(),
-        requested_by: Some("7c1e5f3a-2b4d-4e6f-8a9b-0c1d2e3f4a5b".into()),
+        requested_by: Some(CALLER.into()),
         attempts: u32::from(status != RefundStatus::Accepted),
         last_error: None,
         failure_reason: (status == RefundStatus::Failed).then(|| "void answered HTTP 422".into()),

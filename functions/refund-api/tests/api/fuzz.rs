@@ -1,5 +1,6 @@
 //! Whatever arrives, the answer is one of the contract's: proptest over methods, paths,
-//! ids, headers and query parameters (`make fuzz` runs these with more cases).
+//! ids, headers and query parameters, served as the local stack serves a caller without a
+//! token (`claims.rs` fuzzes the callers themselves; `make fuzz` runs both with more cases).
 
 use std::collections::HashMap;
 
@@ -11,9 +12,11 @@ use refund::{
 };
 use uuid::Uuid;
 
-use crate::common::{answer, answer_with, enabled, list, populated};
+use refund_api::NO_RECORDS;
 
-fn header_value() -> impl Strategy<Value = Vec<u8>> {
+use crate::common::{answer_as, enabled, list, local_access, populated};
+
+pub(crate) fn header_value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         "[!-~]{0,140}".prop_map(String::into_bytes),
         proptest::collection::vec(any::<u8>(), 0..200),
@@ -38,7 +41,7 @@ fn ticket() -> impl Strategy<Value = String> {
 }
 
 /// `PROPTEST_CASES`, else `default`: `make chaos` runs a longer fixed-length run.
-fn cases(default: u32) -> u32 {
+pub(crate) fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -78,7 +81,7 @@ proptest! {
             InMemoryQueue::new()
         };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let answer = runtime.block_on(answer(&queue, request));
+        let answer = runtime.block_on(answer_as(&local_access(), &queue, NO_RECORDS, request));
         // GET is served, and answers 404 status_not_enabled without a store.
         let allowed: &[u16] = if failing { &[400, 404, 405, 503] } else { &[202, 400, 404, 405] };
         prop_assert!(allowed.contains(&answer.status), "{} {}", answer.status, answer.body);
@@ -181,7 +184,7 @@ proptest! {
         }
         let queue = InMemoryQueue::new();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let answer = runtime.block_on(answer_with(&queue, with_store.then_some(&records), request));
+        let answer = runtime.block_on(answer_as(&local_access(), &queue, with_store.then_some(&records), request));
         prop_assert!(queue.sent().is_empty());
         if !with_store {
             prop_assert_eq!(answer.status, 404, "{}", answer.body);

@@ -2,6 +2,7 @@
 //! in-memory queue and refund store, and the adapters against moto (`moto`). One
 //! test binary, a module per concept of the crate; `common` is what they share.
 
+mod claims;
 mod common;
 mod cursor_key;
 mod fuzz;

@@ -1,8 +1,13 @@
 //! What a request says about itself: its `Correlation-ID` (generated when absent or
 //! refused, a 400 only on the PUT), the caller the authorizer verified, the request id.
 
-use lambda_http::{RequestExt, http::HeaderValue, request::from_str};
+use lambda_http::{
+    RequestExt,
+    http::{HeaderValue, header},
+    request::from_str,
+};
 use refund::queue::InMemoryQueue;
+use refund_api::NO_RECORDS;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -68,6 +73,8 @@ async fn a_get_with_a_bad_correlation_id_goes_on_with_a_generated_one() {
     }
 }
 
+/// Without an authorizer there is no verified caller: 401 and nothing queued, except on a
+/// local stack, which serves it as support, with no `requested_by`.
 #[tokio::test]
 async fn without_an_authorizer_there_is_no_requested_by() {
     let mut event: Value = serde_json::from_str(&fixture("api-refund.json")).unwrap();
@@ -76,8 +83,13 @@ async fn without_an_authorizer_there_is_no_requested_by() {
         .unwrap()
         .remove("authorizer");
     let queue = InMemoryQueue::new();
-    let answer = answer(&queue, from_str(&event.to_string()).unwrap()).await;
-    assert_eq!(answer.status, 202);
+    let refused = answer(&queue, from_str(&event.to_string()).unwrap()).await;
+    assert_error(&refused, 401, "unauthenticated");
+    assert_eq!(refused.headers[header::WWW_AUTHENTICATE], "Bearer");
+    assert!(queue.sent().is_empty());
+    let request = from_str(&event.to_string()).unwrap();
+    let served = answer_as(&local_access(), &queue, NO_RECORDS, request).await;
+    assert_eq!(served.status, 202);
     assert!(!queue.sent()[0].attributes.contains_key("requested_by"));
 }
 
