@@ -4,10 +4,7 @@
 
 use lambda_http::{Request, http::header, request::from_str};
 use proptest::prelude::*;
-use refund::{
-    queue::InMemoryQueue,
-    store::{InMemoryRefundStore, RefundStatus},
-};
+use refund::{queue::InMemoryQueue, store::RefundStatus};
 use serde_json::{Value, json};
 
 use crate::{common::*, fuzz::cases};
@@ -139,9 +136,7 @@ async fn a_put_on_a_refunded_ticket_shows_the_record_only_to_its_owner_and_suppo
 /// failed refund is accepted, but does not become its owner, nor see it afterwards.
 #[tokio::test]
 async fn the_owner_is_fixed_at_the_first_accept() {
-    let store = InMemoryRefundStore::new();
-    store.insert(record(TICKET, RefundStatus::Failed, 0));
-    let records = enabled(store);
+    let records = holding(record(TICKET, RefundStatus::Failed, 0));
     let queue = InMemoryQueue::new();
     let again = as_caller("api-refund.json", TICKET, token("someone-else", REQUEST));
     assert_eq!(answer_with(&queue, Some(&records), again).await.status, 202);

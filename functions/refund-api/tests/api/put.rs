@@ -205,9 +205,7 @@ async fn a_put_on_a_succeeded_ticket_answers_200_with_the_record_and_queues_noth
 
 #[tokio::test]
 async fn a_put_on_a_failed_ticket_accepts_it_again_and_queues() {
-    let store = InMemoryRefundStore::new();
-    store.insert(record(TICKET, RefundStatus::Failed, 0));
-    let records = enabled(store);
+    let records = holding(record(TICKET, RefundStatus::Failed, 0));
     let queue = InMemoryQueue::new();
     let answer = answer_with(
         &queue,

@@ -32,9 +32,7 @@ async fn get_answers_the_record() {
 /// The record's JSON carries exactly the field names of contract section 8.
 #[tokio::test]
 async fn the_record_has_the_contract_fields() {
-    let store = InMemoryRefundStore::new();
-    store.insert(record(TICKET, RefundStatus::Succeeded, 0));
-    let records = enabled(store);
+    let records = holding(record(TICKET, RefundStatus::Succeeded, 0));
     let answer = answer_with(
         &InMemoryQueue::new(),
         Some(&records),
