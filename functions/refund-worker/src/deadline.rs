@@ -3,6 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use refund::aws::SQS_OPERATION_TIMEOUT;
 use tokio::time::Instant;
 
 /// Deadlines below this (2001-09-09 as epoch milliseconds) are not epoch times:
@@ -15,15 +16,43 @@ const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
 pub fn cutoff(deadline_ms: u64, margin: Duration) -> Instant {
     /// Far enough for any invocation (Lambda allows 15 minutes), near enough not to overflow.
     const FAR: Duration = Duration::from_secs(24 * 60 * 60);
-    let remaining = if deadline_ms < EPOCH_MS_FLOOR {
+    Instant::now() + remaining(deadline_ms).saturating_sub(margin).min(FAR)
+}
+
+/// The time left until `deadline_ms` (epoch milliseconds, or cargo-lambda's timeout).
+fn remaining(deadline_ms: u64) -> Duration {
+    if deadline_ms < EPOCH_MS_FLOOR {
         Duration::from_millis(deadline_ms)
     } else {
         UNIX_EPOCH
             .checked_add(Duration::from_millis(deadline_ms))
             .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
             .unwrap_or(Duration::ZERO)
-    };
-    Instant::now() + remaining.saturating_sub(margin).min(FAR)
+    }
+}
+
+/// How much the invocation lacks to settle a record after the cutoff: the margin must
+/// leave room for one SQS operation (a dead-letter copy or a visibility change, each
+/// bounded by [`SQS_OPERATION_TIMEOUT`]) before Lambda stops the function. `None`: it fits.
+pub fn budget_shortfall(remaining: Duration, margin: Duration) -> Option<Duration> {
+    let needed = margin + SQS_OPERATION_TIMEOUT;
+    (remaining < needed).then(|| needed - remaining)
+}
+
+/// At the first event of an execution environment: one clear error line when the
+/// function's timeout cannot hold `DEADLINE_MARGIN_MS` plus an SQS operation, so a
+/// misconfigured deployment says so instead of losing records to Lambda's timeout.
+pub fn check_budget(deadline_ms: u64, margin: Duration) {
+    let left = remaining(deadline_ms);
+    if let Some(short) = budget_shortfall(left, margin) {
+        tracing::error!(
+            remaining_ms = left.as_millis() as u64,
+            deadline_margin_ms = margin.as_millis() as u64,
+            sqs_operation_timeout_ms = SQS_OPERATION_TIMEOUT.as_millis() as u64,
+            short_ms = short.as_millis() as u64,
+            "the invocation's time cannot hold DEADLINE_MARGIN_MS plus the SQS operation timeout: raise the function's timeout or lower DEADLINE_MARGIN_MS"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -51,6 +80,25 @@ mod tests {
             left > Duration::from_secs(597) && left <= Duration::from_secs(598),
             "{left:?}"
         );
+    }
+
+    #[test]
+    fn the_budget_must_hold_the_margin_and_one_sqs_operation() {
+        let s = Duration::from_secs;
+        for (remaining, margin, short) in [
+            (s(30), s(2), None),
+            (s(7), s(2), None),
+            (s(6), s(2), Some(s(1))),
+            (s(3), s(2), Some(s(4))),
+            (s(0), s(0), Some(SQS_OPERATION_TIMEOUT)),
+            (s(600), s(600), Some(SQS_OPERATION_TIMEOUT)),
+        ] {
+            assert_eq!(
+                budget_shortfall(remaining, margin),
+                short,
+                "{remaining:?} {margin:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,12 @@
 //! record is logged once. The refund store is told what happened (see [`crate::recorder`])
 //! but has no say in it.
 
-use std::{convert::Infallible, panic::AssertUnwindSafe, time::Duration};
+use std::{
+    convert::Infallible,
+    panic::AssertUnwindSafe,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::{FutureExt, StreamExt, stream};
@@ -26,7 +31,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::{
     backoff::retry_visibility_s,
     dead_letter::{dead_letter_copy, failure_reason},
-    deadline::cutoff,
+    deadline::{check_budget, cutoff},
     delivery::Delivery,
     outcome::{BatchOutcome, Disposition, RecordOutcome},
     recorder::{bounded_write, request_of},
@@ -69,6 +74,8 @@ pub struct Worker<G, V, D, S = Disabled> {
     dead_letter_queue: D,
     settings: Settings,
     store: Option<S>,
+    /// Whether the time budget was checked (at the first event, see [`check_budget`]).
+    budget_checked: AtomicBool,
 }
 
 impl<G, V, D> Worker<G, V, D>
@@ -85,6 +92,7 @@ where
             dead_letter_queue,
             settings,
             store: None,
+            budget_checked: AtomicBool::new(false),
         }
     }
 
@@ -97,6 +105,7 @@ where
             dead_letter_queue: self.dead_letter_queue,
             settings: self.settings,
             store,
+            budget_checked: self.budget_checked,
         }
     }
 }
@@ -129,6 +138,9 @@ where
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, Infallible> {
+        if !self.budget_checked.swap(true, Ordering::Relaxed) {
+            check_budget(event.context.deadline, self.settings.deadline_margin);
+        }
         let outcome = self
             .handle_batch(event.payload, event.context.deadline)
             .await;

@@ -539,3 +539,42 @@ async fn the_concurrency_bound_holds() {
         "{took:?}"
     );
 }
+
+/// A function whose timeout cannot hold `DEADLINE_MARGIN_MS` plus an SQS operation says so
+/// once, at its first event, and still handles the batch.
+#[tokio::test]
+async fn a_time_budget_too_small_is_logged_once_at_the_first_event() {
+    let logs = testkit::LogBuffer::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber(tracing::Level::INFO));
+    let worker = worker(ScriptedGateway::new());
+    let invoke = async |deadline_ms| {
+        let mut context = lambda_runtime::Context::default();
+        context.deadline = deadline_ms;
+        let payload = event(first_deliveries(&[ticket()]));
+        worker
+            .handle(lambda_runtime::LambdaEvent::new(payload, context))
+            .await
+            .unwrap()
+    };
+    const WARNING: &str = "cannot hold DEADLINE_MARGIN_MS plus the SQS operation timeout";
+    // Two seconds of margin and five of SQS do not fit in six.
+    let answer = invoke(deadline_in(Duration::from_secs(6))).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert_eq!(logs.text().matches(WARNING).count(), 1, "{}", logs.text());
+    invoke(deadline_in(Duration::from_secs(6))).await;
+    assert_eq!(logs.text().matches(WARNING).count(), 1, "logged again");
+
+    let roomy = worker_with(ScriptedGateway::new(), settings());
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = far_deadline();
+    let payload = event(first_deliveries(&[ticket()]));
+    roomy
+        .handle(lambda_runtime::LambdaEvent::new(payload, context))
+        .await
+        .unwrap();
+    assert_eq!(
+        logs.text().matches(WARNING).count(),
+        1,
+        "a roomy budget warned"
+    );
+}
