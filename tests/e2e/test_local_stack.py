@@ -239,6 +239,30 @@ def test_poison_put_on_the_queue_is_dead_lettered_as_invalid_command(stack):
     assert message["receive_count"] == "1"
 
 
+def test_a_forged_command_with_a_foreign_key_is_refunded_under_the_tickets_own_key(stack):
+    """A command put straight on the queue (a producer that mints its own key, or a forged
+    message) with a fresh idempotency key: both services see the ticket's K, never the
+    message's, and the record holds K (CONTRACT section 3)."""
+    ticket, foreign = str(uuid.uuid4()), str(uuid.uuid4())
+    command = {
+        "header": {"id": str(uuid.uuid4()), "published_at": "2026-12-02T07:00:00Z", "idempotency_key": foreign},
+        "ticket_id": ticket,
+    }
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=json.dumps(command), MessageAttributes={
+        "name": {"DataType": "String", "StringValue": "RefundTicket"},
+        "correlation_id": {"DataType": "String", "StringValue": "e2e-forged"},
+    })
+
+    def refunded():
+        effects = stack.effects()
+        return effects if all(ticket in effects[s] for s in ("void", "refund")) else None
+
+    effects = wait_for("the forged command's refund", refunded, 120)
+    assert_refunded_once(effects, ticket, "e2e-forged")
+    assert all(e["key"] != foreign for s in ("void", "refund") for e in effects[s][ticket])
+    assert stack.status_reaches(ticket, "succeeded", 30)["idempotency_key"] == key_of(ticket)
+
+
 def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(stack):
     """The operator's path: the ticket waits in the DLQ, the upstream fixes its side, the
     DLQ is redriven (message by message: moto has no message-move task) and the refund
