@@ -9,7 +9,7 @@ use lambda_http::{
 use refund::{queue::QueueError, store::StoreError};
 use serde_json::json;
 
-use crate::{cursor_key::KeyUnavailable, render::json_response, route::Resource};
+use crate::{cursor_key::KeyUnavailable, render::value_response, route::Resource};
 
 /// Every answer other than 200 and 202.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ impl ApiError {
             "error": {"code": self.code(), "message": self.public_message()},
             "request_id": request_id,
         });
-        let mut response = json_response(self.http_status(), &body);
+        let mut response = value_response(self.http_status(), &body);
         let headers = response.headers_mut();
         match self {
             Self::MethodNotAllowed(resource) => {

@@ -106,7 +106,7 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
         Some(records) => match accept(&records.store, &refund, &command, correlation, now).await {
             Acceptance::Refunded(accepted) => {
                 let record = accepted.record();
-                return Ok(if refund.caller.owns_or_supports(record) {
+                return if refund.caller.owns_or_supports(record) {
                     json_response(StatusCode::OK, record)
                 } else {
                     let body = RefundedBody {
@@ -114,7 +114,7 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
                         status: record.status,
                     };
                     json_response(StatusCode::OK, &body)
-                });
+                };
             }
             Acceptance::Queue(recording) => recording,
         },
@@ -140,13 +140,13 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
             return Err(ApiError::from_queue(error));
         }
     };
-    Ok(accepted(
+    accepted(
         &command,
         &refund,
         correlation,
         &message_id,
         recording.outcome,
-    ))
+    )
 }
 
 /// The accept write. A store that fails does not stop the refund: the command is queued
@@ -212,7 +212,7 @@ fn accepted(
     correlation: &CorrelationId,
     message_id: &str,
     recorded: Option<&'static str>,
-) -> Response<Body> {
+) -> Result<Response<Body>, ApiError> {
     let client_key = refund.client_key();
     tracing::info!(
         ticket_id = %command.ticket_id,

@@ -43,7 +43,7 @@ pub(crate) async fn get_refund<S: RefundStore>(
         outcome = "found",
         "refund status read"
     );
-    Ok(json_response(StatusCode::OK, &record))
+    json_response(StatusCode::OK, &record)
 }
 
 /// `GET /ticket-refunds`: parameters are checked before the cursor key is fetched, so a
@@ -85,7 +85,7 @@ pub(crate) async fn list_refunds<S: RefundStore>(
         items: &page.items,
         next_cursor: page.next_cursor.as_ref().map(|cursor| codec.encode(cursor)),
     };
-    Ok(json_response(StatusCode::OK, &body))
+    json_response(StatusCode::OK, &body)
 }
 
 /// The listing's query, parsed; unknown parameters are ignored.

@@ -5,11 +5,29 @@ use lambda_http::{
     http::{HeaderValue, StatusCode, header},
 };
 use serde::Serialize;
+use serde_json::Value;
 
-/// `body` as the JSON answer with `status`.
-pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    // Serializing these plain structs cannot fail; an empty object is a safe fallback.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+use crate::error::ApiError;
+
+/// `body` as the JSON answer with `status`. The answers' plain structs always serialize;
+/// should one ever not, the request fails as an internal error instead of answering a
+/// body that is not what the contract says.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &impl Serialize,
+) -> Result<Response<Body>, ApiError> {
+    let text = serde_json::to_string(body)
+        .map_err(|e| ApiError::Internal(format!("the answer does not serialize: {e}")))?;
+    Ok(text_response(status, text))
+}
+
+/// A JSON value as the answer with `status`: a value's text cannot fail, so the error
+/// answers need no fallback of their own.
+pub(crate) fn value_response(status: StatusCode, body: &Value) -> Response<Body> {
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: StatusCode, text: String) -> Response<Body> {
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     response.headers_mut().insert(

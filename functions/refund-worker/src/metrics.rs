@@ -21,11 +21,13 @@ use crate::outcome::{BatchOutcome, Disposition};
 pub const NAMESPACE: &str = "TicketRefunds";
 pub const SERVICE: &str = "refund-worker";
 
+/// The EMF timestamp: milliseconds since the epoch. A clock set before 1970 (never on
+/// Lambda) gives 0 rather than no metrics at all.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
+        Err(_) => 0,
+    }
 }
 
 /// What a batch's metrics count, gathered in one pass over its records.
