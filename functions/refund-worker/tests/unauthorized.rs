@@ -5,7 +5,10 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use common::*;
 use refund::{
@@ -28,12 +31,24 @@ async fn refused_everywhere() -> (
     Arc<InMemoryTokenSource>,
     Worker<HttpGateway, InMemoryQueue, InMemoryQueue>,
 ) {
+    refused_everywhere_reading_in(Duration::ZERO).await
+}
+
+/// The same, with every read of the secret taking `delay`.
+async fn refused_everywhere_reading_in(
+    delay: Duration,
+) -> (
+    MockServer,
+    Arc<InMemoryTokenSource>,
+    Worker<HttpGateway, InMemoryQueue, InMemoryQueue>,
+) {
     let server = MockServer::start().await;
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(401))
         .mount(&server)
         .await;
     let source = Arc::new(InMemoryTokenSource::new(NEW));
+    source.delay_reads(delay);
     let tokens = TokenCache::new(
         source.clone(),
         GatewayToken::new(OLD).unwrap(),
@@ -108,4 +123,34 @@ async fn at_the_last_receive_a_401_is_retries_exhausted_not_rejected() {
     let sent = dlq.sent();
     assert_eq!(sent[0].attributes["error_code"], "retries_exhausted");
     assert!(sent[0].attributes["error_message"].contains("401"));
+}
+
+#[tokio::test]
+async fn the_re_read_is_bounded_by_the_records_cut_off() {
+    let (_server, source, worker) = refused_everywhere_reading_in(Duration::from_secs(30)).await;
+    // Margin 2 s: the cut-off is 0.5 s away, well before the read's own 2 s bound.
+    let started = Instant::now();
+    let outcome = worker
+        .handle_batch(
+            event(vec![record("m0", &command(&ticket()), 1)]),
+            deadline_in(Duration::from_millis(2500)),
+        )
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome.records[0].disposition, Disposition::Unfinished);
+    assert_eq!(source.reads(), 1);
+
+    // The cut-off read still counts as this environment's forced read: the next delivery
+    // repeats its call with the old token at once instead of starting another read.
+    let outcome = deliver(&worker, vec![record("m1", &command(&ticket()), 2)]).await;
+    assert_eq!(outcome.records[0].class, Some(Class::Transient));
+    assert!(matches!(
+        outcome.records[0].disposition,
+        Disposition::Retry { .. }
+    ));
+    assert_eq!(source.reads(), 1);
 }
