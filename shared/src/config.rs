@@ -154,6 +154,9 @@ pub struct WorkerConfig {
     /// The Secrets Manager secret holding the upstream bearer token; `None` (unset or
     /// empty) sends no `Authorization` header.
     pub gateway_token_secret_arn: Option<String>,
+    /// How long the token is used before the next call re-reads it
+    /// (`GATEWAY_TOKEN_TTL_S`, 1 to 86400 s); a 401 re-reads it at once.
+    pub gateway_token_ttl: Duration,
     /// The refund status table (contract section 8); `None` records nothing.
     pub refund_table_name: Option<String>,
     /// Days a completed record is kept (`RECORD_RETENTION_DAYS`); 0 keeps it forever.
@@ -165,6 +168,10 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 5000;
 
 /// Its variable, named in every start-up error about the token.
 pub const GATEWAY_TOKEN_SECRET_ARN: &str = "GATEWAY_TOKEN_SECRET_ARN";
+/// The token's time to live in this execution environment (contract section 5).
+pub const GATEWAY_TOKEN_TTL_S: &str = "GATEWAY_TOKEN_TTL_S";
+/// `GATEWAY_TOKEN_TTL_S` when unset.
+pub const DEFAULT_GATEWAY_TOKEN_TTL_S: u64 = 300;
 const SECRET_ARN: &str = "a Secrets Manager secret ARN (arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME), or unset";
 
 const QUEUE_URL: &str = "an SQS queue URL (http:// or https://)";
@@ -187,6 +194,12 @@ impl WorkerConfig {
             dead_letter_queue_url: env.queue_url("DEAD_LETTER_QUEUE_URL")?,
             gateway_addr,
             gateway_token_secret_arn: env.secret_arn(GATEWAY_TOKEN_SECRET_ARN)?,
+            gateway_token_ttl: Duration::from_secs(env.number(
+                GATEWAY_TOKEN_TTL_S,
+                DEFAULT_GATEWAY_TOKEN_TTL_S,
+                1..=86_400,
+                "a whole number of seconds from 1 to 86400",
+            )?),
             refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
             record_retention_days: env.retention_days()?,
             upstream_timeout: Duration::from_millis(env.number(
@@ -549,6 +562,26 @@ mod tests {
         assert_eq!(config.deadline_margin, Duration::from_millis(2000));
         assert!(!config.allow_insecure_gateway);
         assert_eq!(config.gateway_token_secret_arn, None);
+        assert_eq!(config.gateway_token_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn the_token_ttl_is_whole_seconds_from_1_to_86400() {
+        for (value, seconds) in [("", 300), ("1", 1), (" 60 ", 60), ("86400", 86_400)] {
+            let config = worker_with(&[(GATEWAY_TOKEN_TTL_S, value)]).unwrap();
+            assert_eq!(
+                config.gateway_token_ttl,
+                Duration::from_secs(seconds),
+                "{value}"
+            );
+        }
+        for bad in ["0", "86401", "-5", "1.5", "5m", "ten"] {
+            let error = worker_with(&[(GATEWAY_TOKEN_TTL_S, bad)]).unwrap_err();
+            let text = error.to_string();
+            assert!(text.starts_with("GATEWAY_TOKEN_TTL_S="), "{bad}: {text}");
+            assert!(text.contains("from 1 to 86400"), "{text}");
+            assert!(!text.contains('\n'), "one line: {text}");
+        }
     }
 
     #[test]
@@ -590,6 +623,7 @@ mod tests {
             ("RETRY_MAX_S", "1"),
             ("DEADLINE_MARGIN_MS", "x"),
             ("ALLOW_INSECURE_GATEWAY", "maybe"),
+            ("GATEWAY_TOKEN_TTL_S", "0"),
             ("GATEWAY_ADDR", "ftp://example.com"),
             ("GATEWAY_ADDR", "not a url"),
         ] {

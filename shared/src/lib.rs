@@ -13,7 +13,8 @@
 //!
 //! The ports and their adapters:
 //! - [`queue`]: sending commands and delaying redeliveries (SQS, in-memory);
-//! - [`gateway`]: the receipts and payments calls (reqwest, with the bearer token);
+//! - [`gateway`]: the receipts and payments calls (reqwest, with the bearer token, re-read
+//!   after its TTL and after a 401);
 //! - [`store`]: the status record of every refund (DynamoDB, in-memory), its events and
 //!   the listing's signed cursor.
 //!

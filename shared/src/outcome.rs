@@ -28,10 +28,15 @@ impl Class {
     }
 
     /// The class of an HTTP status, exactly the table of contract section 3.
+    ///
+    /// 401 is transient: the HTTP gateway has already re-read the token and repeated the
+    /// call once (`gateway::TokenCache`), so a 401 that reaches here means the secret holds
+    /// a token the services refuse, an operator's problem, not the ticket's. 403 stays
+    /// permanent.
     pub fn of_status(status: u16) -> Self {
         match status {
             200..=299 => Self::Done,
-            408 | 425 | 429 | 500..=599 => Self::Transient,
+            UNAUTHORIZED | 408 | 425 | 429 | 500..=599 => Self::Transient,
             _ => Self::Permanent,
         }
     }
@@ -42,6 +47,10 @@ impl fmt::Display for Class {
         f.write_str(self.as_str())
     }
 }
+
+/// The upstream's answer to a token it does not accept: the token is re-read and the
+/// call repeated once (contract section 3).
+pub const UNAUTHORIZED: u16 = 401;
 
 /// An upstream call that did not end in a 2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +73,11 @@ impl UpstreamError {
             Self::Status(status) => Class::of_status(*status),
             Self::Timeout | Self::Connect(_) | Self::Transport(_) => Class::Transient,
         }
+    }
+
+    /// The service refused the bearer token (401).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == Some(UNAUTHORIZED)
     }
 
     /// The HTTP status, when the service answered at all.
@@ -205,11 +219,11 @@ mod tests {
         for status in [200, 201, 202, 204, 299] {
             assert_eq!(Class::of_status(status), Class::Done, "{status}");
         }
-        for status in [408, 425, 429, 500, 502, 503, 504, 599] {
+        for status in [401, 408, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(Class::of_status(status), Class::Transient, "{status}");
         }
         for status in [
-            100, 101, 199, 300, 301, 302, 304, 307, 308, 400, 401, 403, 404, 409, 410, 422, 499,
+            100, 101, 199, 300, 301, 302, 304, 307, 308, 400, 402, 403, 404, 409, 410, 422, 499,
             600,
         ] {
             assert_eq!(Class::of_status(status), Class::Permanent, "{status}");
@@ -231,6 +245,23 @@ mod tests {
     const DONE: UpstreamResult = Ok(200);
     const UNAVAILABLE: UpstreamResult = Err(UpstreamError::Status(503));
     const CONFLICT: UpstreamResult = Err(UpstreamError::Status(409));
+    const UNAUTHORIZED_ANSWER: UpstreamResult = Err(UpstreamError::Status(UNAUTHORIZED));
+
+    #[test]
+    fn a_401_is_retried_and_never_rejected_but_a_403_is_rejected() {
+        assert!(UpstreamError::Status(401).is_unauthorized());
+        assert!(!UpstreamError::Status(403).is_unauthorized());
+        assert!(!UpstreamError::Timeout.is_unauthorized());
+        let retried = judge(&UNAUTHORIZED_ANSWER, &UNAUTHORIZED_ANSWER, 1, 15).unwrap_err();
+        assert_eq!(
+            (retried.class(), retried.error_code()),
+            (Class::Transient, None)
+        );
+        let exhausted = judge(&DONE, &UNAUTHORIZED_ANSWER, 15, 15).unwrap_err();
+        assert_eq!(exhausted.error_code(), Some(ErrorCode::RetriesExhausted));
+        let forbidden = judge(&Err(UpstreamError::Status(403)), &DONE, 1, 15).unwrap_err();
+        assert_eq!(forbidden.error_code(), Some(ErrorCode::VoidRejected));
+    }
 
     #[test]
     fn each_failure_maps_to_its_class_and_code() {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use refund::{
     correlation::CorrelationId,
-    gateway::{Gateway, GatewayToken, HttpGateway, RefundCall},
+    gateway::{Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, RefundCall, TokenCache},
     outcome::{Class, UpstreamError},
 };
 use serde_json::json;
@@ -103,7 +103,8 @@ async fn every_status_falls_in_its_class() {
         (504, Class::Transient),
         (304, Class::Permanent),
         (400, Class::Permanent),
-        (401, Class::Permanent),
+        (401, Class::Transient),
+        (403, Class::Permanent),
         (404, Class::Permanent),
         (409, Class::Permanent),
         (422, Class::Permanent),
@@ -202,6 +203,15 @@ async fn a_refused_connection_is_transient() {
 
 const TOKEN: &str = "upstream-T0ken.v1";
 
+/// The token as read at start-up, from a source that still holds it.
+fn tokens() -> Option<TokenCache> {
+    Some(TokenCache::new(
+        InMemoryTokenSource::new(TOKEN),
+        GatewayToken::new(TOKEN).unwrap(),
+        Duration::from_secs(300),
+    ))
+}
+
 #[tokio::test]
 async fn a_configured_token_is_sent_as_bearer_on_both_calls() {
     let server = MockServer::start().await;
@@ -211,8 +221,7 @@ async fn a_configured_token_is_sent_as_bearer_on_both_calls() {
         .expect(2)
         .mount(&server)
         .await;
-    let gateway = gateway(&server, Duration::from_secs(5))
-        .with_token(Some(GatewayToken::new(TOKEN).unwrap()));
+    let gateway = gateway(&server, Duration::from_secs(5)).with_tokens(tokens());
 
     assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
     assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
@@ -234,7 +243,7 @@ async fn without_a_token_no_authorization_header_is_sent() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let gateway = gateway(&server, Duration::from_secs(5)).with_token(None);
+    let gateway = gateway(&server, Duration::from_secs(5)).with_tokens(None);
 
     assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
     assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
@@ -260,9 +269,8 @@ async fn error_answers_and_transport_failures_carry_no_token_and_no_body() {
         )
         .mount(&server)
         .await;
-    let token = || Some(GatewayToken::new(TOKEN).unwrap());
     let answer = gateway(&server, Duration::from_secs(5))
-        .with_token(token())
+        .with_tokens(tokens())
         .void_receipt(&call())
         .await;
     assert_eq!(answer, Err(UpstreamError::Status(409)));
@@ -274,7 +282,7 @@ async fn error_answers_and_transport_failures_carry_no_token_and_no_body() {
     let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     let refused = HttpGateway::new(&base, Duration::from_secs(2))
         .unwrap()
-        .with_token(token())
+        .with_tokens(tokens())
         .refund_payment(&call())
         .await
         .unwrap_err();

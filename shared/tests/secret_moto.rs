@@ -1,14 +1,25 @@
-//! Secrets read from a real Secrets Manager endpoint (moto): the upstream token (read once,
-//! sent as `Authorization: Bearer`, never part of an error's text) and the cursor key.
+//! Secrets read from a real Secrets Manager endpoint (moto): the upstream token (read at
+//! start-up and again after a 401, sent as `Authorization: Bearer`, never part of an
+//! error's text) and the cursor key.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use aws_sdk_secretsmanager::primitives::Blob;
+use futures::future::BoxFuture;
 use refund::{
     aws::secrets_client,
     config::ConfigError,
     correlation::CorrelationId,
-    gateway::{Gateway, GatewayToken, HttpGateway, RefundCall},
+    gateway::{
+        Gateway, GatewayToken, HttpGateway, RefundCall, SecretsManagerToken, TokenCache,
+        TokenSource,
+    },
     secret::SecretError,
     store::{
         Cursor, CursorCodec, CursorKey, InMemoryRefundStore, ListQuery, PageLimit, RefundRequest,
@@ -23,6 +34,9 @@ use wiremock::{
 };
 
 const TOKEN: &str = "gw-T0ken.abc123";
+const ROTATED: &str = "gw-T0ken.rotated456";
+
+const TTL: Duration = Duration::from_secs(300);
 
 async fn create_secret(moto: &Moto, name: &str, value: &str) -> String {
     secrets_client(moto.loader())
@@ -45,48 +59,94 @@ fn call() -> RefundCall {
     }
 }
 
-/// What `main` does: the secret is read at start-up, and the gateway keeps what it read
-/// (a later change of the secret reaches new execution environments only).
+/// A `TokenSource` that counts the reads it passes on.
+struct Counting<S> {
+    inner: S,
+    reads: Arc<AtomicUsize>,
+}
+
+impl<S: TokenSource> TokenSource for Counting<S> {
+    fn read(&self) -> BoxFuture<'_, Result<GatewayToken, SecretError>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read()
+    }
+}
+
+/// What `main` does, then a rotation: the secret is read at start-up, and after the
+/// rotation the next call's 401 makes the gateway read the secret once more and repeat the
+/// call with the new token; the calls after it send the new token without a read.
 #[tokio::test]
-async fn the_token_is_read_once_and_sent_on_every_call() {
+async fn after_a_rotation_a_401_re_reads_the_secret_once_and_the_call_succeeds() {
     let moto = Moto::start();
     // Pasted with a trailing newline, as secrets often are.
     let arn = create_secret(&moto, "gateway-token", &format!("{TOKEN}\n")).await;
+    let reads = Arc::new(AtomicUsize::new(0));
+    let source = Counting {
+        inner: SecretsManagerToken::new(secrets_client(moto.loader()).await, &arn),
+        reads: reads.clone(),
+    };
+    let tokens = TokenCache::read_from(source, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert!(!format!("{tokens:?}").contains(TOKEN));
+    assert_eq!(reads.load(Ordering::SeqCst), 1, "read at start-up");
 
-    let token = GatewayToken::load(Some(&arn), moto.loader()).await.unwrap();
-    assert!(token.is_some());
-    assert!(!format!("{token:?}").contains(TOKEN));
+    let server = MockServer::start().await;
+    let accept = |token: &str| {
+        Mock::given(method("PUT"))
+            .and(header("authorization", format!("Bearer {token}").as_str()))
+            .respond_with(ResponseTemplate::new(200))
+    };
+    accept(TOKEN).mount(&server).await;
+    let gateway = HttpGateway::new(&Url::parse(&server.uri()).unwrap(), Duration::from_secs(5))
+        .unwrap()
+        .with_tokens(Some(tokens));
+    assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
 
+    // The rotation: the secret gets a new value, and the services accept only that one.
     secrets_client(moto.loader())
         .await
         .put_secret_value()
         .secret_id(&arn)
-        .secret_string("rotated-later")
+        .secret_string(ROTATED)
         .send()
         .await
         .unwrap();
-
-    let server = MockServer::start().await;
+    server.reset().await;
+    accept(ROTATED).mount(&server).await;
     Mock::given(method("PUT"))
-        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(4)
+        .respond_with(ResponseTemplate::new(401))
+        .with_priority(10)
         .mount(&server)
         .await;
-    let gateway = HttpGateway::new(&Url::parse(&server.uri()).unwrap(), Duration::from_secs(5))
+
+    assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
+    assert_eq!(reads.load(Ordering::SeqCst), 2, "one re-read after the 401");
+    assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    let sent: Vec<String> = server
+        .received_requests()
+        .await
         .unwrap()
-        .with_token(token);
-    for _ in 0..2 {
-        assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
-        assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
-    }
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("authorization")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let bearer = |token: &str| format!("Bearer {token}");
+    assert_eq!(sent, [bearer(TOKEN), bearer(ROTATED), bearer(ROTATED)]);
 }
 
 #[tokio::test]
 async fn no_arn_means_no_token_and_no_call_to_secrets_manager() {
     // Nothing listens at this endpoint: a read would fail.
     let loader = loader_for("http://127.0.0.1:9");
-    assert!(GatewayToken::load(None, loader).await.unwrap().is_none());
+    assert!(TokenCache::load(None, loader, TTL).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -94,7 +154,7 @@ async fn an_unreadable_secret_stops_start_up_naming_the_variable() {
     let moto = Moto::start();
     let missing = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf";
 
-    let error = GatewayToken::load(Some(missing), moto.loader())
+    let error = TokenCache::load(Some(missing), moto.loader(), TTL)
         .await
         .unwrap_err();
 
@@ -129,7 +189,7 @@ async fn a_binary_or_unusable_secret_is_refused_without_repeating_it() {
     let unusable = create_secret(&moto, "unusable-token", &unusable_value).await;
     let error = GatewayToken::read(&client, &unusable).await.unwrap_err();
     assert!(matches!(error, SecretError::Unusable(_)), "{error:?}");
-    let at_start_up = GatewayToken::load(Some(&unusable), moto.loader())
+    let at_start_up = TokenCache::load(Some(&unusable), moto.loader(), TTL)
         .await
         .unwrap_err();
     let texts = [

@@ -41,7 +41,8 @@ WORKER_ROLE = {"Fn::GetAtt": ["RefundWorkerFunctionRole", "Arn"]}
 # The operators' exception of both resource policies, left out when OperatorRoleArns is empty.
 OPERATORS = {"Fn::If": ["HasOperatorRoleArns", {"aws:PrincipalArn": {"Ref": "OperatorRoleArns"}}, {"Ref": "AWS::NoValue"}]}
 # What CONTRACT sections 1a, 3 and 5 add with the trust-boundaries issue, read by the Rust code.
-ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS", "REQUEST_SCOPE", "SUPPORT_SCOPE", "ALLOW_UNAUTHENTICATED"}
+ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS", "REQUEST_SCOPE", "SUPPORT_SCOPE", "ALLOW_UNAUTHENTICATED",
+                      "GATEWAY_TOKEN_TTL_S"}
 
 
 
@@ -526,6 +527,37 @@ def test_status_table_throttling_is_alarmed_on_the_table_and_both_indexes():
     (total,) = [m for m in alarm["Metrics"] if m.get("ReturnData", True)]
     assert total["Expression"] == "SUM(METRICS())"
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_the_worker_re_reads_its_token_after_the_ttl_parameter_with_the_codes_bounds():
+    config_rs = (ROOT / "shared/src/config.rs").read_text()
+    variables = WORKER["Properties"]["Environment"]["Variables"]
+    assert variables["GATEWAY_TOKEN_TTL_S"] == ref("GatewayTokenTtlSeconds")
+    parameter = PARAMETERS["GatewayTokenTtlSeconds"]
+    assert parameter["Type"] == "Number"
+    (default,) = re.findall(r"pub const DEFAULT_GATEWAY_TOKEN_TTL_S: u64 = (\d+);", config_rs)
+    assert parameter["Default"] == int(default) == 300
+    # The template allows exactly what the worker accepts at start-up (1..=86_400 in config.rs).
+    (low, high) = re.findall(r"GATEWAY_TOKEN_TTL_S,\s*DEFAULT_GATEWAY_TOKEN_TTL_S,\s*(\d+)\.\.=([\d_]+),", config_rs)[0]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (int(low), int(high.replace("_", "")))
+    assert "GATEWAY_TOKEN_TTL_S" not in API["Properties"]["Environment"]["Variables"]
+
+
+def test_a_token_the_upstream_refuses_after_its_re_read_is_alarmed_from_the_metric_the_worker_emits():
+    alarm = RESOURCES["UpstreamUnauthorizedAlarm"]["Properties"]
+    assert alarm["MetricName"] == "UpstreamUnauthorized"
+    assert f'NAMESPACE: &str = "{alarm["Namespace"]}"' in METRICS_RS
+    assert f'"Name": "{alarm["MetricName"]}"' in METRICS_RS
+    (dimension,) = alarm["Dimensions"]
+    assert dimension["Name"] == "Service"
+    assert f'SERVICE: &str = "{dimension["Value"]}"' in METRICS_RS
+    # The same namespace and dimensions as the worker's other EMF alarm.
+    status = RESOURCES["StatusWriteFailedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["Dimensions"]) == (status["Namespace"], status["Dimensions"])
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    # Emitted only when there were any: no data is the healthy state.
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [ref("AlarmTopic")]
 
 
 def test_status_write_failures_are_alarmed_from_the_metric_the_worker_emits():

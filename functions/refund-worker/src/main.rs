@@ -4,7 +4,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use refund::{
     aws,
     config::WorkerConfig,
-    gateway::{GatewayToken, HttpGateway},
+    gateway::{HttpGateway, TokenCache},
     queue::SqsQueue,
     store::DynamoRefundStore,
 };
@@ -18,12 +18,17 @@ async fn main() -> Result<(), Error> {
     refund::logging::init();
     let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
     let loader = refund::http::aws_config_loader;
-    // Read once, before the first event: rotation reaches new execution environments.
-    let token = GatewayToken::load(config.gateway_token_secret_arn.as_deref(), loader())
-        .await
-        .unwrap_or_else(|e| e.exit());
+    // Read before the first event (an unreadable secret stops start-up), then again after
+    // GATEWAY_TOKEN_TTL_S and after a 401, so a rotation reaches warm environments too.
+    let tokens = TokenCache::load(
+        config.gateway_token_secret_arn.as_deref(),
+        loader(),
+        config.gateway_token_ttl,
+    )
+    .await
+    .unwrap_or_else(|e| e.exit());
     let gateway =
-        HttpGateway::new(&config.gateway_addr, config.upstream_timeout)?.with_token(token);
+        HttpGateway::new(&config.gateway_addr, config.upstream_timeout)?.with_tokens(tokens);
     let sqs = aws::sqs_client(loader()).await;
     // REFUND_TABLE_NAME unset: no store, and the worker records nothing.
     let store = match &config.refund_table_name {

@@ -8,12 +8,18 @@
 //! could not be (fully) recorded: the refunds went on, but their status lags until a later
 //! write. It is emitted (as 0 too) only by a worker that records statuses, so a worker
 //! without a store emits exactly the lines it always did.
+//!
+//! `UpstreamUnauthorized` counts the records whose void or refund still got a 401 after the
+//! gateway re-read the token and repeated the call (the secret holds a token the services
+//! refuse; the records are retried, never dead-lettered as rejected). Like
+//! `ForeignIdempotencyKey` it is emitted only when there were any.
 
 use std::{
     collections::BTreeMap,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use refund::outcome::UNAUTHORIZED;
 use serde_json::{Value, json};
 
 use crate::outcome::{BatchOutcome, Disposition};
@@ -42,6 +48,7 @@ struct Tally {
     status_recorded: bool,
     status_write_failed: u64,
     foreign_keys: u64,
+    unauthorized: u64,
 }
 
 impl Tally {
@@ -64,6 +71,8 @@ impl Tally {
             tally.void_ms.extend(record.void_latency.map(ms));
             tally.refund_ms.extend(record.refund_latency.map(ms));
             tally.foreign_keys += u64::from(record.foreign_key);
+            let refused = [record.void_status, record.refund_status].contains(&Some(UNAUTHORIZED));
+            tally.unauthorized += u64::from(refused);
         }
         tally
     }
@@ -72,7 +81,8 @@ impl Tally {
 /// The batch's metric lines: totals and upstream latencies under `Service`, and one line per
 /// `error_code` dead-lettered under `Service` + `ErrorCode`. An empty batch emits nothing.
 /// `ForeignIdempotencyKey` (commands whose key was not their ticket's K) is emitted when
-/// there were any.
+/// there were any, and so is `UpstreamUnauthorized` (records refused with a 401 after the
+/// token's re-read).
 pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     if outcome.records.is_empty() {
         return Vec::new();
@@ -106,6 +116,10 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     if tally.foreign_keys > 0 {
         metrics.push(json!({"Name": "ForeignIdempotencyKey", "Unit": "Count"}));
         totals["ForeignIdempotencyKey"] = json!(tally.foreign_keys);
+    }
+    if tally.unauthorized > 0 {
+        metrics.push(json!({"Name": "UpstreamUnauthorized", "Unit": "Count"}));
+        totals["UpstreamUnauthorized"] = json!(tally.unauthorized);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 
@@ -323,5 +337,42 @@ mod tests {
             1,
         );
         assert!(!none[0].contains("ForeignIdempotencyKey"), "{}", none[0]);
+    }
+
+    #[test]
+    fn records_refused_with_a_401_are_counted_when_there_are_any() {
+        let refused = |void: Option<u16>, refund: Option<u16>| RecordOutcome {
+            void_status: void,
+            refund_status: refund,
+            ..record(
+                Disposition::Retry {
+                    visibility_s: Some(5),
+                },
+                Some(10),
+            )
+        };
+        let lines = emf_lines(
+            &BatchOutcome {
+                records: vec![
+                    refused(Some(401), Some(401)),
+                    refused(Some(200), Some(401)),
+                    refused(Some(403), Some(200)),
+                    refused(None, None),
+                ],
+            },
+            1,
+        );
+        let totals: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(totals["UpstreamUnauthorized"], 2);
+        let names = totals["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(names.contains("UpstreamUnauthorized"), "{names}");
+
+        let none = emf_lines(
+            &BatchOutcome {
+                records: vec![refused(Some(403), Some(200))],
+            },
+            1,
+        );
+        assert!(!none[0].contains("UpstreamUnauthorized"), "{}", none[0]);
     }
 }

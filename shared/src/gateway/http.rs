@@ -1,13 +1,14 @@
 //! [`HttpGateway`]: the two calls of contract section 3 over the project's HTTP stack.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use reqwest::{Client, header::AUTHORIZATION};
 use serde_json::json;
 use url::Url;
 
 use super::{
-    Gateway, GatewayToken, REFUND_PAYMENT_PATH, REFUND_REASON, RefundCall, VOID_RECEIPT_PATH,
+    Gateway, REFUND_PAYMENT_PATH, REFUND_REASON, RefundCall, VOID_RECEIPT_PATH,
+    cache::{Lease, TokenCache},
 };
 use crate::{
     outcome::{UpstreamError, UpstreamResult},
@@ -26,9 +27,9 @@ pub struct HttpGateway {
     client: Client,
     void_url: Url,
     refund_url: Url,
-    /// Read once at start-up; `None` sends no `Authorization` header (the Go
-    /// Event-Driven gateway needs none).
-    token: Option<GatewayToken>,
+    /// The bearer token, shared by every clone (one per execution environment); `None`
+    /// sends no `Authorization` header (the Go Event-Driven gateway needs none).
+    tokens: Option<Arc<TokenCache>>,
 }
 
 impl HttpGateway {
@@ -45,13 +46,14 @@ impl HttpGateway {
             client,
             void_url: below(base, VOID_RECEIPT_PATH),
             refund_url: below(base, REFUND_PAYMENT_PATH),
-            token: None,
+            tokens: None,
         })
     }
 
-    /// Sends `token` as `Authorization: Bearer` on both calls; `None` sends no header.
-    pub fn with_token(mut self, token: Option<GatewayToken>) -> Self {
-        self.token = token;
+    /// Sends the cache's token as `Authorization: Bearer` on both calls, re-read as
+    /// [`TokenCache`] says; `None` sends no header.
+    pub fn with_tokens(mut self, tokens: Option<TokenCache>) -> Self {
+        self.tokens = tokens.map(Arc::new);
         self
     }
 
@@ -63,17 +65,47 @@ impl HttpGateway {
         &self.refund_url
     }
 
+    /// One call; after a 401 the token is re-read (or a newer one taken) and the call
+    /// repeated once (contract section 3). What that repeat answers is the call's answer:
+    /// a second 401 is classified (transient) by [`crate::outcome`] like any status.
     async fn put(&self, url: &Url, call: &RefundCall, body: serde_json::Value) -> UpstreamResult {
+        let Some(tokens) = &self.tokens else {
+            return self.send(url, call, &body, None).await;
+        };
+        let lease = tokens.token().await;
+        let answer = self.send(url, call, &body, Some(&lease)).await;
+        if !answer.as_ref().is_err_and(UpstreamError::is_unauthorized) {
+            return answer;
+        }
+        let lease = tokens.after_unauthorized(&lease).await;
+        let answer = self.send(url, call, &body, Some(&lease)).await;
+        if answer.as_ref().is_err_and(UpstreamError::is_unauthorized) {
+            tracing::warn!(
+                path = url.path(),
+                generation = lease.generation(),
+                "the upstream refused the gateway token again after a re-read"
+            );
+        }
+        answer
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        call: &RefundCall,
+        body: &serde_json::Value,
+        lease: Option<&Lease>,
+    ) -> UpstreamResult {
         let mut request = self
             .client
             .put(url.clone())
             .header("Correlation-ID", call.correlation_id.as_str());
-        if let Some(token) = &self.token {
-            request = request.header(AUTHORIZATION, token.header_value().clone());
+        if let Some(lease) = lease {
+            request = request.header(AUTHORIZATION, lease.token().header_value().clone());
         }
         // The answer's body is never read: only the status decides, and an upstream's
         // error text (which may echo the request) never reaches a log line.
-        let response = request.json(&body).send().await.map_err(upstream_error)?;
+        let response = request.json(body).send().await.map_err(upstream_error)?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             Ok(status)

@@ -3,7 +3,8 @@
 //! [`Gateway`] is what the worker sees, so every worker path is tested with a scripted
 //! twin; [`HttpGateway`] speaks to the receipts and payments services exactly as the Go
 //! Event-Driven project's generated clients do (contract section 3), with the bearer
-//! [`GatewayToken`] read from Secrets Manager.
+//! [`GatewayToken`] read from Secrets Manager through a [`TokenSource`] and held by a
+//! [`TokenCache`], which re-reads it after its TTL and after a 401.
 
 use std::future::Future;
 
@@ -12,11 +13,15 @@ use crate::{
     outcome::UpstreamResult,
 };
 
+mod cache;
 mod http;
 mod token;
 
+pub use cache::{FORCED_READ_INTERVAL, Lease, READ_TIMEOUT, TokenCache};
 pub use http::{GatewayBuildError, HttpGateway};
-pub use token::{GatewayToken, InvalidGatewayToken};
+pub use token::{
+    GatewayToken, InMemoryTokenSource, InvalidGatewayToken, SecretsManagerToken, TokenSource,
+};
 
 /// The reason both services record; fixed by the contract.
 pub const REFUND_REASON: &str = "customer requested refund";

@@ -1,12 +1,20 @@
-//! The upstream bearer token: read from the secret `GATEWAY_TOKEN_SECRET_ARN` names, held
-//! so that it cannot be printed.
+//! The upstream bearer token: held so that it cannot be printed, and the [`TokenSource`]
+//! it is read from (the secret `GATEWAY_TOKEN_SECRET_ARN` names, or its in-memory twin).
 
-use aws_config::ConfigLoader;
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::future::BoxFuture;
 use reqwest::header::HeaderValue;
 
 use crate::{
-    config::{ConfigError, GATEWAY_TOKEN_SECRET_ARN},
     secret::{SecretError, secret_string},
+    twin::lock,
 };
 
 /// The upstream bearer token (`GATEWAY_TOKEN_SECRET_ARN`).
@@ -59,35 +67,108 @@ impl GatewayToken {
         let value = secret_string(client, arn).await?;
         Self::new(&value).map_err(|e| SecretError::Unusable(e.to_string()))
     }
+}
 
-    /// The start-up step of `refund-worker`: no ARN, no token (and no client is built); an
-    /// ARN that cannot be read is a [`ConfigError`] naming `GATEWAY_TOKEN_SECRET_ARN`.
-    pub async fn load(
-        arn: Option<&str>,
-        loader: ConfigLoader,
-    ) -> Result<Option<Self>, ConfigError> {
-        let Some(arn) = arn else {
-            return Ok(None);
-        };
-        let client = crate::aws::secrets_client(loader).await;
-        Self::read(&client, arn)
-            .await
-            .map(Some)
-            .map_err(|error| ConfigError::Unusable {
-                name: GATEWAY_TOKEN_SECRET_ARN,
-                reason: error.to_string(),
-            })
+/// Where the token is (re-)read from: the secret in production ([`SecretsManagerToken`]),
+/// memory in tests ([`InMemoryTokenSource`]). [`TokenCache`](super::TokenCache) decides
+/// when to read.
+pub trait TokenSource: Send + Sync {
+    /// The token the source holds now. The error never carries the value.
+    fn read(&self) -> BoxFuture<'_, Result<GatewayToken, SecretError>>;
+}
+
+/// The secret `GATEWAY_TOKEN_SECRET_ARN` names.
+#[derive(Debug, Clone)]
+pub struct SecretsManagerToken {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+impl SecretsManagerToken {
+    pub fn new(client: aws_sdk_secretsmanager::Client, arn: &str) -> Self {
+        Self {
+            client,
+            arn: arn.to_owned(),
+        }
+    }
+}
+
+impl TokenSource for SecretsManagerToken {
+    fn read(&self) -> BoxFuture<'_, Result<GatewayToken, SecretError>> {
+        Box::pin(GatewayToken::read(&self.client, &self.arn))
+    }
+}
+
+/// The in-memory twin of the secret: its value can be rotated or made unreadable, a read
+/// can be made slow, and every read is counted.
+#[derive(Default)]
+pub struct InMemoryTokenSource {
+    value: Mutex<Option<Result<String, SecretError>>>,
+    delay: Mutex<Duration>,
+    reads: AtomicUsize,
+}
+
+impl InMemoryTokenSource {
+    pub fn new(token: &str) -> Self {
+        let source = Self::default();
+        source.rotate(token);
+        source
+    }
+
+    /// A rotation: every later read gets `token`.
+    pub fn rotate(&self, token: &str) {
+        *lock(&self.value) = Some(Ok(token.to_owned()));
+    }
+
+    /// Every later read fails with `error` (Secrets Manager unreachable, access denied).
+    pub fn fail_with(&self, error: SecretError) {
+        *lock(&self.value) = Some(Err(error));
+    }
+
+    /// Every later read takes `delay` before it answers.
+    pub fn delay_reads(&self, delay: Duration) {
+        *lock(&self.delay) = delay;
+    }
+
+    /// How many reads were started.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for InMemoryTokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryTokenSource")
+            .field("reads", &self.reads())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSource for InMemoryTokenSource {
+    fn read(&self) -> BoxFuture<'_, Result<GatewayToken, SecretError>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let delay = *lock(&self.delay);
+        let value = lock(&self.value).clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let value = value.unwrap_or_else(|| Err(SecretError::Read("no value".into())))?;
+            GatewayToken::new(&value).map_err(|e| SecretError::Unusable(e.to_string()))
+        })
+    }
+}
+
+impl<T: TokenSource + ?Sized> TokenSource for std::sync::Arc<T> {
+    fn read(&self) -> BoxFuture<'_, Result<GatewayToken, SecretError>> {
+        (**self).read()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use url::Url;
 
     use super::*;
-    use crate::gateway::HttpGateway;
+    use crate::gateway::{HttpGateway, TokenCache};
 
     const TOKEN: &str = "s3cr3t-t0ken.value";
 
@@ -101,10 +182,13 @@ mod tests {
         );
         assert!(token.header_value().is_sensitive());
         let base = Url::parse("https://gw.example.com").unwrap();
+        let source = InMemoryTokenSource::new(TOKEN);
+        let source_debug = format!("{source:?}");
+        let tokens = TokenCache::new(source, token, Duration::from_secs(300));
         let gateway = HttpGateway::new(&base, Duration::from_secs(1))
             .unwrap()
-            .with_token(Some(token));
-        let debug = format!("{gateway:?} {gateway:#?}");
+            .with_tokens(Some(tokens));
+        let debug = format!("{gateway:?} {gateway:#?} {source_debug}");
         assert!(!debug.contains(TOKEN), "{debug}");
     }
 
