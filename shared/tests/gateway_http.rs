@@ -34,55 +34,61 @@ fn gateway(server: &MockServer, timeout: Duration) -> HttpGateway {
     HttpGateway::new(&base, timeout).unwrap()
 }
 
-#[tokio::test]
-async fn void_receipt_sends_the_contracts_request() {
-    let server = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .and(path(VOID_PATH))
-        .and(header("content-type", "application/json"))
-        .and(header("correlation-id", "corr-42"))
-        .and(body_json(json!({
-            "ticket_id": TICKET,
-            "reason": "customer requested refund",
-            "idempotent_id": KEY,
-        })))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&server)
-        .await;
-
-    let answer = gateway(&server, Duration::from_secs(5))
-        .void_receipt(&call())
-        .await;
-
-    assert_eq!(answer, Ok(204));
+/// The paths the server received, in order.
+async fn received_paths(server: &MockServer) -> Vec<String> {
     let requests = server.received_requests().await.unwrap();
-    assert_eq!(requests.len(), 1, "no other request was made");
+    requests.iter().map(|r| r.url.path().to_owned()).collect()
 }
 
-#[tokio::test]
-async fn refund_payment_sends_the_contracts_request() {
-    let server = MockServer::start().await;
+/// Mounts the one request the contract says a call sends to `call_path` with `body`
+/// (`Content-Type` and `Correlation-ID` too), answered with `response`, expected once.
+async fn expect_contract_request(
+    server: &MockServer,
+    call_path: &str,
+    body: serde_json::Value,
+    response: ResponseTemplate,
+) {
     Mock::given(method("PUT"))
-        .and(path(REFUND_PATH))
+        .and(path(call_path))
         .and(header("content-type", "application/json"))
         .and(header("correlation-id", "corr-42"))
-        .and(body_json(json!({
-            "payment_reference": TICKET,
-            "reason": "customer requested refund",
-            "deduplication_id": KEY,
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .and(body_json(body))
+        .respond_with(response)
         .expect(1)
-        .mount(&server)
+        .mount(server)
         .await;
+}
 
-    let answer = gateway(&server, Duration::from_secs(5))
-        .refund_payment(&call())
-        .await;
-
-    assert_eq!(answer, Ok(200));
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+/// Each call sends exactly the contract's request (section 3), once, and answers its 2xx.
+#[tokio::test]
+async fn each_call_sends_the_contracts_request() {
+    let void = json!({
+        "ticket_id": TICKET,
+        "reason": "customer requested refund",
+        "idempotent_id": KEY,
+    });
+    let refund = json!({
+        "payment_reference": TICKET,
+        "reason": "customer requested refund",
+        "deduplication_id": KEY,
+    });
+    let refunded = ResponseTemplate::new(200).set_body_json(json!({"ok": true}));
+    for (call_path, body, response, status) in [
+        (VOID_PATH, void, ResponseTemplate::new(204), 204),
+        (REFUND_PATH, refund, refunded, 200),
+    ] {
+        let server = MockServer::start().await;
+        expect_contract_request(&server, call_path, body, response).await;
+        let gateway = gateway(&server, Duration::from_secs(5));
+        let answer = if call_path == VOID_PATH {
+            gateway.void_receipt(&call()).await
+        } else {
+            gateway.refund_payment(&call()).await
+        };
+        assert_eq!(answer, Ok(status), "{call_path}");
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1, "{call_path}: no other request was made");
+    }
 }
 
 #[tokio::test]
@@ -153,13 +159,7 @@ async fn a_redirect_is_permanent_and_not_followed() {
 
     assert_eq!(answer, Err(UpstreamError::Status(301)));
     assert_eq!(UpstreamError::Status(301).class(), Class::Permanent);
-    let paths: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.url.path().to_owned())
-        .collect();
+    let paths = received_paths(&server).await;
     assert_eq!(paths, [VOID_PATH]);
 }
 
@@ -226,13 +226,7 @@ async fn a_configured_token_is_sent_as_bearer_on_both_calls() {
     assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
     assert_eq!(gateway.refund_payment(&call()).await, Ok(200));
 
-    let paths: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.url.path().to_owned())
-        .collect();
+    let paths = received_paths(&server).await;
     assert_eq!(paths, [VOID_PATH, REFUND_PATH]);
 }
 

@@ -62,6 +62,16 @@ fn gateway(server: &MockServer, source: &Arc<InMemoryTokenSource>, ttl: Duration
 }
 
 /// The bearer token of every request the server received, in order.
+/// A gateway that read `OLD`, a secret rotated to `NEW` since, and services that accept
+/// only `NEW`.
+async fn rotated() -> (MockServer, Arc<InMemoryTokenSource>, HttpGateway) {
+    let server = accepting(&[NEW]).await;
+    let source = Arc::new(InMemoryTokenSource::new(OLD));
+    let gateway = gateway(&server, &source, LONG_TTL);
+    source.rotate(NEW);
+    (server, source, gateway)
+}
+
 async fn sent(server: &MockServer) -> Vec<String> {
     server
         .received_requests()
@@ -79,10 +89,7 @@ const LONG_TTL: Duration = Duration::from_secs(300);
 
 #[tokio::test]
 async fn a_401_re_reads_the_token_once_and_repeats_the_call_with_the_new_one() {
-    let server = accepting(&[NEW]).await;
-    let source = Arc::new(InMemoryTokenSource::new(OLD));
-    let gateway = gateway(&server, &source, LONG_TTL);
-    source.rotate(NEW);
+    let (server, source, gateway) = rotated().await;
 
     assert_eq!(gateway.void_receipt(&call()).await, Ok(200));
     assert_eq!(source.reads(), 1);
@@ -93,10 +100,7 @@ async fn a_401_re_reads_the_token_once_and_repeats_the_call_with_the_new_one() {
 
 #[tokio::test]
 async fn concurrent_401s_wait_for_one_shared_read() {
-    let server = accepting(&[NEW]).await;
-    let source = Arc::new(InMemoryTokenSource::new(OLD));
-    let gateway = gateway(&server, &source, LONG_TTL);
-    source.rotate(NEW);
+    let (server, source, gateway) = rotated().await;
     // Slow enough that every call has its 401 while the one read is still running.
     source.delay_reads(Duration::from_millis(300));
 
@@ -180,10 +184,7 @@ async fn a_failed_re_read_keeps_the_old_token_and_logs_no_token() {
 
 #[tokio::test]
 async fn a_re_read_is_bounded_by_two_seconds() {
-    let server = accepting(&[NEW]).await;
-    let source = Arc::new(InMemoryTokenSource::new(OLD));
-    let gateway = gateway(&server, &source, LONG_TTL);
-    source.rotate(NEW);
+    let (server, source, gateway) = rotated().await;
     source.delay_reads(Duration::from_secs(30));
 
     let started = Instant::now();
