@@ -141,9 +141,16 @@ pub enum RefundFailure {
         receive_count: u32,
         max_receive_count: u32,
         detail: String,
+        /// The last failure's public reason.
+        public: String,
     },
-    #[error("upstream unavailable, retrying later: {0}")]
-    Transient(String),
+    #[error("upstream unavailable, retrying later: {detail}")]
+    Transient {
+        /// Every failed call, in full, for the logs and the dead-letter copy.
+        detail: String,
+        /// The first failed call's public reason.
+        public: String,
+    },
     /// The status record shows a call confirmed under `recorded`, not under the ticket's K.
     #[error("the status record shows a call confirmed under another key ({recorded})")]
     ForeignKeyConflict { recorded: String },
@@ -156,7 +163,7 @@ impl RefundFailure {
             Self::VoidRejected(_) | Self::RefundRejected(_) | Self::ForeignKeyConflict { .. } => {
                 Class::Permanent
             }
-            Self::RetriesExhausted { .. } | Self::Transient(_) => Class::Transient,
+            Self::RetriesExhausted { .. } | Self::Transient { .. } => Class::Transient,
         }
     }
 
@@ -169,7 +176,46 @@ impl RefundFailure {
             Self::RefundRejected(_) => Some(ErrorCode::RefundRejected),
             Self::RetriesExhausted { .. } => Some(ErrorCode::RetriesExhausted),
             Self::ForeignKeyConflict { .. } => Some(ErrorCode::ForeignKeyConflict),
-            Self::Transient(_) => None,
+            Self::Transient { .. } => None,
+        }
+    }
+
+    /// What a status record says of this failure to every caller (contract section 1a):
+    /// one phrase of a fixed vocabulary, never an address, a DNS or TLS message or a body.
+    /// The full text (`Display`) stays in the logs and the dead-letter copy.
+    pub fn public_reason(&self) -> String {
+        match self {
+            Self::InvalidCommand(_) => "invalid command".to_owned(),
+            Self::VoidRejected(error) => error.public_reason(Service::Receipts),
+            Self::RefundRejected(error) => error.public_reason(Service::Payments),
+            Self::RetriesExhausted { public, .. } => format!("retries exhausted: {public}"),
+            Self::Transient { public, .. } => public.clone(),
+            Self::ForeignKeyConflict { .. } => "called earlier under another key".to_owned(),
+        }
+    }
+}
+
+/// The two upstream services, as the public reasons name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Voids the receipt.
+    Receipts,
+    /// Refunds the payment.
+    Payments,
+}
+
+impl UpstreamError {
+    /// This failure as a caller may read it: the service and its status, or that it did
+    /// not answer in time, or could not be reached.
+    pub fn public_reason(&self, service: Service) -> String {
+        let service = match service {
+            Service::Receipts => "receipts",
+            Service::Payments => "payments",
+        };
+        match self {
+            Self::Status(status) => format!("{service} service answered {status}"),
+            Self::Timeout => format!("{service} service timed out"),
+            Self::Connect(_) | Self::Transport(_) => format!("{service} service unreachable"),
         }
     }
 }
@@ -193,20 +239,27 @@ pub fn judge(
     if let Some(error) = refund.filter(|e| e.class() == Class::Permanent) {
         return Err(RefundFailure::RefundRejected(error.clone()));
     }
-    let detail = match (void, refund) {
+    let (detail, public) = match (void, refund) {
         (None, None) => return Ok(()),
-        (Some(v), None) => format!("void-receipt {v}"),
-        (None, Some(r)) => format!("refund {r}"),
-        (Some(v), Some(r)) => format!("void-receipt {v}; refund {r}"),
+        (Some(v), None) => (
+            format!("void-receipt {v}"),
+            v.public_reason(Service::Receipts),
+        ),
+        (None, Some(r)) => (format!("refund {r}"), r.public_reason(Service::Payments)),
+        (Some(v), Some(r)) => (
+            format!("void-receipt {v}; refund {r}"),
+            v.public_reason(Service::Receipts),
+        ),
     };
     if receive_count >= max_receive_count {
         Err(RefundFailure::RetriesExhausted {
             receive_count,
             max_receive_count,
             detail,
+            public,
         })
     } else {
-        Err(RefundFailure::Transient(detail))
+        Err(RefundFailure::Transient { detail, public })
     }
 }
 
@@ -227,6 +280,59 @@ mod tests {
             600,
         ] {
             assert_eq!(Class::of_status(status), Class::Permanent, "{status}");
+        }
+    }
+
+    /// Every public reason is one phrase of contract 1a's vocabulary, and no detail of the
+    /// failure (an address, a DNS or TLS message) reaches it.
+    #[test]
+    fn public_reasons_are_the_contracts_vocabulary_without_detail() {
+        let secret = "https://gw.internal:8443 dns error: tls handshake";
+        let exhausted = judge(
+            &Err(UpstreamError::Connect(secret.into())),
+            &Err(UpstreamError::Timeout),
+            15,
+            15,
+        )
+        .unwrap_err();
+        let cases = [
+            (
+                RefundFailure::InvalidCommand(secret.into()),
+                "invalid command",
+            ),
+            (
+                RefundFailure::VoidRejected(UpstreamError::Status(409)),
+                "receipts service answered 409",
+            ),
+            (
+                RefundFailure::RefundRejected(UpstreamError::Status(422)),
+                "payments service answered 422",
+            ),
+            (
+                judge(&Ok(200), &Err(UpstreamError::Timeout), 1, 15).unwrap_err(),
+                "payments service timed out",
+            ),
+            (
+                judge(
+                    &Err(UpstreamError::Transport(secret.into())),
+                    &Ok(200),
+                    1,
+                    15,
+                )
+                .unwrap_err(),
+                "receipts service unreachable",
+            ),
+            (exhausted, "retries exhausted: receipts service unreachable"),
+            (
+                RefundFailure::ForeignKeyConflict {
+                    recorded: secret.into(),
+                },
+                "called earlier under another key",
+            ),
+        ];
+        for (failure, public) in cases {
+            assert_eq!(failure.public_reason(), public, "{failure}");
+            assert!(!failure.to_string().is_empty());
         }
     }
 

@@ -220,9 +220,11 @@ def test_a_ticket_the_gateway_rejects_is_dead_lettered_with_its_reason_after_one
     assert message["receive_count"] == "1"
     assert message["correlation_id"] == "e2e-rejected"
     assert message["source_message_id"]
-    # The record says so too, with the reason the DLQ copy carries.
+    # The record says so too, with the public reason of the service that refused
+    # (CONTRACT 1a); the copy keeps the full text.
     record = stack.status_reaches(ticket, "failed")
-    assert record["failure_reason"].startswith(message["error_code"])
+    service = "receipts" if message["error_code"] == "void_rejected" else "payments"
+    assert record["failure_reason"].startswith(f"{service} service answered ")
     assert record["attempts"] == 1
     assert record["completed_at"] is None or record["completed_at"] >= record["accepted_at"]
 

@@ -66,14 +66,6 @@ pub fn dead_letter_copy(
     }
 }
 
-/// The `failure_reason` the status store records for a dead-lettered message:
-/// `"<error_code>: <error_message>"`, built from the copy's own attributes so that the
-/// status and the copy an operator inspects give the same reason.
-pub fn failure_reason(copy: &OutboundMessage) -> String {
-    let value = |name: &str| copy.attributes.get(name).map_or("", String::as_str);
-    format!("{}: {}", value(own::ERROR_CODE), value(own::ERROR_MESSAGE))
-}
-
 fn bounded_message(message: &str, code: ErrorCode) -> String {
     let message = message.trim();
     if message.is_empty() {
@@ -122,19 +114,6 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         assert_eq!(copy.attributes, expected);
-    }
-
-    #[test]
-    fn the_status_reason_is_the_copys_code_and_message() {
-        let copy = dead_letter_copy(
-            &delivery(&[]),
-            ErrorCode::RefundRejected,
-            " payments service rejected the refund: answered HTTP 409 ",
-        );
-        assert_eq!(
-            failure_reason(&copy),
-            "refund_rejected: payments service rejected the refund: answered HTTP 409"
-        );
     }
 
     #[test]

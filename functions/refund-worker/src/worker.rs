@@ -30,7 +30,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::{
     backoff::retry_visibility_s,
-    dead_letter::{dead_letter_copy, failure_reason},
+    dead_letter::dead_letter_copy,
     deadline::{check_budget, cutoff},
     delivery::Delivery,
     outcome::{BatchOutcome, Disposition, RecordOutcome},
@@ -195,7 +195,7 @@ where
                 let failure = RefundFailure::InvalidCommand(error.to_string());
                 outcome.class = Some(failure.class());
                 outcome.error = Some(failure.to_string());
-                (outcome.disposition, _) = self
+                outcome.disposition = self
                     .dead_letter(delivery, ErrorCode::InvalidCommand, &failure)
                     .await;
                 return outcome;
@@ -253,8 +253,10 @@ where
         progress: Progress,
         cutoff: Instant,
     ) -> (Disposition, RefundEvent) {
+        // The record holds the public reason (contract 1a); the full text is in the
+        // outcome's log line and the dead-letter copy.
         let Some(code) = failure.error_code() else {
-            let last_error = failure.to_string();
+            let last_error = failure.public_reason();
             let disposition = self.retry_later(delivery, cutoff).await;
             return (
                 disposition,
@@ -264,12 +266,12 @@ where
                 },
             );
         };
-        let (disposition, reason) = self.dead_letter(delivery, code, failure).await;
+        let disposition = self.dead_letter(delivery, code, failure).await;
+        let reason = failure.public_reason();
         let event = match &disposition {
-            Disposition::DeadLetterFailed { error, .. } => RefundEvent::Retry {
-                last_error: format!(
-                    "{reason}; the dead-letter copy failed ({error}), so the message stays on its queue"
-                ),
+            // The message stays on its queue and comes back: still processing.
+            Disposition::DeadLetterFailed { .. } => RefundEvent::Retry {
+                last_error: reason,
                 progress,
             },
             _ => RefundEvent::Fail { reason, progress },
@@ -330,8 +332,7 @@ where
         }
     }
 
-    /// Copies the message to the dead-letter queue, and returns the disposition and the
-    /// copy's own reason (so the status and the copy an operator inspects agree). Not cut
+    /// Copies the message, with the failure's full text, to the dead-letter queue. Not cut
     /// off at the deadline: a copy that was started is awaited, so it is never left
     /// half-known whether the message reached the dead-letter queue.
     async fn dead_letter(
@@ -339,16 +340,14 @@ where
         delivery: &Delivery,
         code: ErrorCode,
         failure: &RefundFailure,
-    ) -> (Disposition, String) {
+    ) -> Disposition {
         let copy = dead_letter_copy(delivery, code, &failure.to_string());
-        let reason = failure_reason(&copy);
-        let disposition = match self.dead_letter_queue.send(copy).await {
+        match self.dead_letter_queue.send(copy).await {
             Ok(dead_letter_message_id) => Disposition::DeadLettered {
                 code,
                 dead_letter_message_id,
             },
             Err(error) => Disposition::DeadLetterFailed { code, error },
-        };
-        (disposition, reason)
+        }
     }
 }
