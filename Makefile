@@ -12,6 +12,8 @@ STAMP := $(VENV)/.installed
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
+# pip keeps no second copy of every wheel (a CI disk once filled up during the install).
+export PIP_NO_CACHE_DIR := 1
 
 .PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos bench template run refund venv build deploy deploy-ci dlq redrive clean
 
