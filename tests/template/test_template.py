@@ -530,7 +530,8 @@ def test_status_table_throttling_is_alarmed_on_the_table_and_both_indexes():
 
 
 def test_the_worker_re_reads_its_token_after_the_ttl_parameter_with_the_codes_bounds():
-    config_rs = (ROOT / "shared/src/config.rs").read_text()
+    # config.rs and its modules (config/worker.rs holds the worker's variables).
+    config_rs = "".join(p.read_text() for p in [ROOT / "shared/src/config.rs", *sorted((ROOT / "shared/src/config").glob("*.rs"))])
     variables = WORKER["Properties"]["Environment"]["Variables"]
     assert variables["GATEWAY_TOKEN_TTL_S"] == ref("GatewayTokenTtlSeconds")
     parameter = PARAMETERS["GatewayTokenTtlSeconds"]
