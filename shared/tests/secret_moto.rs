@@ -235,6 +235,7 @@ async fn a_cursor() -> Cursor {
             correlation_id: CorrelationId::parse("corr-secret").unwrap(),
             requested_by: None,
             accepted_at: time::OffsetDateTime::now_utc(),
+            command_id: uuid::Uuid::new_v4(),
         };
         store.accept(request).await.unwrap();
     }

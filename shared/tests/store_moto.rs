@@ -40,6 +40,7 @@ fn request(n: u128, accepted_at: OffsetDateTime) -> RefundRequest {
         correlation_id: CorrelationId::parse(&format!("corr-{n}")).unwrap(),
         requested_by: Some("user-7".into()),
         accepted_at,
+        command_id: uuid::Uuid::from_u128(n),
     }
 }
 
@@ -89,6 +90,7 @@ macro_rules! both {
 both!(
     accept_creates_an_accepted_record,
     accepting_an_open_refund_again_returns_it_unchanged,
+    an_open_refund_is_requeued_after_the_quiet_period_and_unqueued,
     accepting_a_succeeded_refund_returns_it_and_changes_nothing,
     a_failed_refund_is_accepted_again_keeping_its_history,
     a_redriven_failure_is_processing_again,
@@ -136,6 +138,51 @@ async fn accepting_an_open_refund_again_returns_it_unchanged(store: &impl Refund
     let again = store.accept(request(1, at(20))).await.unwrap();
     assert_eq!(again, Accepted::Existing(processing.clone()));
     assert_eq!(store.get(ticket(1)).await.unwrap(), Some(processing));
+}
+
+/// The quiet period's two writes (contract section 1a): a re-queue names the new command
+/// only past the quiet period, and its undo restores the command before, only while the
+/// record still names the refused one.
+async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &impl RefundStore) {
+    let first = store.accept(request(1, T0)).await.unwrap().into_record();
+    assert_eq!(first.queued_at, Some(T0));
+    assert_eq!(first.command_id, Some(uuid::Uuid::from_u128(1)));
+    let second = RefundRequest {
+        command_id: uuid::Uuid::from_u128(2),
+        ..request(1, at(30))
+    };
+    let quiet = store.record(&second, RefundEvent::Requeue, at(30)).await;
+    assert_eq!(quiet, Ok(Change::Kept(first.clone())));
+
+    let later = at(61);
+    let Change::Written(requeued) = store
+        .record(&second, RefundEvent::Requeue, later)
+        .await
+        .unwrap()
+    else {
+        panic!("not re-queued past the quiet period");
+    };
+    assert_eq!(requeued.queued_at, Some(later));
+    assert_eq!(requeued.command_id, Some(uuid::Uuid::from_u128(2)));
+    assert_eq!(
+        store.get(ticket(1)).await.unwrap().as_ref(),
+        Some(&requeued)
+    );
+
+    let undo = |refused| RefundEvent::Unqueue {
+        refused,
+        queued_at: first.queued_at,
+        command_id: first.command_id,
+    };
+    let foreign = store
+        .record(&second, undo(uuid::Uuid::from_u128(3)), later)
+        .await;
+    assert_eq!(foreign, Ok(Change::Kept(requeued)));
+    let undone = store
+        .record(&second, undo(uuid::Uuid::from_u128(2)), later)
+        .await;
+    assert_eq!(undone, Ok(Change::Written(first.clone())));
+    assert_eq!(store.get(ticket(1)).await.unwrap(), Some(first));
 }
 
 async fn accepting_a_succeeded_refund_returns_it_and_changes_nothing(store: &impl RefundStore) {

@@ -218,7 +218,7 @@ def test_allow_lists_the_methods_each_path_serves():
 RECORD_FIELDS = [
     "ticket_id", "status", "idempotency_key", "correlation_id", "requested_by", "attempts",
     "last_error", "failure_reason", "accepted_at", "updated_at", "completed_at",
-    "receipt_voided_at", "payment_refunded_at", "interactions",
+    "queued_at", "command_id", "receipt_voided_at", "payment_refunded_at", "interactions",
 ]
 INTERACTION_FIELDS = ["call", "status", "duration_ms", "at"]
 STATUSES = ["accepted", "processing", "succeeded", "failed"]
@@ -243,7 +243,7 @@ def test_refund_record_has_exactly_the_contracts_fields_all_present():
     # The fields record.rs holds as Option<_> are the nullable ones.
     optional = set(re.findall(r"pub (\w+): Option<", RECORD_RS.split("pub struct RefundRecord {", 1)[1].split("\n}", 1)[0]))
     assert {name for name, schema in props.items() if schema.get("nullable")} == optional
-    for name in ("accepted_at", "updated_at", "completed_at", "receipt_voided_at", "payment_refunded_at"):
+    for name in ("accepted_at", "updated_at", "completed_at", "queued_at", "receipt_voided_at", "payment_refunded_at"):
         time = resolve(props[name]["allOf"][0]) if "allOf" in props[name] else props[name]
         assert time["format"] == "date-time" and time["pattern"].endswith("Z$"), name  # UTC
     assert resolve(props["status"])["enum"] == STATUSES

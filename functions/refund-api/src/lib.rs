@@ -13,8 +13,8 @@
 //!   answers in the contract's shape and echoes the `Correlation-ID`.
 //! - [`route`]: which resource and method a request is for, so each endpoint sees only its
 //!   own requests and a wrong method gets that resource's `Allow`.
-//! - `put`: the PUT: the accept write, the command on the queue, and the withdrawal that
-//!   keeps a record from waiting for a command the queue refused.
+//! - `put`: the PUT: the accept write, the quiet period's re-queue, the command on the
+//!   queue, and the undo that keeps a record from naming a command the queue refused.
 //! - `read`: the GETs, one record by ticket id and the signed listing; they only read.
 //! - [`records`]: the refund records feature (store and cursor keys) as one value, so
 //!   without `REFUND_TABLE_NAME` it is simply absent.

@@ -1,29 +1,36 @@
 //! `PUT /ticket-refund/{ticket_id}`: accept a refund and queue its `RefundTicket` command.
 //!
 //! With the refund records, one `accept` write comes first (the only DynamoDB round trip
-//! on the 202 path): a refunded ticket is answered 200 with its record and nothing is
-//! queued. Any other record, or a store that fails, still gets the command queued: K makes
-//! a repeat harmless, and the worker creates a record the API could not. When the queue
-//! refuses a command whose record this request accepted, the record is withdrawn.
+//! on the usual 202 path): a refunded ticket is answered 200 with its record and nothing is
+//! queued. An open record (`accepted`, `processing`) whose command was queued within the
+//! quiet period is answered 202 with that command, queueing nothing; after it, a second
+//! write re-queues (contract section 1a). A store that fails still gets the command
+//! queued: K makes a repeat harmless, and the worker creates a record the API could not.
+//! When the queue refuses, what this request wrote is undone (`undo`).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use refund::{
     command::{Origin, RefundTicket, TicketId},
     correlation::CorrelationId,
     idempotency::ClientIdempotencyKey,
+    idempotency::IdempotencyKey,
     queue::{CommandQueue, QueueError},
-    store::{Accepted, Progress, RefundEvent, RefundRequest, RefundStatus, RefundStore},
+    store::{
+        Accepted, Change, Progress, RefundEvent, RefundRecord, RefundRequest, RefundStatus,
+        RefundStore, transition::recently_queued,
+    },
 };
 use serde::Serialize;
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::{
     caller::Caller, error::ApiError, records::RefundRecords, render::json_response, request,
 };
 
-/// How long the API waits to mark a refund it could not queue; the caller already waited
-/// for the queue, and is about to be told to retry.
-const WITHDRAW_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the API waits to undo the write of a refund it could not queue; the caller
+/// already waited for the queue, and is about to be told to retry.
+const UNDO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A PUT that passed validation.
 pub(crate) struct PutRequest {
@@ -69,28 +76,40 @@ struct RefundedBody {
 /// The 202 body.
 #[derive(Debug, Serialize)]
 struct AcceptedBody<'a> {
-    ticket_id: String,
-    idempotency_key: &'a str,
-    command_id: String,
+    ticket_id: TicketId,
+    idempotency_key: IdempotencyKey,
+    command_id: Uuid,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_idempotency_key: Option<&'a str>,
 }
 
-/// What the accept write found: whether to queue at all.
+/// What the records say to do with a PUT.
 enum Acceptance<'r, S> {
     /// The ticket is refunded already: its record is the answer, and nothing is queued.
-    Refunded(Accepted),
+    Refunded(RefundRecord),
+    /// The record's command was queued within the quiet period: it is the answer, and
+    /// nothing is queued.
+    Quiet(RefundRecord, Uuid),
     /// Queue the command.
     Queue(Recording<'r, S>),
 }
 
 /// The record's side of a PUT that goes on to queue.
 struct Recording<'r, S> {
-    /// For the log line: what the accept write did; `None` without the records feature.
+    /// For the log line: what the records did; `None` without the records feature.
     outcome: Option<&'static str>,
-    /// The record this request moved to `accepted`, to be undone if the queue refuses.
-    written: Option<(&'r S, RefundRequest)>,
+    /// What undoes this request's write if the queue refuses the command.
+    undo: Option<(&'r S, RefundRequest, RefundEvent)>,
+}
+
+impl<S> Recording<'_, S> {
+    fn unwritten(outcome: Option<&'static str>) -> Self {
+        Self {
+            outcome,
+            undo: None,
+        }
+    }
 }
 
 /// The PUT: record (with the records feature), then queue, then answer 202.
@@ -104,24 +123,13 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     let command = RefundTicket::new(refund.ticket_id, now);
     let recording = match records {
         Some(records) => match accept(&records.store, &refund, &command, correlation, now).await {
-            Acceptance::Refunded(accepted) => {
-                let record = accepted.record();
-                return if refund.caller.owns_or_supports(record) {
-                    json_response(StatusCode::OK, record)
-                } else {
-                    let body = RefundedBody {
-                        ticket_id: record.ticket_id,
-                        status: record.status,
-                    };
-                    json_response(StatusCode::OK, &body)
-                };
+            Acceptance::Refunded(record) => return refunded(&refund, &record),
+            Acceptance::Quiet(record, command_id) => {
+                return quiet(&refund, &record, command_id, correlation);
             }
             Acceptance::Queue(recording) => recording,
         },
-        None => Recording {
-            outcome: None,
-            written: None,
-        },
+        None => Recording::unwritten(None),
     };
     let origin = Origin {
         correlation_id: correlation,
@@ -134,8 +142,8 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     let message_id = match queue.send(message).await {
         Ok(message_id) => message_id,
         Err(error) => {
-            if let Some((store, request)) = recording.written {
-                withdraw(store, &request, &error).await;
+            if let Some((store, request, event)) = recording.undo {
+                undo(store, &request, event, &error).await;
             }
             return Err(ApiError::from_queue(error));
         }
@@ -149,8 +157,9 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     )
 }
 
-/// The accept write. A store that fails does not stop the refund: the command is queued
-/// anyway, and the worker creates the record.
+/// The accept write, and for an open record the re-queue after the quiet period. A store
+/// that fails does not stop the refund: the command is queued anyway, and the worker
+/// creates the record.
 async fn accept<'r, S: RefundStore>(
     store: &'r S,
     refund: &PutRequest,
@@ -164,36 +173,91 @@ async fn accept<'r, S: RefundStore>(
         correlation_id: correlation.clone(),
         requested_by: refund.requested_by.clone(),
         accepted_at: now,
+        command_id: command.header.id,
     };
     match store.accept(request.clone()).await {
-        Ok(accepted) if accepted.already_succeeded() => {
-            tracing::info!(
-                ticket_id = %refund.ticket_id,
-                correlation_id = %correlation,
-                requested_by = refund.requested_by.as_deref(),
-                outcome = "already_succeeded",
-                "refund already succeeded; nothing queued"
-            );
-            Acceptance::Refunded(accepted)
-        }
-        Ok(accepted) => Acceptance::Queue(Recording {
-            outcome: Some(recorded_as(&accepted)),
-            written: (!matches!(accepted, Accepted::Existing(_))).then_some((store, request)),
-        }),
-        Err(error) => {
-            tracing::warn!(
-                ticket_id = %refund.ticket_id,
-                correlation_id = %correlation,
-                %error,
-                outcome = "status_not_recorded",
-                "refund status not recorded; queuing the command anyway"
-            );
+        Ok(Accepted::Existing(record)) => match settled(&record, now) {
+            Some(acceptance) => acceptance,
+            None => requeue(store, request, record, now).await,
+        },
+        Ok(accepted) => {
+            let withdraw = RefundEvent::Fail {
+                // A public reason: the queue's own text stays in the logs.
+                reason: "not queued; ask for the refund again".to_owned(),
+                progress: Progress::default(),
+            };
             Acceptance::Queue(Recording {
-                outcome: Some("not_recorded"),
-                written: None,
+                outcome: Some(recorded_as(&accepted)),
+                undo: Some((store, request, withdraw)),
             })
         }
+        Err(error) => not_recorded(refund, correlation, &error),
     }
+}
+
+/// What an existing record answers by itself: refunded, or queued within the quiet
+/// period; `None` when its command is to be queued again.
+fn settled<'r, S>(record: &RefundRecord, now: OffsetDateTime) -> Option<Acceptance<'r, S>> {
+    if record.status == RefundStatus::Succeeded {
+        return Some(Acceptance::Refunded(record.clone()));
+    }
+    match record.command_id {
+        Some(command_id) if !record.status.is_final() && recently_queued(record, now) => {
+            Some(Acceptance::Quiet(record.clone(), command_id))
+        }
+        _ => None,
+    }
+}
+
+/// The second conditional write, for an open record past its quiet period: the record
+/// names this request's command, or, when another request re-queued it first or it
+/// ended meanwhile, answers as it is now.
+async fn requeue<'r, S: RefundStore>(
+    store: &'r S,
+    request: RefundRequest,
+    before: RefundRecord,
+    now: OffsetDateTime,
+) -> Acceptance<'r, S> {
+    match store.record(&request, RefundEvent::Requeue, now).await {
+        Ok(Change::Written(_)) => {
+            let unqueue = RefundEvent::Unqueue {
+                refused: request.command_id,
+                queued_at: before.queued_at,
+                command_id: before.command_id,
+            };
+            Acceptance::Queue(Recording {
+                outcome: Some("requeued"),
+                undo: Some((store, request, unqueue)),
+            })
+        }
+        Ok(Change::Kept(current)) => settled(&current, now)
+            .unwrap_or_else(|| Acceptance::Queue(Recording::unwritten(Some("existing")))),
+        Err(error) => {
+            tracing::warn!(
+                ticket_id = %request.ticket_id,
+                correlation_id = %request.correlation_id,
+                %error,
+                outcome = "requeue_not_recorded",
+                "re-queue not recorded; queuing the command anyway"
+            );
+            Acceptance::Queue(Recording::unwritten(Some("requeue_not_recorded")))
+        }
+    }
+}
+
+fn not_recorded<'r, S>(
+    refund: &PutRequest,
+    correlation: &CorrelationId,
+    error: &refund::store::StoreError,
+) -> Acceptance<'r, S> {
+    tracing::warn!(
+        ticket_id = %refund.ticket_id,
+        correlation_id = %correlation,
+        %error,
+        outcome = "status_not_recorded",
+        "refund status not recorded; queuing the command anyway"
+    );
+    Acceptance::Queue(Recording::unwritten(Some("not_recorded")))
 }
 
 /// What the accept write did, for the log line.
@@ -205,6 +269,44 @@ fn recorded_as(accepted: &Accepted) -> &'static str {
     }
 }
 
+/// The 200 for a refunded ticket: the record to its owner or support, else only that it
+/// is done (contract section 1a).
+fn refunded(refund: &PutRequest, record: &RefundRecord) -> Result<Response<Body>, ApiError> {
+    tracing::info!(
+        ticket_id = %refund.ticket_id,
+        requested_by = refund.requested_by.as_deref(),
+        outcome = "already_succeeded",
+        "refund already succeeded; nothing queued"
+    );
+    if refund.caller.owns_or_supports(record) {
+        json_response(StatusCode::OK, record)
+    } else {
+        let body = RefundedBody {
+            ticket_id: record.ticket_id,
+            status: record.status,
+        };
+        json_response(StatusCode::OK, &body)
+    }
+}
+
+/// The 202 within the quiet period: the command already on its way, nothing queued.
+fn quiet(
+    refund: &PutRequest,
+    record: &RefundRecord,
+    command_id: Uuid,
+    correlation: &CorrelationId,
+) -> Result<Response<Body>, ApiError> {
+    tracing::info!(
+        ticket_id = %refund.ticket_id,
+        %command_id,
+        correlation_id = %correlation,
+        requested_by = refund.requested_by.as_deref(),
+        outcome = "already_queued",
+        "refund already queued; nothing queued"
+    );
+    accepted_body(refund, record.idempotency_key, command_id)
+}
+
 /// The 202 for a queued command, and its log line.
 fn accepted(
     command: &RefundTicket,
@@ -213,7 +315,6 @@ fn accepted(
     message_id: &str,
     recorded: Option<&'static str>,
 ) -> Result<Response<Body>, ApiError> {
-    let client_key = refund.client_key();
     tracing::info!(
         ticket_id = %command.ticket_id,
         idempotency_key = %command.header.idempotency_key,
@@ -221,47 +322,54 @@ fn accepted(
         %message_id,
         correlation_id = %correlation,
         requested_by = refund.requested_by.as_deref(),
-        client_idempotency_key = client_key,
+        client_idempotency_key = refund.client_key(),
         record = recorded,
         outcome = "accepted",
         "refund accepted"
     );
+    accepted_body(refund, command.key(), command.header.id)
+}
+
+fn accepted_body(
+    refund: &PutRequest,
+    idempotency_key: IdempotencyKey,
+    command_id: Uuid,
+) -> Result<Response<Body>, ApiError> {
     let body = AcceptedBody {
-        ticket_id: command.ticket_id.to_string(),
-        idempotency_key: &command.header.idempotency_key,
-        command_id: command.header.id.to_string(),
+        ticket_id: refund.ticket_id,
+        idempotency_key,
+        command_id,
         status: "accepted",
-        client_idempotency_key: client_key,
+        client_idempotency_key: refund.client_key(),
     };
     json_response(StatusCode::ACCEPTED, &body)
 }
 
-/// The queue refused a command whose record this request had just set to `accepted`:
-/// without a message nothing would ever move it, so it would read `accepted` forever.
-/// Marked `failed` (the caller gets 503 or 500 and may ask again, which accepts it again);
-/// best effort, and a worker that does get a message for the ticket revives it.
-async fn withdraw<S: RefundStore>(store: &S, request: &RefundRequest, error: &QueueError) {
-    // A public reason: the queue's own text stays in the logs.
-    let reason = "not queued; ask for the refund again".to_owned();
+/// The queue refused the command this request wrote into the record. A record it had
+/// just set to `accepted` is marked `failed`: without a message nothing would ever move
+/// it, so it would read `accepted` forever (the caller gets 503 or 500 and may ask again,
+/// which accepts it again). A re-queue is undone instead, so the record names the command
+/// before and a `processing` refund is not marked failed. Best effort: a worker that does
+/// get a message for the ticket moves the record on.
+async fn undo<S: RefundStore>(
+    store: &S,
+    request: &RefundRequest,
+    event: RefundEvent,
+    error: &QueueError,
+) {
+    let name = event.name();
     let written = tokio::time::timeout(
-        WITHDRAW_TIMEOUT,
-        store.record(
-            request,
-            RefundEvent::Fail {
-                reason,
-                progress: Progress::default(),
-            },
-            OffsetDateTime::now_utc(),
-        ),
+        UNDO_TIMEOUT,
+        store.record(request, event, OffsetDateTime::now_utc()),
     )
     .await;
     let outcome = match written {
-        Ok(Ok(_)) => "withdrawn",
+        Ok(Ok(_)) => "undone",
         Ok(Err(error)) => {
-            tracing::warn!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, "refund not queued and its record not marked failed");
-            "withdraw_failed"
+            tracing::warn!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, undo = name, "refund not queued and its record not undone");
+            "undo_failed"
         }
-        Err(_) => "withdraw_timed_out",
+        Err(_) => "undo_timed_out",
     };
-    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, outcome, "refund not queued; its record marked failed");
+    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, undo = name, outcome, "refund not queued; its record's write undone");
 }

@@ -51,6 +51,7 @@ pub fn request_of(
         correlation_id: correlation_id.clone(),
         requested_by: delivery.requested_by().map(str::to_owned),
         accepted_at: command.header.published_at,
+        command_id: command.header.id,
     }
 }
 

@@ -116,6 +116,7 @@ async fn a_call_confirmed_under_another_key_dead_letters_as_foreign_key_conflict
         correlation_id: CorrelationId::parse("old").unwrap(),
         requested_by: None,
         accepted_at: now,
+        command_id: uuid::Uuid::new_v4(),
     };
     store.accept(earlier.clone()).await.unwrap();
     let voided = RefundEvent::Retry {

@@ -193,6 +193,7 @@ mod tests {
             correlation_id: crate::correlation::CorrelationId::parse("c").unwrap(),
             requested_by: requested_by.map(str::to_owned),
             accepted_at: datetime!(2026-11-23 06:00 UTC),
+            command_id: uuid::Uuid::from_u128(1),
         }
     }
 

@@ -21,11 +21,13 @@ use super::{
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The optional record fields: absent from the item when `None`.
-pub(crate) const OPTIONAL: [&str; 7] = [
+pub(crate) const OPTIONAL: [&str; 9] = [
     attr::REQUESTED_BY,
     attr::LAST_ERROR,
     attr::FAILURE_REASON,
     attr::COMPLETED_AT,
+    attr::QUEUED_AT,
+    attr::COMMAND_ID,
     attr::RECEIPT_VOIDED_AT,
     attr::PAYMENT_REFUNDED_AT,
     attr::EXPIRES_AT,
@@ -90,8 +92,12 @@ pub(crate) fn to_item(record: &RefundRecord, version: u64, retention: Retention)
             put(name, s(value));
         }
     }
+    if let Some(command_id) = record.command_id {
+        put(attr::COMMAND_ID, s(command_id.to_string()));
+    }
     let times = [
         (attr::COMPLETED_AT, record.completed_at),
+        (attr::QUEUED_AT, record.queued_at),
         (attr::RECEIPT_VOIDED_AT, record.receipt_voided_at),
         (attr::PAYMENT_REFUNDED_AT, record.payment_refunded_at),
     ];
@@ -150,6 +156,11 @@ pub(crate) fn from_item(item: &Item) -> Result<(RefundRecord, u64), StoreError> 
         accepted_at: required_time(item, attr::ACCEPTED_AT)?,
         updated_at: required_time(item, attr::UPDATED_AT)?,
         completed_at: optional_time(item, attr::COMPLETED_AT)?,
+        queued_at: optional_time(item, attr::QUEUED_AT)?,
+        command_id: optional_text(item, attr::COMMAND_ID)?
+            .map(|id| id.parse())
+            .transpose()
+            .map_err(|_| corrupt(attr::COMMAND_ID))?,
         receipt_voided_at: optional_time(item, attr::RECEIPT_VOIDED_AT)?,
         payment_refunded_at: optional_time(item, attr::PAYMENT_REFUNDED_AT)?,
         interactions,
@@ -243,6 +254,8 @@ mod tests {
             accepted_at: datetime!(2026-11-23 06:00 UTC),
             updated_at: datetime!(2026-11-23 06:05 UTC),
             completed_at: Some(datetime!(2026-11-23 06:05 UTC)),
+            queued_at: Some(datetime!(2026-11-23 06:00 UTC)),
+            command_id: Some(uuid::Uuid::from_u128(7)),
             receipt_voided_at: None,
             payment_refunded_at: Some(datetime!(2026-11-23 06:04:59.5 UTC)),
             interactions: vec![

@@ -80,6 +80,8 @@ mod tests {
             accepted_at: at,
             updated_at: at,
             completed_at: None,
+            queued_at: None,
+            command_id: None,
             receipt_voided_at: None,
             payment_refunded_at: None,
             interactions: Vec::new(),

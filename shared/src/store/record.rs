@@ -11,6 +11,7 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use uuid::Uuid;
 
 use crate::{
     command::TicketId,
@@ -235,11 +236,19 @@ pub struct RefundRecord {
     pub failure_reason: Option<String>,
     #[serde(with = "stamp")]
     pub accepted_at: OffsetDateTime,
+    /// The refund's last change; re-queueing its command is not one (`queued_at`).
     #[serde(with = "stamp")]
     pub updated_at: OffsetDateTime,
     /// When it became `succeeded` or `failed`; `null` otherwise.
     #[serde(default, with = "stamp::option")]
     pub completed_at: Option<OffsetDateTime>,
+    /// When the API last put a command for it on the queue (its first accept, or a
+    /// re-queue after the quiet period); `null` on a record written before it was kept.
+    #[serde(default, with = "stamp::option")]
+    pub queued_at: Option<OffsetDateTime>,
+    /// The `header.id` of that command: what a PUT in the quiet period answers.
+    #[serde(default)]
+    pub command_id: Option<Uuid>,
     /// When the receipts service first confirmed the void (kept even if the refund failed
     /// later: it is a fact about money, not about the status).
     #[serde(default, with = "stamp::option")]
@@ -367,6 +376,8 @@ mod tests {
             accepted_at: stamp::normalise(datetime!(2026-11-23 08:15:30.5 +02:00)),
             updated_at: stamp::normalise(datetime!(2026-11-23 06:16:00 UTC)),
             completed_at: None,
+            queued_at: Some(stamp::normalise(datetime!(2026-11-23 08:15:30.5 +02:00))),
+            command_id: Some(Uuid::from_u128(0x5eed)),
             receipt_voided_at: Some(stamp::normalise(
                 datetime!(2026-11-23 06:15:59.123456789 UTC),
             )),
@@ -398,6 +409,8 @@ mod tests {
                 "accepted_at": "2026-11-23T06:15:30.500000Z",
                 "updated_at": "2026-11-23T06:16:00.000000Z",
                 "completed_at": null,
+                "queued_at": "2026-11-23T06:15:30.500000Z",
+                "command_id": "00000000-0000-0000-0000-000000005eed",
                 "receipt_voided_at": "2026-11-23T06:15:59.123456Z",
                 "payment_refunded_at": null,
                 "interactions": [

@@ -42,6 +42,8 @@ pub mod attr {
     pub const ACCEPTED_AT: &str = "accepted_at";
     pub const UPDATED_AT: &str = "updated_at";
     pub const COMPLETED_AT: &str = "completed_at";
+    pub const QUEUED_AT: &str = "queued_at";
+    pub const COMMAND_ID: &str = "command_id";
     pub const RECEIPT_VOIDED_AT: &str = "receipt_voided_at";
     pub const PAYMENT_REFUNDED_AT: &str = "payment_refunded_at";
     /// A list of maps with `call`, `status`, `duration_ms`, `at`.

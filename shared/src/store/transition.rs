@@ -9,14 +9,19 @@
 //!
 //! The moves (`-` = left alone):
 //!
-//! | from \ event | accept | begin | retry | succeed | fail |
-//! | --- | --- | --- | --- | --- | --- |
-//! | none | accepted | processing | processing | succeeded | failed |
-//! | accepted | - | processing | processing | succeeded | failed |
-//! | processing | - | processing | processing | succeeded | failed |
-//! | succeeded | - | - | - | - | - |
-//! | failed | accepted | processing | - | succeeded | failed |
+//! | from \ event | accept | requeue | unqueue | begin | retry | succeed | fail |
+//! | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | none | accepted | - | - | processing | processing | succeeded | failed |
+//! | accepted | - | (same) | (same) | processing | processing | succeeded | failed |
+//! | processing | - | (same) | (same) | processing | processing | succeeded | failed |
+//! | succeeded | - | - | - | - | - | - | - |
+//! | failed | accepted | - | (same) | processing | - | succeeded | failed |
 //!
+//! - `requeue` and `unqueue` keep the status ("(same)") and move only `queued_at` and
+//!   `command_id`: a PUT on an open record queues again after the [`QUIET_PERIOD`], and
+//!   undoes that when the queue refuses (contract section 1a). A `requeue` within the
+//!   quiet period, and an `unqueue` of a command the record no longer names, leave the
+//!   record alone.
 //! - A `succeeded` record is final: nothing changes it again, so a late or duplicate
 //!   delivery can never make a refunded ticket look unrefunded.
 //! - `failed` → `accepted` is a new PUT. `failed` → `processing` by `begin` is an
@@ -31,6 +36,7 @@
 //!   best-effort write.
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::record::{
     Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus, stamp,
@@ -53,6 +59,20 @@ pub struct RefundRequest {
     pub correlation_id: CorrelationId,
     pub requested_by: Option<String>,
     pub accepted_at: OffsetDateTime,
+    /// The `header.id` of the command this request puts (or put) on the queue.
+    pub command_id: Uuid,
+}
+
+/// How long after a command was queued a PUT on the same open record answers with that
+/// command instead of queueing another (contract section 1a): a hot ticket then costs one
+/// command a minute, not one per click.
+pub const QUIET_PERIOD: time::Duration = time::Duration::seconds(60);
+
+/// Whether `record` had a command queued within the [`QUIET_PERIOD`] before `at`.
+pub fn recently_queued(record: &RefundRecord, at: OffsetDateTime) -> bool {
+    record
+        .queued_at
+        .is_some_and(|queued_at| at - queued_at <= QUIET_PERIOD)
 }
 
 /// What one delivery did upstream, recorded with its outcome.
@@ -72,6 +92,16 @@ pub struct Progress {
 pub enum RefundEvent {
     /// The API accepted a PUT (`RefundStore::accept`, the 202 path).
     Accept,
+    /// A PUT on an open record after the quiet period: the request's command is queued
+    /// again, so the record names it (`queued_at`, `command_id`).
+    Requeue,
+    /// The queue refused the command of a `Requeue`: the record names the one before
+    /// again, provided it still names `refused`.
+    Unqueue {
+        refused: Uuid,
+        queued_at: Option<OffsetDateTime>,
+        command_id: Option<Uuid>,
+    },
     /// A delivery starts: `processing`, one more attempt.
     Begin,
     /// The delivery ended transiently; the message goes back to the queue.
@@ -91,11 +121,27 @@ impl RefundEvent {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Accept => "accept",
+            Self::Requeue => "requeue",
+            Self::Unqueue { .. } => "unqueue",
             Self::Begin => "begin",
             Self::Retry { .. } => "retry",
             Self::Succeed { .. } => "succeed",
             Self::Fail { .. } => "fail",
         }
+    }
+
+    /// Anything but the queue's bookkeeping (`requeue`, `unqueue`), which changes when a
+    /// command was queued, not where the refund is: `updated_at` follows only these.
+    fn moves_the_refund(&self) -> bool {
+        !matches!(self, Self::Requeue | Self::Unqueue { .. })
+    }
+
+    /// An event of a delivery (the worker's), rather than of a request (the API's).
+    fn is_delivery(&self) -> bool {
+        matches!(
+            self,
+            Self::Begin | Self::Retry { .. } | Self::Succeed { .. } | Self::Fail { .. }
+        )
     }
 }
 
@@ -103,12 +149,26 @@ impl RefundEvent {
 /// Only the kind of event matters, never what it carries.
 pub(crate) fn allowed(from: Option<RefundStatus>, event: &RefundEvent) -> bool {
     use RefundStatus::*;
-    !matches!(
-        (from, event),
-        (Some(Succeeded), _)
-            | (Some(Accepted | Processing), RefundEvent::Accept)
-            | (Some(Failed), RefundEvent::Retry { .. })
-    )
+    match event {
+        RefundEvent::Requeue => matches!(from, Some(Accepted | Processing)),
+        RefundEvent::Unqueue { .. } => matches!(from, Some(Accepted | Processing | Failed)),
+        _ => !matches!(
+            (from, event),
+            (Some(Succeeded), _)
+                | (Some(Accepted | Processing), RefundEvent::Accept)
+                | (Some(Failed), RefundEvent::Retry { .. })
+        ),
+    }
+}
+
+/// Whether the record's queue bookkeeping lets `event` apply: a re-queue waits out the
+/// quiet period, and an undo applies only while the record names the refused command.
+fn admits(current: Option<&RefundRecord>, event: &RefundEvent, at: OffsetDateTime) -> bool {
+    match (event, current) {
+        (RefundEvent::Requeue, Some(record)) => !recently_queued(record, at),
+        (RefundEvent::Unqueue { refused, .. }, Some(record)) => record.command_id == Some(*refused),
+        _ => true,
+    }
 }
 
 /// The record after `event` at `at`, or `None` when `event` leaves `current` alone.
@@ -119,13 +179,15 @@ pub(crate) fn decide(
     at: OffsetDateTime,
 ) -> Option<RefundRecord> {
     let from = current.map(|record| record.status);
-    if !allowed(from, event) {
+    if !allowed(from, event) || !admits(current, event, at) {
         return None;
     }
     let at = stamp::normalise(at);
     let mut record = current.cloned().unwrap_or_else(|| fresh(request, at));
-    record.updated_at = at;
-    let restarted = from == Some(RefundStatus::Failed);
+    if event.moves_the_refund() {
+        record.updated_at = at;
+    }
+    let restarted = from == Some(RefundStatus::Failed) && event.is_delivery();
     let accept = matches!(event, RefundEvent::Accept);
     if restarted || accept {
         // A new run: what described the failed one no longer applies. `attempts`, the
@@ -135,7 +197,7 @@ pub(crate) fn decide(
         record.last_error = None;
     }
     apply(&mut record, request, event, at);
-    if !accept {
+    if event.is_delivery() {
         // A delivery that reports anything was an attempt, even when its `begin` was
         // not recorded.
         record.attempts = record.attempts.max(1);
@@ -155,11 +217,25 @@ fn apply(
             record.status = RefundStatus::Accepted;
             record.accepted_at = stamp::normalise(request.accepted_at);
             record.correlation_id = request.correlation_id.clone();
+            record.queued_at = Some(stamp::normalise(request.accepted_at));
+            record.command_id = Some(request.command_id);
             // The owner is the first accepted caller, for good (contract section 1a): a
             // later caller re-asking for a failed refund must not gain its record.
             if record.requested_by.is_none() {
                 record.requested_by = requested_by(request);
             }
+        }
+        RefundEvent::Requeue => {
+            record.queued_at = Some(at);
+            record.command_id = Some(request.command_id);
+        }
+        RefundEvent::Unqueue {
+            queued_at,
+            command_id,
+            ..
+        } => {
+            record.queued_at = queued_at.map(stamp::normalise);
+            record.command_id = *command_id;
         }
         RefundEvent::Begin => {
             record.status = RefundStatus::Processing;
@@ -206,6 +282,8 @@ fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
         accepted_at: stamp::normalise(request.accepted_at),
         updated_at: at,
         completed_at: None,
+        queued_at: Some(stamp::normalise(request.accepted_at)),
+        command_id: Some(request.command_id),
         receipt_voided_at: None,
         payment_refunded_at: None,
         interactions: Vec::new(),
@@ -258,6 +336,7 @@ mod tests {
             correlation_id: CorrelationId::parse("c-1").unwrap(),
             requested_by: Some("user-7".into()),
             accepted_at: T0,
+            command_id: Uuid::from_u128(1),
         }
     }
 
@@ -280,6 +359,12 @@ mod tests {
     fn events() -> Vec<RefundEvent> {
         vec![
             RefundEvent::Accept,
+            RefundEvent::Requeue,
+            RefundEvent::Unqueue {
+                refused: request().command_id,
+                queued_at: None,
+                command_id: None,
+            },
             RefundEvent::Begin,
             RefundEvent::Retry {
                 last_error: "503".into(),
@@ -305,7 +390,8 @@ mod tests {
     /// `succeeded`, and `decide` agrees with `allowed` (which the adapter's condition uses).
     #[test]
     fn no_event_moves_a_status_backwards() {
-        let at = T0 + Duration::from_secs(60);
+        // Past the quiet period, so that a re-queue applies wherever the table lets it.
+        let at = T0 + QUIET_PERIOD + Duration::from_secs(1);
         for from in std::iter::once(None).chain(RefundStatus::ALL.map(Some)) {
             let current = from.and_then(|status| {
                 let mut record = decide(None, &request(), &RefundEvent::Accept, T0)?;
@@ -329,7 +415,12 @@ mod tests {
                         assert_eq!(next.status, from, "{step:?}");
                     }
                 }
-                assert_eq!(next.updated_at, at);
+                if step.moves_the_refund() {
+                    assert_eq!(next.updated_at, at, "{step:?}");
+                } else {
+                    assert_eq!(next.status, from, "{step:?}");
+                    assert_eq!(next.updated_at, T0, "{step:?}");
+                }
             }
         }
     }
@@ -434,5 +525,74 @@ mod tests {
         .unwrap();
         assert_eq!(failed.failure_reason.unwrap().len(), MAX_REASON_BYTES);
         assert_eq!(failed.requested_by.unwrap().len(), MAX_REQUESTED_BY_BYTES);
+    }
+
+    /// A PUT on an open record queues again only after the quiet period, and names its
+    /// command in the record; a refused one restores the command before, and only its own.
+    #[test]
+    fn a_requeue_waits_out_the_quiet_period_and_its_undo_restores_the_command_before() {
+        let accepted = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
+        assert_eq!(accepted.queued_at, Some(T0));
+        assert_eq!(accepted.command_id, Some(request().command_id));
+        let again = RefundRequest {
+            command_id: Uuid::from_u128(2),
+            ..request()
+        };
+        let processing = decide(Some(&accepted), &again, &RefundEvent::Begin, T0).unwrap();
+        for quiet in [T0, T0 + Duration::from_secs(30), T0 + QUIET_PERIOD] {
+            assert!(recently_queued(&processing, quiet));
+            assert_eq!(
+                decide(Some(&processing), &again, &RefundEvent::Requeue, quiet),
+                None
+            );
+        }
+        let later = T0 + QUIET_PERIOD + Duration::from_secs(1);
+        let requeued = decide(Some(&processing), &again, &RefundEvent::Requeue, later).unwrap();
+        assert_eq!(requeued.status, RefundStatus::Processing);
+        assert_eq!(requeued.attempts, processing.attempts);
+        assert_eq!(requeued.queued_at, Some(later));
+        assert_eq!(requeued.command_id, Some(Uuid::from_u128(2)));
+        assert_eq!(requeued.correlation_id, processing.correlation_id);
+        assert_eq!(requeued.updated_at, processing.updated_at);
+
+        let undo = |refused| RefundEvent::Unqueue {
+            refused,
+            queued_at: processing.queued_at,
+            command_id: processing.command_id,
+        };
+        // Someone else's command (a later re-queue) is not undone.
+        assert_eq!(
+            decide(Some(&requeued), &again, &undo(Uuid::from_u128(3)), later),
+            None
+        );
+        let undone = decide(Some(&requeued), &again, &undo(Uuid::from_u128(2)), later).unwrap();
+        assert_eq!(undone.status, RefundStatus::Processing);
+        assert_eq!(undone.queued_at, Some(T0));
+        assert_eq!(undone.command_id, Some(request().command_id));
+        assert_eq!(undone, processing, "the undo restores the record");
+
+        // A record written before the API kept `queued_at` is never quiet.
+        let unknown = RefundRecord {
+            queued_at: None,
+            command_id: None,
+            ..processing.clone()
+        };
+        assert!(!recently_queued(&unknown, T0));
+        assert!(decide(Some(&unknown), &again, &RefundEvent::Requeue, T0).is_some());
+        // Nothing re-queues a record that does not exist, or one that has ended.
+        assert_eq!(decide(None, &again, &RefundEvent::Requeue, later), None);
+        let done = decide(
+            Some(&processing),
+            &again,
+            &RefundEvent::Succeed {
+                progress: Progress::default(),
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            decide(Some(&done), &again, &RefundEvent::Requeue, later),
+            None
+        );
     }
 }

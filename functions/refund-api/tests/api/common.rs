@@ -183,6 +183,8 @@ pub fn record(ticket_id: &str, status: RefundStatus, minute: i64) -> RefundRecor
         completed_at: status
             .is_final()
             .then(|| accepted_at + time::Duration::seconds(5)),
+        queued_at: Some(accepted_at),
+        command_id: Some(uuid::Uuid::from_u128(u128::from(minute.unsigned_abs()))),
         receipt_voided_at: None,
         payment_refunded_at: None,
         interactions: Vec::new(),

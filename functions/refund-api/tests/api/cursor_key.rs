@@ -135,6 +135,7 @@ async fn sources_with_the_same_key_agree_and_ephemeral_keys_do_not() {
                 correlation_id: refund::correlation::CorrelationId::parse("c").unwrap(),
                 requested_by: None,
                 accepted_at: time::OffsetDateTime::now_utc(),
+                command_id: uuid::Uuid::new_v4(),
             })
             .await
             .unwrap();

@@ -122,6 +122,7 @@ async fn put_get_and_list_against_real_endpoints() {
         correlation_id: CorrelationId::parse("c").unwrap(),
         requested_by: None,
         accepted_at: OffsetDateTime::now_utc(),
+        command_id: uuid::Uuid::new_v4(),
     };
     let now = OffsetDateTime::now_utc();
     records

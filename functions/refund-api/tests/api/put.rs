@@ -7,6 +7,7 @@ use refund::{
     queue::{InMemoryQueue, QueueError},
     store::{InMemoryRefundStore, RefundRecord, RefundStatus, StoreError},
 };
+use time::OffsetDateTime;
 
 use crate::common::*;
 
@@ -203,16 +204,21 @@ async fn a_put_on_a_succeeded_ticket_answers_200_with_the_record_and_queues_noth
     );
 }
 
+/// A PUT of `TICKET` with `headers`, to a store holding `existing`.
+async fn put_on(
+    existing: &RefundRecord,
+    headers: &[(&str, &str)],
+) -> (Answer, InMemoryQueue, Enabled) {
+    let records = holding(existing.clone());
+    let queue = InMemoryQueue::new();
+    let answer = answer_with(&queue, Some(&records), event("PUT", TICKET, headers)).await;
+    (answer, queue, records)
+}
+
 #[tokio::test]
 async fn a_put_on_a_failed_ticket_accepts_it_again_and_queues() {
-    let records = holding(record(TICKET, RefundStatus::Failed, 0));
-    let queue = InMemoryQueue::new();
-    let answer = answer_with(
-        &queue,
-        Some(&records),
-        event("PUT", TICKET, &[("correlation-id", "retry-2")]),
-    )
-    .await;
+    let failed = record(TICKET, RefundStatus::Failed, 0);
+    let (answer, queue, records) = put_on(&failed, &[("correlation-id", "retry-2")]).await;
     assert_eq!(answer.status, 202, "{}", answer.body);
     assert_eq!(queue.sent().len(), 1);
     let record = stored(&records.store, TICKET);
@@ -221,21 +227,78 @@ async fn a_put_on_a_failed_ticket_accepts_it_again_and_queues() {
     assert_eq!(record.failure_reason, None);
 }
 
-/// `accepted` and `processing` records are left as they are, and the command is queued
-/// again: it may be the one that is lost, and K makes a repeat harmless.
+/// An `accepted` or `processing` record whose command was queued more than the quiet
+/// period ago gets the command queued again (it may be the one that is lost, and K makes
+/// a repeat harmless): the record names the new command and is otherwise left as it is.
 #[tokio::test]
-async fn a_put_on_a_refund_in_progress_queues_again_and_leaves_the_record() {
+async fn a_put_on_a_refund_in_progress_queues_again_after_the_quiet_period() {
     for current in [RefundStatus::Accepted, RefundStatus::Processing] {
-        let store = InMemoryRefundStore::new();
         let existing = record(TICKET, current, 0);
-        store.insert(existing.clone());
-        let records = enabled(store);
-        let queue = InMemoryQueue::new();
-        let answer = answer_with(&queue, Some(&records), event("PUT", TICKET, &[])).await;
+        let (answer, queue, records) = put_on(&existing, &[]).await;
         assert_eq!(answer.status, 202, "{current}: {}", answer.body);
-        assert_eq!(queue.sent().len(), 1);
+        let sent = queue.sent();
+        assert_eq!(sent.len(), 1);
+        let command = RefundTicket::decode(&sent[0].body).unwrap();
+        assert_eq!(answer.body["command_id"], command.header.id.to_string());
+        let now = stored(&records.store, TICKET);
+        assert_eq!(now.command_id, Some(command.header.id));
+        assert!(now.queued_at > existing.queued_at, "{now:?}");
+        assert_eq!(
+            RefundRecord {
+                queued_at: existing.queued_at,
+                command_id: existing.command_id,
+                ..now
+            },
+            existing,
+            "only the queue's bookkeeping changes"
+        );
+    }
+}
+
+/// Within the quiet period a PUT on an open record queues nothing and answers 202 with
+/// the command already on its way (contract section 1a): a hot ticket cannot multiply
+/// upstream calls.
+#[tokio::test]
+async fn a_put_within_the_quiet_period_queues_nothing_and_answers_the_queued_command() {
+    for current in [RefundStatus::Accepted, RefundStatus::Processing] {
+        let existing = RefundRecord {
+            queued_at: Some(OffsetDateTime::now_utc() - time::Duration::seconds(10)),
+            ..record(TICKET, current, 0)
+        };
+        let (answer, queue, records) = put_on(&existing, &[("idempotency-key", "click-2")]).await;
+        assert_eq!(answer.status, 202, "{current}: {}", answer.body);
+        assert_eq!(queue.sent().len(), 0);
+        assert_eq!(
+            answer.body,
+            serde_json::json!({
+                "ticket_id": TICKET,
+                "idempotency_key": expected_key(TICKET),
+                "command_id": existing.command_id.unwrap().to_string(),
+                "status": "accepted",
+                "client_idempotency_key": "click-2",
+            })
+        );
         assert_eq!(stored(&records.store, TICKET), existing);
     }
+}
+
+/// A double click: the first PUT queues, the second (within the quiet period) answers
+/// the same command and queues nothing.
+#[tokio::test]
+async fn a_double_click_queues_one_command() {
+    let records = enabled(InMemoryRefundStore::new());
+    let queue = InMemoryQueue::new();
+    let first = answer_with(&queue, Some(&records), event("PUT", TICKET, &[])).await;
+    let second = answer_with(&queue, Some(&records), event("PUT", TICKET, &[])).await;
+    assert_eq!((first.status, second.status), (202, 202));
+    assert_eq!(queue.sent().len(), 1);
+    assert_eq!(first.body["command_id"], second.body["command_id"]);
+    assert_eq!(
+        stored(&records.store, TICKET)
+            .command_id
+            .map(|id| id.to_string()),
+        first.body["command_id"].as_str().map(str::to_owned)
+    );
 }
 
 #[tokio::test]
@@ -291,6 +354,8 @@ async fn a_put_refused_by_the_queue_still_answers_503_with_a_store() {
     );
 }
 
+/// A re-queue the queue refuses is undone: the record names the command before again,
+/// and a `processing` refund is never marked failed for it (contract section 1a).
 #[tokio::test]
 async fn a_refused_put_leaves_a_record_it_did_not_accept_alone() {
     let processing = record(TICKET, RefundStatus::Processing, 1);

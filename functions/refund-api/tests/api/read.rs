@@ -59,6 +59,8 @@ async fn the_record_has_the_contract_fields() {
         "accepted_at",
         "updated_at",
         "completed_at",
+        "queued_at",
+        "command_id",
         "receipt_voided_at",
         "payment_refunded_at",
         "interactions",
