@@ -162,18 +162,24 @@ def test_fifty_refunds_each_voided_and_refunded_once_with_its_correlation_id(sta
 def test_a_double_click_queues_one_command_and_reaches_the_services_once(stack):
     # Contract section 1a: the second PUT falls in the quiet period of the first command,
     # so it answers that command and queues nothing.
-    ticket = str(uuid.uuid4())
-    first = stack.put_refund(ticket, "e2e-double-1")
-    second = stack.put_refund(ticket, "e2e-double-2")
-    assert (first[0], second[0]) == (202, 202)
-    assert first[1]["idempotency_key"] == second[1]["idempotency_key"] == key_of(ticket)
-    assert first[1]["command_id"] == second[1]["command_id"]
+    # Slow services keep the refund open while the second click arrives (on an idle stack
+    # it can be done first, and that PUT then answers 200).
+    stack.faults(latency_ms=1500)
+    try:
+        ticket = str(uuid.uuid4())
+        first = stack.put_refund(ticket, "e2e-double-1")
+        second = stack.put_refund(ticket, "e2e-double-2")
+        assert (first[0], second[0]) == (202, 202)
+        assert first[1]["idempotency_key"] == second[1]["idempotency_key"] == key_of(ticket)
+        assert first[1]["command_id"] == second[1]["command_id"]
 
-    def delivered():
-        effects = stack.effects()
-        return effects if all(ticket in effects[s] for s in ("void", "refund")) else None
+        def delivered():
+            effects = stack.effects()
+            return effects if all(ticket in effects[s] for s in ("void", "refund")) else None
 
-    effects = wait_for("the double click's one delivery", delivered, 120)
+        effects = wait_for("the double click's one delivery", delivered, 120)
+    finally:
+        stack.faults(latency_ms=0)
     assert_refunded_once(effects, ticket, "e2e-double-1")
     record = stack.status_reaches(ticket, "succeeded", 30)
     assert record["command_id"] == first[1]["command_id"]

@@ -4,19 +4,16 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{
-    error::SdkError,
-    operation::update_item::UpdateItemError,
-    types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure},
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::{
     Accepted, StoreError,
-    dynamo::{DynamoRefundStore, sdk_failure},
+    dynamo::DynamoRefundStore,
     item::{Item, OPTIONAL, Retention, from_item, to_item},
-    record::{RefundRecord, RefundStatus},
+    record::RefundRecord,
     table::attr,
     transition::{RefundEvent, RefundRequest, allowed, decide},
+    update::{UpdateExpression, Updated, status_alternatives},
 };
 
 impl DynamoRefundStore {
@@ -29,30 +26,20 @@ impl DynamoRefundStore {
         let at = request.accepted_at;
         let created = decide(None, &request, &RefundEvent::Accept, at)
             .ok_or_else(|| StoreError::Rejected("a new record cannot be accepted".into()))?;
-        let expression = AcceptExpression::new(&created);
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                attr::TICKET_ID,
-                AttributeValue::S(request.ticket_id.to_string()),
+        let updated = self
+            .update_conditionally(
+                request.ticket_id,
+                accept_expression(&created),
+                ReturnValue::AllOld,
             )
-            .update_expression(expression.update)
-            .condition_expression(expression.condition)
-            .set_expression_attribute_names(Some(expression.names))
-            .set_expression_attribute_values(Some(expression.values))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => match output.attributes().filter(|old| !old.is_empty()) {
+            .await?;
+        match updated {
+            Updated::Written(old) => match old {
                 None => Ok(Accepted::Created(created)),
                 // What the update expression wrote, computed by the shared rules from
                 // what was there; the tests hold the two to be the same.
                 Some(old) => {
-                    let (old, _) = from_item(old)?;
+                    let (old, _) = from_item(&old)?;
                     decide(Some(&old), &request, &RefundEvent::Accept, at)
                         .map(Accepted::Reaccepted)
                         .ok_or_else(|| {
@@ -63,13 +50,10 @@ impl DynamoRefundStore {
                         })
                 }
             },
-            Err(error) => match update_condition_item(&error) {
-                Some(Some(item)) => Ok(Accepted::Existing(from_item(item)?.0)),
-                Some(None) => Err(StoreError::Conflict(
-                    "the accept condition failed without returning the record".into(),
-                )),
-                None => Err(sdk_failure(error)),
-            },
+            Updated::Refused(Some(item)) => Ok(Accepted::Existing(from_item(&item)?.0)),
+            Updated::Refused(None) => Err(StoreError::Conflict(
+                "the accept condition failed without returning the record".into(),
+            )),
         }
     }
 }
@@ -83,11 +67,31 @@ impl DynamoRefundStore {
 ///   are facts that outlive a failure;
 /// - the condition is derived from [`allowed`]: no record, or one in a status the rules
 ///   let `accept` move (`failed`).
-struct AcceptExpression {
-    update: String,
-    condition: String,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+fn accept_expression(created: &RefundRecord) -> UpdateExpression {
+    let item: Item = to_item(created, 1, Retention::default());
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let sets = accept_sets(&item, &mut names, &mut values);
+    let removes: Vec<String> = OPTIONAL
+        .iter()
+        .filter(|name| !item.contains_key(**name) && !KEPT_ON_ACCEPT.contains(name))
+        .map(|name| {
+            let placeholder = format!("#{name}");
+            names.insert(placeholder.clone(), (*name).to_owned());
+            placeholder
+        })
+        .collect();
+    let mut update = format!("SET {}", sets.join(", "));
+    if !removes.is_empty() {
+        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    let condition = accept_condition(&mut values);
+    UpdateExpression {
+        update,
+        condition,
+        names,
+        values,
+    }
 }
 
 /// Attributes an accept keeps when they exist (history and facts, see `transition`; the
@@ -100,57 +104,39 @@ const KEPT_ON_ACCEPT: [&str; 5] = [
     attr::PAYMENT_REFUNDED_AT,
 ];
 
-impl AcceptExpression {
-    fn new(created: &RefundRecord) -> Self {
-        let item: Item = to_item(created, 1, Retention::default());
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        let mut sets = Vec::new();
-        let mut names_sorted: Vec<&String> = item.keys().collect();
-        names_sorted.sort();
-        for name in names_sorted {
-            let (placeholder, value) = (format!("#{name}"), format!(":{name}"));
-            names.insert(placeholder.clone(), name.clone());
-            match name.as_str() {
-                attr::TICKET_ID => continue,
-                attr::VERSION => {
-                    sets.push(format!(
-                        "{placeholder} = if_not_exists({placeholder}, :zero) + :one"
-                    ));
-                    values.insert(":zero".to_owned(), AttributeValue::N("0".into()));
-                    values.insert(":one".to_owned(), AttributeValue::N("1".into()));
-                    continue;
-                }
-                kept if KEPT_ON_ACCEPT.contains(&kept) => {
-                    sets.push(format!(
-                        "{placeholder} = if_not_exists({placeholder}, {value})"
-                    ));
-                }
-                _ => sets.push(format!("{placeholder} = {value}")),
+/// `SET` clauses for every attribute of `item` but the key, as the doc of
+/// [`accept_expression`] says.
+fn accept_sets(
+    item: &Item,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> Vec<String> {
+    let mut sets = Vec::new();
+    let mut names_sorted: Vec<&String> = item.keys().collect();
+    names_sorted.sort();
+    for name in names_sorted {
+        let (placeholder, value) = (format!("#{name}"), format!(":{name}"));
+        names.insert(placeholder.clone(), name.clone());
+        match name.as_str() {
+            attr::TICKET_ID => continue,
+            attr::VERSION => {
+                sets.push(format!(
+                    "{placeholder} = if_not_exists({placeholder}, :zero) + :one"
+                ));
+                values.insert(":zero".to_owned(), AttributeValue::N("0".into()));
+                values.insert(":one".to_owned(), AttributeValue::N("1".into()));
+                continue;
             }
-            values.insert(value, item[name].clone());
+            kept if KEPT_ON_ACCEPT.contains(&kept) => {
+                sets.push(format!(
+                    "{placeholder} = if_not_exists({placeholder}, {value})"
+                ));
+            }
+            _ => sets.push(format!("{placeholder} = {value}")),
         }
-        let removes: Vec<String> = OPTIONAL
-            .iter()
-            .filter(|name| !item.contains_key(**name) && !KEPT_ON_ACCEPT.contains(name))
-            .map(|name| {
-                let placeholder = format!("#{name}");
-                names.insert(placeholder.clone(), (*name).to_owned());
-                placeholder
-            })
-            .collect();
-        let mut update = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let condition = accept_condition(&mut values);
-        Self {
-            update,
-            condition,
-            names,
-            values,
-        }
+        values.insert(value, item[name].clone());
     }
+    sets
 }
 
 /// The condition, derived from [`allowed`]: no record, or one in a status the rules let
@@ -160,22 +146,8 @@ fn accept_condition(values: &mut HashMap<String, AttributeValue>) -> String {
     if allowed(None, &RefundEvent::Accept) {
         alternatives.push(format!("attribute_not_exists(#{})", attr::TICKET_ID));
     }
-    for status in RefundStatus::ALL {
-        if allowed(Some(status), &RefundEvent::Accept) {
-            let value = format!(":from_{status}");
-            alternatives.push(format!("#{} = {value}", attr::STATUS));
-            values.insert(value, AttributeValue::S(status.as_str().to_owned()));
-        }
-    }
+    alternatives.extend(status_alternatives(&RefundEvent::Accept, values));
     alternatives.join(" OR ")
-}
-
-/// `Some(item)` when `error` is a failed accept condition (`item`: the record as it is).
-fn update_condition_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Option<&Item>> {
-    match error.as_service_error()? {
-        UpdateItemError::ConditionalCheckFailedException(failed) => Some(failed.item()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -207,7 +179,7 @@ mod tests {
             datetime!(2026-11-23 06:00 UTC),
         )
         .unwrap();
-        let expression = AcceptExpression::new(&created);
+        let expression = accept_expression(&created);
         assert_eq!(
             expression.condition,
             "attribute_not_exists(#ticket_id) OR #status = :from_failed"
@@ -252,7 +224,7 @@ mod tests {
             datetime!(2026-11-23 06:00 UTC),
         )
         .unwrap();
-        let expression = AcceptExpression::new(&created);
+        let expression = accept_expression(&created);
         assert!(
             expression
                 .update

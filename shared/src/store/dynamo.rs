@@ -1,7 +1,7 @@
 //! The DynamoDB adapter of [`RefundStore`], on the table of [`super::table`].
 //!
-//! `accept` is one conditional `UpdateItem` (the API's 202 path, in `accept.rs`); the
-//! worker's writes are a strongly consistent read and a version-conditioned whole-item
+//! `accept` is one conditional `UpdateItem` (the API's 202 path, in `accept.rs`), and so
+//! are the quiet period's `requeue` and `unqueue` (in `requeue.rs`); the worker's writes are a strongly consistent read and a version-conditioned whole-item
 //! put (`docs/DESIGN.md` says why); `list` is one round of parallel queries, one per
 //! shard, merged by `merge`.
 
@@ -177,6 +177,9 @@ impl RefundStore for DynamoRefundStore {
         event: RefundEvent,
         at: OffsetDateTime,
     ) -> Result<Change, StoreError> {
+        if matches!(event, RefundEvent::Requeue | RefundEvent::Unqueue { .. }) {
+            return self.queue_in_one_write(request, &event, at).await;
+        }
         let mut current = self.read_versioned(request.ticket_id).await?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             match self.try_record(current, request, &event, at).await? {

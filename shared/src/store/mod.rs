@@ -10,7 +10,8 @@
 //! - [`transition`]: the events and the one function that decides each move;
 //! - [`table`]: the table's keys and its two write-sharded indexes;
 //! - [`cursor`]: the listing's signed cursor;
-//! - [`dynamo`], `memory`: the adapter and the twin; `item` and `merge` serve the adapter.
+//! - [`dynamo`], `memory`: the adapter and the twin; `accept` and `requeue` (the API's
+//!   one-write updates), `item` and `merge` serve the adapter.
 //!
 //! Why the table has these keys, why the worker puts whole items and why one cursor key
 //! serves eight shards: `docs/DESIGN.md`, "Status records".
@@ -28,8 +29,10 @@ mod item;
 mod memory;
 mod merge;
 pub mod record;
+mod requeue;
 pub mod table;
 pub mod transition;
+mod update;
 
 pub use cursor::{Cursor, CursorCodec, CursorError, CursorKey, WeakCursorKey};
 pub use dynamo::{Attempt, DynamoRefundStore, MAX_WRITE_ATTEMPTS, Versioned};
