@@ -158,6 +158,7 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
                 ..Faults::default()
             },
             seed: Some(1),
+            token: None,
         },
     )
     .await

@@ -25,6 +25,7 @@ async fn start(faults: Faults, seed: u64) -> RunningGateway {
         GatewayConfig {
             faults,
             seed: Some(seed),
+            token: None,
         },
     )
     .await
@@ -556,6 +557,88 @@ async fn the_same_seed_gives_the_same_faults() {
     assert_eq!(fault_sequence(&gw, 40).await, first);
 }
 
+/// A void call carrying `token` (none: no `Authorization` header).
+async fn void_with(gw: &RunningGateway, token: Option<&str>) -> u16 {
+    let key = refund::idempotency::IdempotencyKey::for_ticket(TICKET.parse().unwrap());
+    let mut request = client()
+        .put(format!("{}/receipts-api/void-receipt", gw.url()))
+        .json(&json!({"ticket_id": TICKET, "reason": "r", "idempotent_id": key.to_string()}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("void").status().as_u16()
+}
+
+async fn set_token(gw: &RunningGateway, token: Value) -> u16 {
+    client()
+        .put(format!("{}/admin/token", gw.url()))
+        .json(&json!({ "token": token }))
+        .send()
+        .await
+        .expect("admin")
+        .status()
+        .as_u16()
+}
+
+/// With a token, a call without it is 401 before any fault and has no effect; a rotation
+/// through `/admin/token` accepts only the new token from then on.
+#[tokio::test]
+async fn a_token_is_required_once_set_and_a_rotation_refuses_the_old_one() {
+    let gw = gateway::spawn(
+        loopback(),
+        GatewayConfig {
+            faults: Faults {
+                error_rate: 1.0,
+                ..Faults::default()
+            },
+            seed: Some(3),
+            token: Some("old".into()),
+        },
+    )
+    .await
+    .expect("emulator starts");
+    assert_eq!(void_with(&gw, None).await, 401);
+    assert_eq!(void_with(&gw, Some("wrong")).await, 401);
+    let stats_now = stats(&gw).await;
+    assert_eq!((stats_now.unauthorized, stats_now.errors), (2, 0));
+    assert_eq!(
+        set_faults(&gw, json!({"error_rate": 0.0})).await.status(),
+        200
+    );
+    assert_eq!(void_with(&gw, Some("old")).await, 200);
+
+    assert_eq!(set_token(&gw, json!("new")).await, 200);
+    assert_eq!(void_with(&gw, Some("old")).await, 401);
+    assert_eq!(void_with(&gw, Some("new")).await, 200);
+    assert_eq!(voided(&gw).await.len(), 1);
+    assert_eq!(
+        voided(&gw).await[0].calls,
+        2,
+        "401s are not calls of the effect"
+    );
+    assert_eq!(stats(&gw).await.unauthorized, 3);
+    assert_eq!(stats(&gw).await.foreign_keys, 0);
+
+    assert_eq!(set_token(&gw, json!("")).await, 400);
+    assert_eq!(set_token(&gw, Value::Null).await, 200);
+    assert_eq!(void_with(&gw, None).await, 200);
+}
+
+/// Every call whose key is not its ticket's K is counted, whatever its answer.
+#[tokio::test]
+async fn calls_with_a_key_other_than_the_tickets_are_counted() {
+    let gw = start(Faults::default(), 1).await;
+    assert_eq!(void_with(&gw, None).await, 200);
+    assert_eq!(stats(&gw).await.foreign_keys, 0);
+    for (ticket, key) in [(TICKET, KEY), ("not-a-uuid", "k-2")] {
+        assert_eq!(
+            void(&gw, ticket, key, "c").await.expect("void").status(),
+            200
+        );
+    }
+    assert_eq!(stats(&gw).await.foreign_keys, 2);
+}
+
 #[test]
 fn flags_have_the_local_stacks_defaults() {
     let args = GatewayArgs::try_parse_from(["gateway-emulator"]).expect("flags");
@@ -569,6 +652,7 @@ fn flags_have_the_local_stacks_defaults() {
     );
     assert_eq!(args.config().faults, Faults::default());
     assert_eq!(args.config().seed, None);
+    assert_eq!(args.config().token, std::env::var("GATEWAY_TOKEN").ok());
     for bad in [
         ["--error-rate", "2"],
         ["--slow-rate", "-0.1"],

@@ -43,6 +43,9 @@ pub struct GatewayArgs {
     /// Seed of the fault RNG; random (and logged) when absent.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The bearer token both calls must carry (401 otherwise); any call when absent.
+    #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 fn rate_arg(value: &str) -> Result<f64, String> {
@@ -79,6 +82,7 @@ impl GatewayArgs {
                     .collect(),
             },
             seed: self.seed,
+            token: self.token.clone(),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::{
     routes::LogLine,
 };
 use crate::http::{self, Body, DropConnection};
+use refund::{command::TicketId, idempotency::IdempotencyKey};
 
 /// One of the two emulated services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,8 @@ impl Service {
 
 /// What a valid call comes to, decided under the lock; the answer is sent after it.
 pub(super) enum Verdict {
+    /// Not the current token: 401, before any fault and without an effect.
+    Unauthorized,
     Rejected,
     Reset,
     Error(StatusCode),
@@ -58,11 +61,12 @@ impl Gateway {
         request: Request<Incoming>,
         line: &mut LogLine,
     ) -> Result<Response<Body>, DropConnection> {
+        let bearer = bearer_token(&request);
         let parsed = http::read_body(request)
             .await
             .ok_or_else(|| "unreadable body".to_owned())
             .and_then(|body| parse_call(service, &body));
-        let decision = match self.decide(service, parsed, line) {
+        let decision = match self.decide(service, parsed, bearer.as_deref(), line) {
             Ok(decision) => decision,
             Err(message) => {
                 line.outcome = Some("invalid");
@@ -73,6 +77,13 @@ impl Gateway {
             tokio::time::sleep(decision.latency).await;
         }
         match decision.verdict {
+            Verdict::Unauthorized => {
+                line.outcome = Some("unauthorized");
+                Ok(http::error(
+                    StatusCode::UNAUTHORIZED,
+                    "not the current gateway token",
+                ))
+            }
             Verdict::Rejected => {
                 line.outcome = Some("rejected");
                 Ok(http::error(
@@ -97,13 +108,14 @@ impl Gateway {
         }
     }
 
-    /// Counts the call and, when it is valid, draws its fault and applies its effect, all
-    /// under one lock so that the counters and the ledgers never disagree. `Err` is the
-    /// reason an invalid call is refused.
+    /// Counts the call and, when it is valid and carries the token, draws its fault and
+    /// applies its effect, all under one lock so that the counters and the ledgers never
+    /// disagree. `Err` is the reason an invalid call is refused.
     fn decide(
         &self,
         service: Service,
         parsed: Result<Call, String>,
+        bearer: Option<&str>,
         line: &mut LogLine,
     ) -> Result<Decision, String> {
         let mut state = self.lock();
@@ -111,13 +123,22 @@ impl Gateway {
         let call = parsed.inspect_err(|_| state.stats.invalid += 1)?;
         line.ticket_id = Some(call.ticket_id.clone());
         line.key = Some(call.key.clone());
+        if !is_the_tickets_key(&call) {
+            state.stats.foreign_keys += 1;
+        }
         let correlation_id = line.correlation_id.as_deref();
-        let verdict = match state.draw_fault(&call.ticket_id) {
-            Fault::Reject => Verdict::Rejected,
-            Fault::Reset => Verdict::Reset,
-            Fault::Error(status) => Verdict::Error(status),
-            Fault::None => Verdict::Done(state.apply(service, &call, correlation_id), false),
-            Fault::Slow => Verdict::Done(state.apply(service, &call, correlation_id), true),
+        let authorized = state
+            .token
+            .as_deref()
+            .is_none_or(|token| bearer == Some(token));
+        let fault = authorized.then(|| state.draw_fault(&call.ticket_id));
+        let verdict = match fault {
+            None => Verdict::Unauthorized,
+            Some(Fault::Reject) => Verdict::Rejected,
+            Some(Fault::Reset) => Verdict::Reset,
+            Some(Fault::Error(status)) => Verdict::Error(status),
+            Some(Fault::None) => Verdict::Done(state.apply(service, &call, correlation_id), false),
+            Some(Fault::Slow) => Verdict::Done(state.apply(service, &call, correlation_id), true),
         };
         state.stats.count(&verdict);
         Ok(Decision {
@@ -147,6 +168,20 @@ fn effect_answer(applied: &Applied, slowly: bool, line: &mut LogLine) -> Respons
             )
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(request: &Request<Incoming>) -> Option<String> {
+    let value = request.headers().get(hyper::header::AUTHORIZATION)?;
+    let token = value.to_str().ok()?.strip_prefix("Bearer ")?;
+    Some(token.to_owned())
+}
+
+/// Whether the call's key is K of its ticket (a ticket id that is not a UUID has none).
+fn is_the_tickets_key(call: &Call) -> bool {
+    call.ticket_id
+        .parse::<TicketId>()
+        .is_ok_and(|ticket| IdempotencyKey::for_ticket(ticket).to_string() == call.key)
 }
 
 /// Reads a service's JSON body; every field must be a non-empty string.

@@ -6,6 +6,11 @@
 //! The listings show, per effect, its key, ticket, correlation ids and number of calls,
 //! so a test can assert "one K and one effect per ticket" and see the replays.
 //!
+//! With a token (`--token`, `PUT /admin/token`), a call without `Authorization: Bearer
+//! <token>` is answered 401 before anything else, as a real service does after a rotation;
+//! every call whose key is not the ticket's K is counted (`foreign_keys` in the stats), so
+//! a test can assert that no call carried another key.
+//!
 //! Faults apply to the two `PUT` calls only: the listings, `/health` and `/admin/*` are how
 //! a test observes and steers the emulator, and must stay reliable. Every fault decision
 //! comes from one seeded RNG, drawn a fixed number of times per call, so a client that
@@ -47,12 +52,15 @@ pub struct GatewayConfig {
     pub faults: Faults,
     /// `None`: a random seed, logged at start so a run can be repeated.
     pub seed: Option<u64>,
+    /// The bearer token both calls must carry; `None` takes any call.
+    pub token: Option<String>,
 }
 
 struct State {
     faults: Faults,
     seed: u64,
     rng: StdRng,
+    token: Option<String>,
     receipts: Ledger,
     payments: Ledger,
     stats: Stats,
@@ -71,6 +79,7 @@ impl Gateway {
                 faults: config.faults,
                 seed,
                 rng: StdRng::seed_from_u64(seed),
+                token: config.token,
                 receipts: Ledger::default(),
                 payments: Ledger::default(),
                 stats: Stats::default(),
@@ -100,6 +109,11 @@ impl Gateway {
             state.rng = StdRng::seed_from_u64(seed);
         }
         Ok(())
+    }
+
+    /// From now on only `token` is accepted (`None`: any call is): a rotation.
+    pub fn set_token(&self, token: Option<String>) {
+        self.lock().token = token;
     }
 
     /// Forgets every effect and counter, and restarts the RNG from the seed; the faults

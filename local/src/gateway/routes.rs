@@ -71,6 +71,7 @@ impl Gateway {
             "/payments-api/refunds" => &[Method::GET, Method::PUT],
             "/admin/faults" => &[Method::GET, Method::PUT],
             "/admin/stats" => &[Method::GET],
+            "/admin/token" => &[Method::PUT],
             "/admin/reset" => &[Method::POST],
             _ => return Ok(http::error(StatusCode::NOT_FOUND, "no such route")),
         };
@@ -93,6 +94,10 @@ impl Gateway {
             ("GET", "/admin/faults") => self.faults_answer(),
             ("PUT", "/admin/faults") => match http::read_body(request).await {
                 Some(body) => self.update_faults(&body),
+                None => http::error(StatusCode::BAD_REQUEST, "unreadable body"),
+            },
+            ("PUT", "/admin/token") => match http::read_body(request).await {
+                Some(body) => self.update_token(&body),
                 None => http::error(StatusCode::BAD_REQUEST, "unreadable body"),
             },
             ("GET", "/admin/stats") => {
@@ -120,6 +125,27 @@ impl Gateway {
             StatusCode::OK,
             &json!({ "faults": state.faults, "seed": state.seed }),
         )
+    }
+
+    /// `{"token": "<new>"}`: only the new token is accepted from now on (a rotation);
+    /// `{"token": null}` accepts any call. The token is never echoed.
+    fn update_token(&self, body: &[u8]) -> Response<Body> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct TokenUpdate {
+            token: Option<String>,
+        }
+        match serde_json::from_slice::<TokenUpdate>(body) {
+            Ok(TokenUpdate { token: Some(token) }) if token.is_empty() => {
+                http::error(StatusCode::BAD_REQUEST, "an empty token")
+            }
+            Ok(update) => {
+                let required = update.token.is_some();
+                self.set_token(update.token);
+                http::json(StatusCode::OK, &json!({ "token_required": required }))
+            }
+            Err(e) => http::error(StatusCode::BAD_REQUEST, format!("bad token update: {e}")),
+        }
     }
 
     fn update_faults(&self, body: &[u8]) -> Response<Body> {

@@ -26,11 +26,17 @@ pub struct Stats {
     pub replays: u64,
     /// Calls whose key belongs to another ticket (409).
     pub conflicts: u64,
+    /// Calls refused 401: no `Authorization: Bearer` with the current token.
+    pub unauthorized: u64,
+    /// Calls whose key is not their ticket's K (`UUIDv5` of the ticket id, contract
+    /// section 3), whatever came of them.
+    pub foreign_keys: u64,
 }
 
 impl Stats {
     pub(super) fn count(&mut self, verdict: &Verdict) {
         match verdict {
+            Verdict::Unauthorized => self.unauthorized += 1,
             Verdict::Rejected => self.rejected += 1,
             Verdict::Reset => self.resets += 1,
             Verdict::Error(_) => self.errors += 1,
