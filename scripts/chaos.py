@@ -9,11 +9,15 @@ Starts scripts/local_stack.py on free ports, then:
   connections and answer 5% after `slow_ms`, beyond the worker's UPSTREAM_TIMEOUT_MS, all
   from one seeded RNG; a few tickets are always rejected (400), so the DLQ's content is known;
 - delivers every command twice: once the API answered 202, a copy of the command (same K,
-  new header id) goes straight onto the queue;
+  new header id) goes straight onto the queue; every fourth copy is forged, with a fresh
+  idempotency key of its own (CONTRACT section 3: the worker derives K, whatever the message says);
+- rotates the gateway token once, mid-run: a new version of the secret, and from then on the
+  emulator accepts only the new token (the warm workers get 401 and must re-read it);
 - SIGKILLs the refund-worker process while it is handling a batch, several times;
 - waits for the pipeline to drain and checks, printing each: every ticket answered 202 and not
   rejected was voided and refunded once with its one K; the DLQ holds exactly the rejected
-  tickets, both deliveries of each, every copy with its reason; the queue is empty.
+  tickets, both deliveries of each, every copy with its reason; the queue is empty; no upstream
+  call (answered or not) carried a key other than its ticket's K.
 
 It prints the time to drain, the retries per ticket and the computed chance that transient
 faults alone exhaust MAX_RECEIVE_COUNT in the run. Exit status 0 only when every invariant
@@ -153,7 +157,18 @@ class Stack:
         fields = dict(part.split("=", 1) for part in ready[0].split()[1:])
         self.api, self.gateway, self.queue, self.dlq = fields["api"], fields["gateway"], fields["queue"], fields["dlq"]
         self.sqs_url = fields["sqs"]
+        self.token_secret = fields["gateway_token_secret"]
         return self
+
+    def rotate_token(self):
+        """A rotation: a new version of the secret, and the services take only it from now on."""
+        token = f"rotated-{uuid.uuid4()}"
+        boto3.client("secretsmanager", endpoint_url=self.sqs_url, region_name="us-east-1",
+                     aws_access_key_id="chaos", aws_secret_access_key="chaos").put_secret_value(
+            SecretId=self.token_secret, SecretString=token)
+        status, body, _ = http("PUT", f"{self.gateway}/admin/token", body={"token": token})
+        if status != 200:
+            raise SystemExit(f"chaos: the emulator refused the new token: {status} {body}")
 
     def sqs(self):
         return boto3.client("sqs", endpoint_url=self.sqs_url, region_name="us-east-1",
@@ -362,12 +377,13 @@ def stop_replacements():
 
 # --- the run ---------------------------------------------------------------------------------
 
-def command_body(ticket, header_id):
+def command_body(ticket, header_id, key=None):
+    """The command of `ticket`; `key`: a forged one instead of K."""
     return json.dumps({
         "header": {
             "id": header_id,
             "published_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "idempotency_key": key_of(ticket),
+            "idempotency_key": key or key_of(ticket),
         },
         "ticket_id": ticket.lower(),
     })
@@ -405,9 +421,11 @@ def send_all(stack, tickets, clients, seed):
         if headers.get("correlation-id") != correlation:
             result["problems"].append(f"Correlation-ID echoed as {headers.get('correlation-id')!r}")
         result["command_id"] = body.get("command_id")
-        # The second delivery: the same command (same K), a new header id.
+        # The second delivery: the same command (same K, or a forged key), a new header id.
         dup_id = str(uuid.uuid4())
-        local.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_body(ticket, dup_id), MessageAttributes={
+        forged = str(uuid.uuid4()) if index % 4 == 1 else None
+        result["forged"] = forged is not None
+        local.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_body(ticket, dup_id, forged), MessageAttributes={
             "name": {"DataType": "String", "StringValue": "RefundTicket"},
             "correlation_id": {"DataType": "String", "StringValue": correlation + "-dup"},
         })
@@ -513,7 +531,8 @@ def run(stack, args, stop):
     say(f"chaos: {args.tickets} tickets, {args.clients} clients, seed {args.seed}; faults per upstream call: "
         f"{args.error_rate:.0%} errors, {args.reset_rate:.0%} resets, {args.slow_rate:.0%} answered after "
         f"{args.slow_ms} ms (UPSTREAM_TIMEOUT_MS={args.upstream_timeout_ms}); {len(rejected)} tickets always "
-        f"rejected; every command delivered twice; {args.kills} mid-batch SIGKILLs of refund-worker")
+        f"rejected; every command delivered twice, every fourth copy forged with a key of its own; one token "
+        f"rotation mid-run; {args.kills} mid-batch SIGKILLs of refund-worker")
     say(f"chaos: queue visibility timeout {args.visibility_timeout} s, event-source invoke timeout "
         f"{args.invoke_timeout} s, MAX_RECEIVE_COUNT {args.max_receive_count}")
 
@@ -532,12 +551,16 @@ def run(stack, args, stop):
     # are on the DLQ, and nothing is on the queue, visible or not, twice in a row.
     sqs = stack.sqs()
     deadline = t0 + args.drain_timeout
-    drained_at, calm = None, 0
+    drained_at, calm, rotated_at = None, 0, None
     last_report = 0.0
     while time.monotonic() < deadline:
         listings = stack.listings()
         done = {s: {e["ticket_id"] for e in listings[s]} for s in listings}
         missing = [t for t in expected_done if t not in done["void"] or t not in done["refund"]]
+        if rotated_at is None and len(missing) <= len(expected_done) // 2:
+            stack.rotate_token()
+            rotated_at = time.monotonic()
+            say(f"chaos: {rotated_at - t0:5.0f} s: the gateway token rotated with {len(missing)} refunds to go")
         depth = stack.depth(sqs, stack.queue)
         dlq_count = sum(stack.depth(sqs, stack.dlq).values())
         quiet = not missing and sum(depth.values()) == 0 and dlq_count >= 2 * len(expected_dead)
@@ -594,6 +617,14 @@ def run(stack, args, stop):
               f"{len(by_ticket)} effects for {len(expected_done)} tickets; missing {len(not_done)}, "
               f"more than one effect {len(doubled)}, wrong K {len(wrong_key)}, unknown tickets {len(unknown)}, "
               f"rejected tickets with an effect {len(of_rejected)}, foreign correlation ids {len(foreign_corr)}")
+    forged = sum(1 for r in sent.values() if r.get("forged"))
+    check("no upstream call carried a key other than its ticket's K, forged copies included",
+          forged > 0 and stats.get("foreign_keys", 1) == 0,
+          f"{forged} copies forged with a fresh key; calls with a foreign key {stats.get('foreign_keys')}")
+    check("the gateway token rotated mid-run, before the pipeline drained",
+          rotated_at is not None and (drained_at is None or rotated_at < drained_at),
+          f"the services refused the old token {stats.get('unauthorized')} times; every other invariant "
+          "holds across the rotation")
     check("the emulator saw no key reused for another ticket and no malformed call",
           stats.get("conflicts", 0) == 0 and stats.get("invalid", 0) == 0,
           f"conflicts {stats.get('conflicts')}, invalid {stats.get('invalid')}")
@@ -655,7 +686,8 @@ def run(stack, args, stop):
         f"{len(failed_invocations)} failed invocations (kills landed {killer.landed}, sent {killer.sent}; "
         f"others are `cargo lambda watch` restarts)")
     say(f"  emulator: {json.dumps(stats, sort_keys=True)}")
-    reached = stats["calls"] - stats.get("rejected", 0) - stats.get("invalid", 0)
+    # A call refused 401 (the rotation) never reached the fault draw.
+    reached = stats["calls"] - stats.get("rejected", 0) - stats.get("invalid", 0) - stats.get("unauthorized", 0)
     faulted = stats.get("errors", 0) + stats.get("resets", 0) + stats.get("slow", 0)
     observed_p_call = faulted / reached if reached else 0.0
     for service in ("void", "refund"):

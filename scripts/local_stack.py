@@ -60,6 +60,8 @@ def queue_attributes():
 
 # The refund status table on the local stack (CONTRACT section 8: REFUND_TABLE_NAME).
 LOCAL_TABLE = "Refunds"
+# The upstream token's secret (local by nature: in AWS the operator creates it).
+GATEWAY_TOKEN_SECRET = "gateway-token"
 
 
 def table_definition():
@@ -166,12 +168,23 @@ class Stack:
         dynamodb.create_table(TableName=LOCAL_TABLE, **table_definition())
         return LOCAL_TABLE
 
+    def create_gateway_token(self):
+        """The upstream token, local by nature: a secret in moto that the worker reads (as in
+        AWS) and the emulator requires; a rotation puts a new version and tells the emulator
+        (`PUT /admin/token`)."""
+        client = boto3.client("secretsmanager", endpoint_url=f"http://127.0.0.1:{self.sqs_port}",
+                              region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+        token = secrets.token_urlsafe(32)
+        arn = client.create_secret(Name=GATEWAY_TOKEN_SECRET, SecretString=token)["ARN"]
+        return arn, token
+
     def run(self):
         env = self.aws_env()
         self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
         wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
         queue_url, dlq_url, max_receive = self.create_queues()
         table = self.create_table()
+        token_secret, token = self.create_gateway_token()
 
         log("building the functions and the local tools (minutes on a fresh clone)")
         subprocess.run(["cargo", "build", "--quiet", "-p", "refund-api", "-p", "refund-worker", "-p", "refund-local"],
@@ -182,7 +195,8 @@ class Stack:
         else:
             gateway = f"http://127.0.0.1:{self.gateway_port}"
             self.spawn("gateway-emulator", [str(TARGET / "debug/gateway-emulator"),
-                                            "--addr", f"127.0.0.1:{self.gateway_port}", *self.gateway_args])
+                                            "--addr", f"127.0.0.1:{self.gateway_port}", *self.gateway_args],
+                       {"GATEWAY_TOKEN": token})
             wait_until("gateway emulator", lambda: http_ok(f"{gateway}/health", timeout=2), 60, self.procs)
 
         function_env = {
@@ -190,6 +204,7 @@ class Stack:
             "REFUND_QUEUE_URL": queue_url, "DEAD_LETTER_QUEUE_URL": dlq_url, "GATEWAY_ADDR": gateway,
             "MAX_RECEIVE_COUNT": str(max_receive), "RETRY_BASE_S": "1", "RETRY_MAX_S": "5",
             "REFUND_TABLE_NAME": table,
+            "GATEWAY_TOKEN_SECRET_ARN": token_secret,
             # curl and the browser have no token here: such a caller is served as support
             # (CONTRACT section 1a; refused by the function unless the endpoint is loopback).
             "ALLOW_UNAUTHENTICATED": "true",
@@ -221,7 +236,7 @@ class Stack:
             raise SystemExit("local-stack: the event source exited at start-up")
 
         print(f"ready api={api} sqs=http://127.0.0.1:{self.sqs_port} gateway={gateway} "
-              f"queue={queue_url} dlq={dlq_url}", flush=True)
+              f"queue={queue_url} dlq={dlq_url} table={table} gateway_token_secret={token_secret}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

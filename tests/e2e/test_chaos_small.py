@@ -2,7 +2,8 @@
 
 60 refunds through the local stack with the full fault mix (20% errors, 5% resets, 5% slow
 answers beyond the worker's timeout, seeded), two tickets the emulator always rejects, every
-command delivered twice, and one SIGKILL of refund-worker mid-batch. chaos.py starts and stops
+command delivered twice (every fourth copy forged with a key of its own), one token rotation,
+and one SIGKILL of refund-worker mid-batch. chaos.py starts and stops
 its own stack on free ports and exits non-zero on any broken invariant; this test runs it and
 checks that every invariant line it printed holds. `make chaos` is the full run (500 tickets,
 5 kills); docs/RELIABILITY.md explains both.
@@ -27,6 +28,8 @@ INVARIANTS = (
     "both deliveries of every rejected ticket reached the DLQ",
     "every DLQ copy carries its reason",
     "nothing stays on the queue",
+    "no upstream call carried a key other than its ticket's K",
+    "the gateway token rotated mid-run",
     "SIGKILLs landed mid-batch",
     "upstream calls failed at the configured transient rate",
 )

@@ -51,6 +51,9 @@ class Stack:
         self.queue, self.dlq = fields["queue"], fields["dlq"]
         self.sqs = boto3.client("sqs", endpoint_url=fields["sqs"], region_name="us-east-1",
                                 aws_access_key_id="e2e", aws_secret_access_key="e2e")
+        self.secrets = boto3.client("secretsmanager", endpoint_url=fields["sqs"], region_name="us-east-1",
+                                    aws_access_key_id="e2e", aws_secret_access_key="e2e")
+        self.token_secret = fields["gateway_token_secret"]
 
     def put_refund(self, ticket, correlation_id=None):
         headers = {"Correlation-ID": correlation_id} if correlation_id else {}
@@ -271,10 +274,48 @@ def test_a_forged_command_with_a_foreign_key_is_refunded_under_the_tickets_own_k
         effects = stack.effects()
         return effects if all(ticket in effects[s] for s in ("void", "refund")) else None
 
+    foreign_before = stats(stack)["foreign_keys"]
     effects = wait_for("the forged command's refund", refunded, 120)
     assert_refunded_once(effects, ticket, "e2e-forged")
     assert all(e["key"] != foreign for s in ("void", "refund") for e in effects[s][ticket])
     assert stack.status_reaches(ticket, "succeeded", 30)["idempotency_key"] == key_of(ticket)
+    # No call at all (not only the ones that had an effect) carried the message's key.
+    assert stats(stack)["foreign_keys"] == foreign_before
+
+
+def refund_all(stack, tickets, what):
+    for ticket in tickets:
+        assert stack.put_refund(ticket, f"e2e-{what}")[0] == 202
+
+    def done():
+        effects = stack.effects()
+        return effects if all(t in effects["void"] and t in effects["refund"] for t in tickets) else None
+
+    return wait_for(what, done, 180)
+
+
+def test_a_token_rotation_loses_no_refund_and_dead_letters_none(stack):
+    """CONTRACT section 3: the secret gets a new version and, from that moment, the services
+    accept only the new token. The warm worker still holds the old one: its next call gets
+    401, it re-reads the secret and repeats the call, so no refund fails or waits in the DLQ."""
+    before = stats(stack)
+    warm = [str(uuid.uuid4()) for _ in range(3)]
+    refund_all(stack, warm, "before-rotation")
+    new_token = f"rotated-{uuid.uuid4()}"
+    stack.secrets.put_secret_value(SecretId=stack.token_secret, SecretString=new_token)
+    status, body, _ = request("PUT", f"{stack.gateway}/admin/token", body={"token": new_token})
+    assert status == 200, body
+    after_rotation = [str(uuid.uuid4()) for _ in range(5)]
+    effects = refund_all(stack, after_rotation, "after-rotation")
+    for ticket in warm + after_rotation:
+        assert_refunded_once(effects, ticket)
+        assert stack.status_reaches(ticket, "succeeded", 30)["failure_reason"] is None
+    dead = [m["body"] for m in stack.dead_letters()]
+    assert not [t for t in warm + after_rotation if any(t in body for body in dead)]
+    after = stats(stack)
+    # The worker did hold the old token when the services stopped taking it.
+    assert after["unauthorized"] > before["unauthorized"]
+    assert after["foreign_keys"] == before["foreign_keys"]
 
 
 def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(stack):
