@@ -163,9 +163,10 @@ schemathesis: $(STAMP) ## The HTTP API against openapi.yaml on the local stack (
 	pytest -q tests/e2e/test_schemathesis.py
 
 FUZZ_CASES ?= 5000
-fuzz: ## Fixed-length proptest fuzzing of the API handler's request and the worker's record decoding
+fuzz: ## Fixed-length proptest fuzzing of the API's requests (PUT, GETs, hostile JWT claims) and the worker's record decoding
 	PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked -p refund-worker --test fuzz_records
-	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 4 )) cargo test --locked -p refund-api never_panics_and_always_answers_in_contract
+	PROPTEST_CASES=$$(( $(FUZZ_CASES) * 4 )) cargo test --locked -p refund-api --test api -- \
+	  never_panics_and_always_answers_in_contract gets_never_panic_and_always_answer_in_contract any_claims_get_an_answer_in_contract
 
 CHAOS_FLAGS ?=
 chaos: $(STAMP) fuzz ## 500 refunds under upstream faults, duplicate deliveries and worker SIGKILLs; checks and prints the invariants
