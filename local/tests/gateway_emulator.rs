@@ -40,36 +40,56 @@ thread_local! {
         .expect("client");
 }
 
+/// An emulator whose faults are the defaults changed by `change`.
+async fn start_faulty(change: impl FnOnce(&mut Faults), seed: u64) -> RunningGateway {
+    let mut faults = Faults::default();
+    change(&mut faults);
+    start(faults, seed).await
+}
+
 fn client() -> reqwest::Client {
     CLIENT.with(Clone::clone)
 }
 
-async fn void(
+type Answer = reqwest::Result<reqwest::Response>;
+
+/// A service's path and the body fields of its ticket and key, as the Go clients send them.
+const VOID: [&str; 3] = ["/receipts-api/void-receipt", "ticket_id", "idempotent_id"];
+const REFUND: [&str; 3] = [
+    "/payments-api/refunds",
+    "payment_reference",
+    "deduplication_id",
+];
+
+/// One call to `service` for `ticket` with `key`, with the correlation id.
+async fn call(
     gw: &RunningGateway,
+    service: [&str; 3],
     ticket: &str,
     key: &str,
     correlation: &str,
-) -> reqwest::Result<reqwest::Response> {
+) -> Answer {
+    let [path, ticket_field, key_field] = service;
     client()
-        .put(format!("{}/receipts-api/void-receipt", gw.url()))
+        .put(format!("{}{path}", gw.url()))
         .header("Correlation-ID", correlation)
-        .json(&json!({"ticket_id": ticket, "reason": "customer requested refund", "idempotent_id": key}))
+        .json(&json!({ticket_field: ticket, "reason": "customer requested refund", key_field: key}))
         .send()
         .await
 }
 
-async fn refund(
-    gw: &RunningGateway,
-    ticket: &str,
-    key: &str,
-    correlation: &str,
-) -> reqwest::Result<reqwest::Response> {
-    client()
-        .put(format!("{}/payments-api/refunds", gw.url()))
-        .header("Correlation-ID", correlation)
-        .json(&json!({"payment_reference": ticket, "reason": "customer requested refund", "deduplication_id": key}))
-        .send()
-        .await
+async fn void(gw: &RunningGateway, ticket: &str, key: &str, correlation: &str) -> Answer {
+    call(gw, VOID, ticket, key, correlation).await
+}
+
+async fn refund(gw: &RunningGateway, ticket: &str, key: &str, correlation: &str) -> Answer {
+    call(gw, REFUND, ticket, key, correlation).await
+}
+
+/// The status of a call of `ticket` with `key` (correlation id `c`).
+async fn status_of(gw: &RunningGateway, service: [&str; 3], ticket: &str, key: &str) -> u16 {
+    let answer = call(gw, service, ticket, key, "c").await;
+    answer.expect("answered").status().as_u16()
 }
 
 async fn get_json(gw: &RunningGateway, path: &str) -> Value {
@@ -224,20 +244,8 @@ async fn listings_keep_one_effect_per_key_in_order_of_arrival() {
 #[tokio::test]
 async fn a_key_reused_for_another_ticket_is_refused_with_409() {
     let gw = start(Faults::default(), 1).await;
-    assert_eq!(
-        refund(&gw, TICKET, KEY, "c")
-            .await
-            .expect("refund")
-            .status(),
-        200
-    );
-    assert_eq!(
-        refund(&gw, OTHER_TICKET, KEY, "c")
-            .await
-            .expect("refund")
-            .status(),
-        409
-    );
+    assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 200);
+    assert_eq!(status_of(&gw, REFUND, OTHER_TICKET, KEY).await, 409);
     assert_eq!(refunded(&gw).await.len(), 1);
     assert_eq!(stats(&gw).await.conflicts, 1);
 }
@@ -285,14 +293,7 @@ async fn unknown_routes_get_404_and_wrong_methods_405() {
 
 #[tokio::test]
 async fn error_rate_answers_500_or_503_without_an_effect() {
-    let gw = start(
-        Faults {
-            error_rate: 1.0,
-            ..Faults::default()
-        },
-        3,
-    )
-    .await;
+    let gw = start_faulty(|f| f.error_rate = 1.0, 3).await;
     let mut statuses = std::collections::BTreeSet::new();
     for i in 0..20 {
         let response = void(&gw, TICKET, &format!("k-{i}"), "c")
@@ -307,14 +308,7 @@ async fn error_rate_answers_500_or_503_without_an_effect() {
 
 #[tokio::test]
 async fn reset_rate_drops_the_connection_without_an_answer_or_effect() {
-    let gw = start(
-        Faults {
-            reset_rate: 1.0,
-            ..Faults::default()
-        },
-        3,
-    )
-    .await;
+    let gw = start_faulty(|f| f.reset_rate = 1.0, 3).await;
     let error = refund(&gw, TICKET, KEY, "c").await.expect_err("no answer");
     assert!(
         !error.is_timeout() && !error.is_status(),
@@ -326,19 +320,9 @@ async fn reset_rate_drops_the_connection_without_an_answer_or_effect() {
 
 #[tokio::test]
 async fn latency_is_added_to_every_answer() {
-    let gw = start(
-        Faults {
-            latency_ms: 300,
-            ..Faults::default()
-        },
-        3,
-    )
-    .await;
+    let gw = start_faulty(|f| f.latency_ms = 300, 3).await;
     let started = std::time::Instant::now();
-    assert_eq!(
-        void(&gw, TICKET, KEY, "c").await.expect("void").status(),
-        200
-    );
+    assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 200);
     assert!(
         started.elapsed() >= Duration::from_millis(300),
         "{:?}",
@@ -348,11 +332,10 @@ async fn latency_is_added_to_every_answer() {
 
 #[tokio::test]
 async fn a_slow_answer_outlives_the_client_timeout_but_the_effect_happened() {
-    let gw = start(
-        Faults {
-            slow_rate: 1.0,
-            slow_ms: 1500,
-            ..Faults::default()
+    let gw = start_faulty(
+        |f| {
+            f.slow_rate = 1.0;
+            f.slow_ms = 1500;
         },
         3,
     )
@@ -405,17 +388,8 @@ async fn a_rejected_ticket_always_gets_400_before_any_other_fault() {
         .await
         .expect("starts");
     for _ in 0..5 {
-        assert_eq!(
-            void(&gw, TICKET, KEY, "c").await.expect("void").status(),
-            400
-        );
-        assert_eq!(
-            refund(&gw, TICKET, KEY, "c")
-                .await
-                .expect("refund")
-                .status(),
-            400
-        );
+        assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
+        assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 400);
     }
     let other = void(&gw, OTHER_TICKET, "k", "c").await.expect("void");
     assert!(
@@ -473,17 +447,8 @@ async fn faults_are_set_and_read_through_the_admin_endpoint() {
     assert_eq!(current["seed"], 11);
     assert_eq!(current["faults"]["reject_tickets"], json!([OTHER_TICKET]));
     assert_eq!(current["faults"]["latency_ms"], 1);
-    assert_eq!(
-        void(&gw, OTHER_TICKET, KEY, "c")
-            .await
-            .expect("void")
-            .status(),
-        400
-    );
-    assert_eq!(
-        void(&gw, TICKET, KEY, "c").await.expect("void").status(),
-        200
-    );
+    assert_eq!(status_of(&gw, VOID, OTHER_TICKET, KEY).await, 400);
+    assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 200);
 
     for bad in [
         json!({"error_rate": 1.5}),
@@ -544,11 +509,10 @@ async fn the_same_seed_gives_the_same_faults() {
     assert!(first.iter().any(|s| *s >= 500), "{first:?}");
 
     // Re-seeding through the admin endpoint restarts the same sequence.
-    let gw = start(
-        Faults {
-            error_rate: 0.3,
-            reset_rate: 0.2,
-            ..Faults::default()
+    let gw = start_faulty(
+        |f| {
+            f.error_rate = 0.3;
+            f.reset_rate = 0.2;
         },
         7,
     )
@@ -631,10 +595,7 @@ async fn calls_with_a_key_other_than_the_tickets_are_counted() {
     assert_eq!(void_with(&gw, None).await, 200);
     assert_eq!(stats(&gw).await.foreign_keys, 0);
     for (ticket, key) in [(TICKET, KEY), ("not-a-uuid", "k-2")] {
-        assert_eq!(
-            void(&gw, ticket, key, "c").await.expect("void").status(),
-            200
-        );
+        assert_eq!(status_of(&gw, VOID, ticket, key).await, 200);
     }
     assert_eq!(stats(&gw).await.foreign_keys, 2);
 }

@@ -11,8 +11,8 @@ use refund::{
     command::RefundTicket,
     queue::{InMemoryQueue, OutboundMessage, QueueError},
     store::{
-        Accepted, CallStatus, Change, InMemoryRefundStore, ListQuery, Page, RefundEvent,
-        RefundRecord, RefundRequest, RefundStatus, RefundStore, StoreError, record::stamp,
+        CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError,
+        record::stamp,
     },
 };
 use refund_worker::{BatchOutcome, Disposition, Worker, recorder::STATUS_WRITE_TIMEOUT};
@@ -430,36 +430,16 @@ async fn a_failing_store_changes_nothing_but_the_logs() {
     }
 }
 
-/// A store that never answers.
-struct HangingStore;
-
-impl RefundStore for HangingStore {
-    async fn accept(&self, _: RefundRequest) -> Result<Accepted, StoreError> {
-        std::future::pending().await
-    }
-    async fn record(
-        &self,
-        _: &RefundRequest,
-        _: RefundEvent,
-        _: OffsetDateTime,
-    ) -> Result<Change, StoreError> {
-        std::future::pending().await
-    }
-    async fn get(&self, _: refund::command::TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        std::future::pending().await
-    }
-    async fn list(&self, _: ListQuery) -> Result<Page, StoreError> {
-        std::future::pending().await
-    }
-}
-
 #[tokio::test]
 async fn a_hanging_store_costs_two_bounded_waits_and_changes_no_disposition() {
     let Mixed { tickets, records } = mixed();
     let baseline_worker = in_memory_worker(scripted(&tickets));
     let baseline = deliver(&baseline_worker, records.clone()).await;
-    let expected = seen_by_the_queues(&baseline, baseline_worker.with_store(None::<HangingStore>));
-    let worker = worker_with_store(scripted(&tickets), HangingStore);
+    let expected = seen_by_the_queues(
+        &baseline,
+        baseline_worker.with_store(None::<InMemoryRefundStore>),
+    );
+    let worker = worker_with_store(scripted(&tickets), InMemoryRefundStore::hanging());
 
     let started = Instant::now();
     let outcome = deliver(&worker, records).await;
@@ -511,7 +491,7 @@ async fn a_hanging_store_never_carries_a_record_past_the_deadline_margin() {
             ..settings()
         },
     )
-    .with_store(Some(HangingStore));
+    .with_store(Some(InMemoryRefundStore::hanging()));
 
     let started = Instant::now();
     let outcome = worker

@@ -21,6 +21,7 @@ use crate::{command::TicketId, twin::lock};
 pub struct InMemoryRefundStore {
     records: Mutex<HashMap<String, RefundRecord>>,
     failure: Mutex<Option<StoreError>>,
+    hanging: bool,
 }
 
 impl InMemoryRefundStore {
@@ -33,6 +34,15 @@ impl InMemoryRefundStore {
         let store = Self::default();
         store.set_failure(Some(error));
         store
+    }
+
+    /// A store whose every operation never answers: a sick table, which must not carry a
+    /// worker past its deadline.
+    pub fn hanging() -> Self {
+        Self {
+            hanging: true,
+            ..Self::default()
+        }
     }
 
     /// From now on every operation fails with `error` (`None`: works again).
@@ -50,14 +60,17 @@ impl InMemoryRefundStore {
         lock(&self.records).insert(record.ticket_id.to_string(), record);
     }
 
-    fn check(&self) -> Result<(), StoreError> {
+    async fn check(&self) -> Result<(), StoreError> {
+        if self.hanging {
+            std::future::pending::<()>().await;
+        }
         lock(&self.failure).clone().map_or(Ok(()), Err)
     }
 }
 
 impl RefundStore for InMemoryRefundStore {
     async fn accept(&self, request: RefundRequest) -> Result<Accepted, StoreError> {
-        self.check()?;
+        self.check().await?;
         let mut records = lock(&self.records);
         let key = request.ticket_id.to_string();
         let current = records.get(&key);
@@ -84,7 +97,7 @@ impl RefundStore for InMemoryRefundStore {
         event: RefundEvent,
         at: OffsetDateTime,
     ) -> Result<Change, StoreError> {
-        self.check()?;
+        self.check().await?;
         let mut records = lock(&self.records);
         let key = request.ticket_id.to_string();
         let current = records.get(&key);
@@ -101,12 +114,12 @@ impl RefundStore for InMemoryRefundStore {
     }
 
     async fn get(&self, ticket_id: TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        self.check()?;
+        self.check().await?;
         Ok(lock(&self.records).get(&ticket_id.to_string()).cloned())
     }
 
     async fn list(&self, query: ListQuery) -> Result<Page, StoreError> {
-        self.check()?;
+        self.check().await?;
         check_cursor(&query)?;
         let records = lock(&self.records);
         let mut shards: Vec<Vec<(ListKey, &RefundRecord)>> = vec![Vec::new(); usize::from(SHARDS)];
