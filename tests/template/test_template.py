@@ -352,9 +352,12 @@ def test_least_privilege_and_no_wildcard_on_queue_actions():
     by_status, by_time = rust_const(TABLE_RS, "BY_STATUS_INDEX"), rust_const(TABLE_RS, "BY_TIME_INDEX")
     assert granted["api"] == {
         ("sqs:SendMessage", "RefundQueue"),
-        # accept (one conditional UpdateItem) and GET by id; listings query the indexes only.
+        # accept, requeue and unqueue (one conditional UpdateItem each), GET by id, and the
+        # withdrawal after SQS refused a command (read, then versioned put); listings query
+        # the indexes only.
         ("dynamodb:UpdateItem", "RefundTable"),
         ("dynamodb:GetItem", "RefundTable"),
+        ("dynamodb:PutItem", "RefundTable"),
         ("dynamodb:Query", index_arn(by_status)),
         ("dynamodb:Query", index_arn(by_time)),
         ("secretsmanager:GetSecretValue", "CursorKeySecret"),
@@ -388,7 +391,7 @@ def dynamodb_operations(source):
 def test_the_granted_dynamodb_actions_are_the_ones_the_store_calls():
     # `create_table` is for tests and the local stack; in AWS the template creates the table.
     store = ROOT / "shared/src/store"
-    sources = [(store / name).read_text().split("#[cfg(test)]", 1)[0] for name in ("dynamo.rs", "accept.rs")]
+    sources = [path.read_text().split("#[cfg(test)]", 1)[0] for path in sorted(store.glob("*.rs"))]
     called = set().union(*map(dynamodb_operations, sources)) - {"dynamodb:CreateTable"}
     granted = {a for f in (API, WORKER) for s in statements(f) for a in actions(s) if a.startswith("dynamodb:")}
     assert granted == called
