@@ -91,6 +91,7 @@ both!(
     accept_creates_an_accepted_record,
     accepting_an_open_refund_again_returns_it_unchanged,
     an_open_refund_is_requeued_after_the_quiet_period_and_unqueued,
+    a_withdrawal_fails_only_its_own_accepted_record,
     accepting_a_succeeded_refund_returns_it_and_changes_nothing,
     a_failed_refund_is_accepted_again_keeping_its_history,
     a_redriven_failure_is_processing_again,
@@ -183,6 +184,44 @@ async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &
         .await;
     assert_eq!(undone, Ok(Change::Written(first.clone())));
     assert_eq!(store.get(ticket(1)).await.unwrap(), Some(first));
+
+    // A `queued_at` after now (a skewed clock) is not quiet: the ticket is queued again.
+    let skewed = store
+        .accept(request(2, at(3600)))
+        .await
+        .unwrap()
+        .into_record();
+    let requeue = RefundRequest {
+        command_id: uuid::Uuid::from_u128(22),
+        ..request(2, T0)
+    };
+    let Ok(Change::Written(requeued)) = store.record(&requeue, RefundEvent::Requeue, T0).await
+    else {
+        panic!("a future queued_at kept the ticket quiet: {skewed:?}");
+    };
+    assert_eq!(requeued.queued_at, Some(T0));
+}
+
+/// A withdrawal (the queue refused an accept's command) fails the `accepted` record that
+/// names its command, and nothing else.
+async fn a_withdrawal_fails_only_its_own_accepted_record(store: &impl RefundStore) {
+    let accepted = store.accept(request(1, T0)).await.unwrap().into_record();
+    let withdraw = |refused| RefundEvent::Withdraw {
+        refused,
+        reason: "not queued".into(),
+    };
+    let foreign = store
+        .record(&request(1, T0), withdraw(uuid::Uuid::from_u128(9)), at(1))
+        .await;
+    assert_eq!(foreign, Ok(Change::Kept(accepted)));
+    let Change::Written(failed) =
+        record_one(store, withdraw(uuid::Uuid::from_u128(1)), at(1)).await
+    else {
+        panic!("not withdrawn");
+    };
+    assert_eq!((failed.status, failed.attempts), (RefundStatus::Failed, 0));
+    assert_eq!(failed.failure_reason.as_deref(), Some("not queued"));
+    assert_eq!(store.get(ticket(1)).await.unwrap(), Some(failed));
 }
 
 async fn accepting_a_succeeded_refund_returns_it_and_changes_nothing(store: &impl RefundStore) {
@@ -697,4 +736,33 @@ async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
         matches!(refused, Attempt::Stale(Some((ref r, 3))) if r.attempts == 2),
         "{refused:?}"
     );
+
+    // A re-queue between a worker's read and its put: the put is refused, and the write
+    // decided again on the fresh record keeps the re-queue's command.
+    let stale = store.read_versioned(request.ticket_id).await.unwrap();
+    let requeue = RefundRequest {
+        command_id: uuid::Uuid::from_u128(77),
+        ..request.clone()
+    };
+    let later = t0 + std::time::Duration::from_secs(61);
+    store
+        .record(&requeue, RefundEvent::Requeue, later)
+        .await
+        .unwrap();
+    let refused = store
+        .try_record(stale, &request, &RefundEvent::Begin, later)
+        .await
+        .unwrap();
+    let Attempt::Stale(Some(fresh)) = refused else {
+        panic!("a write over a re-queue landed: {refused:?}");
+    };
+    let landed = store
+        .try_record(Some(fresh), &request, &RefundEvent::Begin, later)
+        .await
+        .unwrap();
+    let Attempt::Done(Change::Written(record)) = landed else {
+        panic!("not written: {landed:?}");
+    };
+    assert_eq!(record.command_id, Some(uuid::Uuid::from_u128(77)));
+    assert_eq!(record.queued_at, Some(later));
 }

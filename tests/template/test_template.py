@@ -393,8 +393,12 @@ def test_the_granted_dynamodb_actions_are_the_ones_the_store_calls():
     store = ROOT / "shared/src/store"
     sources = [path.read_text().split("#[cfg(test)]", 1)[0] for path in sorted(store.glob("*.rs"))]
     called = set().union(*map(dynamodb_operations, sources)) - {"dynamodb:CreateTable"}
-    granted = {a for f in (API, WORKER) for s in statements(f) for a in actions(s) if a.startswith("dynamodb:")}
-    assert granted == called
+    # The API reaches every one of them (accept, requeue, unqueue, withdraw, get, list), so
+    # its role alone must grant them all; the worker's share is the read and the put.
+    granted = {name: {a for s in statements(f) for a in actions(s) if a.startswith("dynamodb:")}
+               for name, f in (("api", API), ("worker", WORKER))}
+    assert granted["api"] == called
+    assert granted["worker"] == {"dynamodb:GetItem", "dynamodb:PutItem"} <= called
 
 
 def test_the_gateway_token_secret_is_optional_and_the_only_secret_the_worker_may_read():

@@ -16,8 +16,8 @@ use refund::{
     idempotency::IdempotencyKey,
     queue::{CommandQueue, QueueError},
     store::{
-        Accepted, Change, Progress, RefundEvent, RefundRecord, RefundRequest, RefundStatus,
-        RefundStore, transition::recently_queued,
+        Accepted, Change, RefundEvent, RefundRecord, RefundRequest, RefundStatus, RefundStore,
+        transition::recently_queued,
     },
 };
 use serde::Serialize;
@@ -88,9 +88,9 @@ struct AcceptedBody<'a> {
 enum Acceptance<'r, S> {
     /// The ticket is refunded already: its record is the answer, and nothing is queued.
     Refunded(RefundRecord),
-    /// The record's command was queued within the quiet period: it is the answer, and
-    /// nothing is queued.
-    Quiet(RefundRecord, Uuid),
+    /// The record's command (this id) was queued within the quiet period: it is the
+    /// answer, and nothing is queued.
+    Quiet(Uuid),
     /// Queue the command.
     Queue(Recording<'r, S>),
 }
@@ -123,10 +123,8 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     let command = RefundTicket::new(refund.ticket_id, now);
     let recording = match records {
         Some(records) => match accept(&records.store, &refund, &command, correlation, now).await {
-            Acceptance::Refunded(record) => return refunded(&refund, &record),
-            Acceptance::Quiet(record, command_id) => {
-                return quiet(&refund, &record, command_id, correlation);
-            }
+            Acceptance::Refunded(record) => return refunded(&refund, &record, correlation),
+            Acceptance::Quiet(command_id) => return quiet(&refund, command_id, correlation),
             Acceptance::Queue(recording) => recording,
         },
         None => Recording::unwritten(None),
@@ -181,10 +179,10 @@ async fn accept<'r, S: RefundStore>(
             None => requeue(store, request, record, now).await,
         },
         Ok(accepted) => {
-            let withdraw = RefundEvent::Fail {
+            let withdraw = RefundEvent::Withdraw {
+                refused: request.command_id,
                 // A public reason: the queue's own text stays in the logs.
                 reason: "not queued; ask for the refund again".to_owned(),
-                progress: Progress::default(),
             };
             Acceptance::Queue(Recording {
                 outcome: Some(recorded_as(&accepted)),
@@ -203,7 +201,7 @@ fn settled<'r, S>(record: &RefundRecord, now: OffsetDateTime) -> Option<Acceptan
     }
     match record.command_id {
         Some(command_id) if !record.status.is_final() && recently_queued(record, now) => {
-            Some(Acceptance::Quiet(record.clone(), command_id))
+            Some(Acceptance::Quiet(command_id))
         }
         _ => None,
     }
@@ -271,9 +269,14 @@ fn recorded_as(accepted: &Accepted) -> &'static str {
 
 /// The 200 for a refunded ticket: the record to its owner or support, else only that it
 /// is done (contract section 1a).
-fn refunded(refund: &PutRequest, record: &RefundRecord) -> Result<Response<Body>, ApiError> {
+fn refunded(
+    refund: &PutRequest,
+    record: &RefundRecord,
+    correlation: &CorrelationId,
+) -> Result<Response<Body>, ApiError> {
     tracing::info!(
         ticket_id = %refund.ticket_id,
+        correlation_id = %correlation,
         requested_by = refund.requested_by.as_deref(),
         outcome = "already_succeeded",
         "refund already succeeded; nothing queued"
@@ -292,7 +295,6 @@ fn refunded(refund: &PutRequest, record: &RefundRecord) -> Result<Response<Body>
 /// The 202 within the quiet period: the command already on its way, nothing queued.
 fn quiet(
     refund: &PutRequest,
-    record: &RefundRecord,
     command_id: Uuid,
     correlation: &CorrelationId,
 ) -> Result<Response<Body>, ApiError> {
@@ -301,10 +303,16 @@ fn quiet(
         %command_id,
         correlation_id = %correlation,
         requested_by = refund.requested_by.as_deref(),
+        client_idempotency_key = refund.client_key(),
         outcome = "already_queued",
         "refund already queued; nothing queued"
     );
-    accepted_body(refund, record.idempotency_key, command_id)
+    // K, derived here as for every 202 (an old record may hold another key).
+    accepted_body(
+        refund,
+        IdempotencyKey::for_ticket(refund.ticket_id),
+        command_id,
+    )
 }
 
 /// The 202 for a queued command, and its log line.
@@ -346,10 +354,11 @@ fn accepted_body(
 }
 
 /// The queue refused the command this request wrote into the record. A record it had
-/// just set to `accepted` is marked `failed`: without a message nothing would ever move
-/// it, so it would read `accepted` forever (the caller gets 503 or 500 and may ask again,
-/// which accepts it again). A re-queue is undone instead, so the record names the command
-/// before and a `processing` refund is not marked failed. Best effort: a worker that does
+/// just set to `accepted` is withdrawn (`failed`): without a message nothing would ever
+/// move it, so it would read `accepted` forever (the caller gets 503 or 500 and may ask
+/// again, which accepts it again). A re-queue is undone instead, so the record names the
+/// command before and a `processing` refund is not marked failed. Either applies only
+/// while the record still names this request's command. Best effort: a worker that does
 /// get a message for the ticket moves the record on.
 async fn undo<S: RefundStore>(
     store: &S,
@@ -363,13 +372,23 @@ async fn undo<S: RefundStore>(
         store.record(request, event, OffsetDateTime::now_utc()),
     )
     .await;
-    let outcome = match written {
-        Ok(Ok(_)) => "undone",
-        Ok(Err(error)) => {
-            tracing::warn!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, undo = name, "refund not queued and its record not undone");
-            "undo_failed"
+    let (outcome, message) = match written {
+        Ok(Ok(Change::Written(_))) => ("undone", "refund not queued; its record's write undone"),
+        Ok(Ok(Change::Kept(_))) => (
+            "not_undone",
+            "refund not queued; its record has moved on since, and is left as it is",
+        ),
+        Ok(Err(store_error)) => {
+            tracing::warn!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, error = %store_error, undo = name, "the record's write could not be undone");
+            (
+                "undo_failed",
+                "refund not queued; its record's write not undone",
+            )
         }
-        Err(_) => "undo_timed_out",
+        Err(_) => (
+            "undo_timed_out",
+            "refund not queued; its record's write not undone in time",
+        ),
     };
-    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, undo = name, outcome, "refund not queued; its record's write undone");
+    tracing::info!(ticket_id = %request.ticket_id, correlation_id = %request.correlation_id, %error, undo = name, outcome, "{message}");
 }

@@ -6,8 +6,8 @@
 //! The listings show, per effect, its key, ticket, correlation ids and number of calls,
 //! so a test can assert "one K and one effect per ticket" and see the replays.
 //!
-//! With a token (`--token`, `PUT /admin/token`), a call without `Authorization: Bearer
-//! <token>` is answered 401 before anything else, as a real service does after a rotation;
+//! With a token (`--token`, `PUT /admin/token`), a valid call without `Authorization:
+//! Bearer <token>` is answered 401 before any fault, as a real service does after a rotation;
 //! every call whose key is not the ticket's K is counted (`foreign_keys` in the stats), so
 //! a test can assert that no call carried another key.
 //!

@@ -61,7 +61,9 @@ fn queue_expression(
             let (sets, removes) = queued(at_and_id, &mut values);
             // Fixed-width UTC stamps sort like the instants they write.
             values.insert(":quiet_from".into(), text(stamp::format(at - QUIET_PERIOD)));
-            let quiet = "(attribute_not_exists(#queued_at) OR #queued_at < :quiet_from)";
+            // Past the quiet period, or a `queued_at` after now (see `recently_queued`).
+            let quiet = "(attribute_not_exists(#queued_at) OR #queued_at < :quiet_from \
+                         OR #queued_at > :queued_at)";
             (sets, removes, quiet)
         }
         RefundEvent::Unqueue {
@@ -159,7 +161,8 @@ mod tests {
         assert_eq!(
             requeue.condition,
             "(#status = :from_accepted OR #status = :from_processing) AND \
-             (attribute_not_exists(#queued_at) OR #queued_at < :quiet_from)"
+             (attribute_not_exists(#queued_at) OR #queued_at < :quiet_from \
+             OR #queued_at > :queued_at)"
         );
         assert_eq!(
             requeue.values[":quiet_from"],

@@ -9,19 +9,20 @@
 //!
 //! The moves (`-` = left alone):
 //!
-//! | from \ event | accept | requeue | unqueue | begin | retry | succeed | fail |
-//! | --- | --- | --- | --- | --- | --- | --- | --- |
-//! | none | accepted | - | - | processing | processing | succeeded | failed |
-//! | accepted | - | (same) | (same) | processing | processing | succeeded | failed |
-//! | processing | - | (same) | (same) | processing | processing | succeeded | failed |
-//! | succeeded | - | - | - | - | - | - | - |
-//! | failed | accepted | - | (same) | processing | - | succeeded | failed |
+//! | from \ event | accept | requeue | unqueue | withdraw | begin | retry | succeed | fail |
+//! | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+//! | none | accepted | - | - | - | processing | processing | succeeded | failed |
+//! | accepted | - | (same) | (same) | failed | processing | processing | succeeded | failed |
+//! | processing | - | (same) | (same) | - | processing | processing | succeeded | failed |
+//! | succeeded | - | - | - | - | - | - | - | - |
+//! | failed | accepted | - | (same) | - | processing | - | succeeded | failed |
 //!
 //! - `requeue` and `unqueue` keep the status ("(same)") and move only `queued_at` and
 //!   `command_id`: a PUT on an open record queues again after the [`QUIET_PERIOD`], and
 //!   undoes that when the queue refuses (contract section 1a). A `requeue` within the
 //!   quiet period, and an `unqueue` of a command the record no longer names, leave the
-//!   record alone.
+//!   record alone. A `withdraw` (the queue refused the command of an `accept`) fails only
+//!   the `accepted` record that still names that command.
 //! - A `succeeded` record is final: nothing changes it again, so a late or duplicate
 //!   delivery can never make a refunded ticket look unrefunded.
 //! - `failed` → `accepted` is a new PUT. `failed` → `processing` by `begin` is an
@@ -68,11 +69,14 @@ pub struct RefundRequest {
 /// command a minute, not one per click.
 pub const QUIET_PERIOD: time::Duration = time::Duration::seconds(60);
 
-/// Whether `record` had a command queued within the [`QUIET_PERIOD`] before `at`.
+/// Whether `record` had a command queued within the [`QUIET_PERIOD`] before `at`. A
+/// `queued_at` after `at` (a producer's clock, or a forged `published_at`) is not quiet:
+/// it must not keep a ticket from ever being queued again.
 pub fn recently_queued(record: &RefundRecord, at: OffsetDateTime) -> bool {
+    let at = stamp::normalise(at);
     record
         .queued_at
-        .is_some_and(|queued_at| at - queued_at <= QUIET_PERIOD)
+        .is_some_and(|queued_at| queued_at <= at && at - queued_at <= QUIET_PERIOD)
 }
 
 /// What one delivery did upstream, recorded with its outcome.
@@ -102,6 +106,10 @@ pub enum RefundEvent {
         queued_at: Option<OffsetDateTime>,
         command_id: Option<Uuid>,
     },
+    /// The queue refused the command of an `Accept`: without a message nothing would move
+    /// the record, so it is `failed` with `reason`, provided it is still `accepted` and
+    /// names `refused` (a delivery that began meanwhile is left alone).
+    Withdraw { refused: Uuid, reason: String },
     /// A delivery starts: `processing`, one more attempt.
     Begin,
     /// The delivery ended transiently; the message goes back to the queue.
@@ -123,6 +131,7 @@ impl RefundEvent {
             Self::Accept => "accept",
             Self::Requeue => "requeue",
             Self::Unqueue { .. } => "unqueue",
+            Self::Withdraw { .. } => "withdraw",
             Self::Begin => "begin",
             Self::Retry { .. } => "retry",
             Self::Succeed { .. } => "succeed",
@@ -152,6 +161,7 @@ pub(crate) fn allowed(from: Option<RefundStatus>, event: &RefundEvent) -> bool {
     match event {
         RefundEvent::Requeue => matches!(from, Some(Accepted | Processing)),
         RefundEvent::Unqueue { .. } => matches!(from, Some(Accepted | Processing | Failed)),
+        RefundEvent::Withdraw { .. } => from == Some(Accepted),
         _ => !matches!(
             (from, event),
             (Some(Succeeded), _)
@@ -166,7 +176,10 @@ pub(crate) fn allowed(from: Option<RefundStatus>, event: &RefundEvent) -> bool {
 fn admits(current: Option<&RefundRecord>, event: &RefundEvent, at: OffsetDateTime) -> bool {
     match (event, current) {
         (RefundEvent::Requeue, Some(record)) => !recently_queued(record, at),
-        (RefundEvent::Unqueue { refused, .. }, Some(record)) => record.command_id == Some(*refused),
+        (
+            RefundEvent::Unqueue { refused, .. } | RefundEvent::Withdraw { refused, .. },
+            Some(record),
+        ) => record.command_id == Some(*refused),
         _ => true,
     }
 }
@@ -213,18 +226,7 @@ fn apply(
     at: OffsetDateTime,
 ) {
     match event {
-        RefundEvent::Accept => {
-            record.status = RefundStatus::Accepted;
-            record.accepted_at = stamp::normalise(request.accepted_at);
-            record.correlation_id = request.correlation_id.clone();
-            record.queued_at = Some(stamp::normalise(request.accepted_at));
-            record.command_id = Some(request.command_id);
-            // The owner is the first accepted caller, for good (contract section 1a): a
-            // later caller re-asking for a failed refund must not gain its record.
-            if record.requested_by.is_none() {
-                record.requested_by = requested_by(request);
-            }
-        }
+        RefundEvent::Accept => accept(record, request),
         RefundEvent::Requeue => {
             record.queued_at = Some(at);
             record.command_id = Some(request.command_id);
@@ -237,6 +239,7 @@ fn apply(
             record.queued_at = queued_at.map(stamp::normalise);
             record.command_id = *command_id;
         }
+        RefundEvent::Withdraw { reason, .. } => fail(record, reason, at),
         RefundEvent::Begin => {
             record.status = RefundStatus::Processing;
             record.attempts = record.attempts.saturating_add(1);
@@ -260,11 +263,29 @@ fn apply(
         }
         RefundEvent::Fail { reason, progress } => {
             absorb(record, progress);
-            record.status = RefundStatus::Failed;
-            record.completed_at = Some(at);
-            record.failure_reason = Some(bounded(reason.clone(), MAX_REASON_BYTES));
+            fail(record, reason, at);
         }
     }
+}
+
+/// An accepted PUT: the record is the request's, but for its owner.
+fn accept(record: &mut RefundRecord, request: &RefundRequest) {
+    record.status = RefundStatus::Accepted;
+    record.accepted_at = stamp::normalise(request.accepted_at);
+    record.correlation_id = request.correlation_id.clone();
+    record.queued_at = Some(stamp::normalise(request.accepted_at));
+    record.command_id = Some(request.command_id);
+    // The owner is the first accepted caller, for good (contract section 1a): a later
+    // caller re-asking for a failed refund must not gain its record.
+    if record.requested_by.is_none() {
+        record.requested_by = requested_by(request);
+    }
+}
+
+fn fail(record: &mut RefundRecord, reason: &str, at: OffsetDateTime) {
+    record.status = RefundStatus::Failed;
+    record.completed_at = Some(at);
+    record.failure_reason = Some(bounded(reason.to_owned(), MAX_REASON_BYTES));
 }
 
 /// A record for a ticket seen for the first time; the event then applies to it as to an
@@ -282,7 +303,8 @@ fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
         accepted_at: stamp::normalise(request.accepted_at),
         updated_at: at,
         completed_at: None,
-        queued_at: Some(stamp::normalise(request.accepted_at)),
+        // Never after now: a command's `published_at` is the producer's to write.
+        queued_at: Some(stamp::normalise(request.accepted_at).min(at)),
         command_id: Some(request.command_id),
         receipt_voided_at: None,
         payment_refunded_at: None,
@@ -364,6 +386,10 @@ mod tests {
                 refused: request().command_id,
                 queued_at: None,
                 command_id: None,
+            },
+            RefundEvent::Withdraw {
+                refused: request().command_id,
+                reason: "not queued".into(),
             },
             RefundEvent::Begin,
             RefundEvent::Retry {
@@ -594,5 +620,76 @@ mod tests {
             decide(Some(&done), &again, &RefundEvent::Requeue, later),
             None
         );
+    }
+
+    /// A withdrawal fails only the `accepted` record that still names the refused
+    /// command, and counts no attempt (nothing was delivered).
+    #[test]
+    fn a_withdrawal_fails_only_the_accepted_record_of_its_own_command() {
+        let accepted = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
+        let withdraw = |refused| RefundEvent::Withdraw {
+            refused,
+            reason: "not queued".into(),
+        };
+        let at = T0 + Duration::from_secs(1);
+        let failed = decide(
+            Some(&accepted),
+            &request(),
+            &withdraw(request().command_id),
+            at,
+        )
+        .unwrap();
+        assert_eq!(failed.status, RefundStatus::Failed);
+        assert_eq!(failed.attempts, 0);
+        assert_eq!(failed.failure_reason.as_deref(), Some("not queued"));
+        assert_eq!(failed.completed_at, Some(at));
+        // Another request's command, or a delivery that began meanwhile: left alone.
+        assert_eq!(
+            decide(
+                Some(&accepted),
+                &request(),
+                &withdraw(Uuid::from_u128(9)),
+                at
+            ),
+            None
+        );
+        let begun = decide(Some(&accepted), &request(), &RefundEvent::Begin, at).unwrap();
+        assert_eq!(
+            decide(
+                Some(&begun),
+                &request(),
+                &withdraw(request().command_id),
+                at
+            ),
+            None
+        );
+    }
+
+    /// A `queued_at` after now (a producer's clock or a forged `published_at`) never makes a
+    /// ticket quiet, and the worker does not write one.
+    #[test]
+    fn a_queued_at_in_the_future_is_never_quiet() {
+        let future = T0 + Duration::from_secs(3600);
+        let created = decide(
+            None,
+            &RefundRequest {
+                accepted_at: future,
+                ..request()
+            },
+            &RefundEvent::Begin,
+            T0,
+        )
+        .unwrap();
+        assert_eq!(
+            created.queued_at,
+            Some(T0),
+            "clamped to the time of the write"
+        );
+        let skewed = RefundRecord {
+            queued_at: Some(future),
+            ..created
+        };
+        assert!(!recently_queued(&skewed, T0));
+        assert!(decide(Some(&skewed), &request(), &RefundEvent::Requeue, T0).is_some());
     }
 }
