@@ -219,6 +219,7 @@ async fn timed_call(worker: &BenchWorker) -> Result<u64, String> {
         ticket_id: ticket[0],
         idempotency_key: IdempotencyKey::for_ticket(ticket[0]),
         correlation_id: CorrelationId::parse("bench-one-call").map_err(|e| e.to_string())?,
+        trace: None,
     };
     let started = Instant::now();
     worker_gateway(worker)

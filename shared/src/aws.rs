@@ -26,6 +26,10 @@ pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// A secret read gives up after this long, retries included, well inside Lambda's 10 s init.
 pub const SECRET_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A `PutEvents` gives up after this long, retries included: the worker waits for it
+/// before it answers Lambda (contract 4 bounds it by 1 s).
+pub const PUT_EVENTS_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The time budget of one service's client: connect, one attempt, the whole operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -55,6 +59,13 @@ impl Timeouts {
         operation: SECRET_READ_TIMEOUT,
     };
 
+    /// EventBridge: one short call per batch, [`PUT_EVENTS_TIMEOUT`] in all.
+    pub const EVENTS: Self = Self {
+        connect: Duration::from_millis(500),
+        attempt: Duration::from_millis(500),
+        operation: PUT_EVENTS_TIMEOUT,
+    };
+
     pub fn config(self) -> TimeoutConfig {
         TimeoutConfig::builder()
             .connect_timeout(self.connect)
@@ -81,6 +92,10 @@ pub async fn sqs_client(loader: ConfigLoader) -> aws_sdk_sqs::Client {
 
 pub async fn dynamodb_client(loader: ConfigLoader) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&client_config(loader, Timeouts::DYNAMODB).await)
+}
+
+pub async fn eventbridge_client(loader: ConfigLoader) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(&client_config(loader, Timeouts::EVENTS).await)
 }
 
 pub async fn secrets_client(loader: ConfigLoader) -> aws_sdk_secretsmanager::Client {

@@ -14,6 +14,7 @@ use crate::{
     correlation::CorrelationId,
     idempotency::{ClientIdempotencyKey, IdempotencyKey},
     queue::OutboundMessage,
+    trace::TraceHeader,
 };
 
 /// The SQS message attribute `name` of every command, so consumers can route by type.
@@ -217,6 +218,7 @@ impl RefundTicket {
         Ok(OutboundMessage {
             body: self.encode()?,
             attributes,
+            trace: origin.trace.cloned(),
         })
     }
 }
@@ -228,6 +230,8 @@ pub struct Origin<'a> {
     /// The caller's JWT `sub`, when known.
     pub requested_by: Option<&'a str>,
     pub client_key: Option<&'a ClientIdempotencyKey>,
+    /// The X-Ray trace of the request, continued by the worker (contract section 2).
+    pub trace: Option<&'a TraceHeader>,
 }
 
 #[cfg(test)]
@@ -281,13 +285,16 @@ mod tests {
         let command = RefundTicket::new(ticket, datetime!(2026-11-23 06:00 UTC));
         let correlation_id = CorrelationId::parse("c-1").unwrap();
         let client_key = ClientIdempotencyKey::parse(b"ck").unwrap();
+        let trace = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793").unwrap();
         let full = command
             .message(&Origin {
                 correlation_id: &correlation_id,
                 requested_by: Some("user-7"),
                 client_key: Some(&client_key),
+                trace: Some(&trace),
             })
             .unwrap();
+        assert_eq!(full.trace, Some(trace));
         assert_eq!(RefundTicket::decode(&full.body).unwrap(), command);
         let names: Vec<&str> = full.attributes.keys().map(String::as_str).collect();
         let mut all = attribute::ALL;
@@ -300,8 +307,10 @@ mod tests {
                 correlation_id: &correlation_id,
                 requested_by: None,
                 client_key: None,
+                trace: None,
             })
             .unwrap();
+        assert_eq!(bare.trace, None);
         assert_eq!(
             bare.attributes.keys().collect::<Vec<_>>(),
             [attribute::CORRELATION_ID, attribute::NAME]

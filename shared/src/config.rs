@@ -108,6 +108,9 @@ pub const RECORD_RETENTION_DAYS: &str = "RECORD_RETENTION_DAYS";
 pub const REFUND_CURSOR_KEY_SECRET_ARN: &str = "REFUND_CURSOR_KEY_SECRET_ARN";
 pub const REFUND_CURSOR_KEY: &str = "REFUND_CURSOR_KEY";
 const TABLE_NAME: &str = "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .), or unset";
+/// The worker's refund events go to this EventBridge bus (contract sections 5 and 9).
+pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
+const BUS_NAME: &str = "an EventBridge bus name (1 to 256 of A-Z a-z 0-9 _ - . /) or ARN, or unset";
 
 impl ApiConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -263,6 +266,35 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
+    /// A bus name (what `!Ref` of a bus gives) or its ARN; unset or blank: no bus.
+    fn bus_name(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        let Some(value) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let name_chars = |text: &str, max: usize| {
+            (1..=max).contains(&text.len())
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
+        };
+        let valid = match value.strip_prefix("arn:") {
+            // arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME
+            Some(rest) => rest
+                .split_once(":event-bus/")
+                .is_some_and(|(scope, bus)| name_chars(bus, 256) && scope.contains(":events:")),
+            None => name_chars(&value, 256),
+        };
+        if valid {
+            Ok(Some(value))
+        } else {
+            Err(ConfigError::Malformed {
+                name,
+                value,
+                meaning: BUS_NAME,
+            })
+        }
+    }
+
     fn boolean(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         let Some(value) = (self.0)(name).filter(|v| !v.is_empty()) else {
             return Ok(default);
@@ -353,6 +385,39 @@ mod tests {
                 error.to_string().starts_with("RECORD_RETENTION_DAYS="),
                 "{error}"
             );
+        }
+    }
+
+    #[test]
+    fn the_event_bus_is_optional_and_must_be_a_bus_name_or_arn() {
+        assert_eq!(worker_with(&[]).unwrap().event_bus_name, None);
+        assert_eq!(
+            worker_with(&[(EVENT_BUS_NAME, " ")])
+                .unwrap()
+                .event_bus_name,
+            None
+        );
+        for good in [
+            "ticket-refunds-prod-ticket-refunds",
+            "default",
+            "a.b_c/d",
+            "arn:aws:events:eu-west-1:123456789012:event-bus/ticket-refunds",
+        ] {
+            let config = worker_with(&[(EVENT_BUS_NAME, good)]).unwrap();
+            assert_eq!(config.event_bus_name.as_deref(), Some(good));
+        }
+        let long = "b".repeat(257);
+        for bad in [
+            "has space",
+            "ünïcode",
+            long.as_str(),
+            "arn:aws:sqs:eu-west-1:123456789012:event-bus/x",
+            "arn:aws:events:eu-west-1:123456789012:rule/x",
+        ] {
+            let text = worker_with(&[(EVENT_BUS_NAME, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(text.starts_with("EVENT_BUS_NAME="), "{bad}: {text}");
         }
     }
 

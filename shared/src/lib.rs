@@ -9,14 +9,16 @@
 //! - [`command`]: the `RefundTicket` command, its ticket id and its message attributes;
 //! - [`idempotency`]: K, the one key per ticket, and the caller's own key;
 //! - [`correlation`]: correlation ids and the rule every caller-supplied header follows;
-//! - [`outcome`]: the one table of what every upstream answer and bad message means.
+//! - [`outcome`]: the one table of what every upstream answer and bad message means;
+//! - [`trace`]: the X-Ray trace header a refund carries from the API to the services.
 //!
 //! The ports and their adapters:
 //! - [`queue`]: sending commands and delaying redeliveries (SQS, in-memory);
 //! - [`gateway`]: the receipts and payments calls (reqwest, with the bearer token, re-read
 //!   after its TTL and after a 401);
 //! - [`store`]: the status record of every refund (DynamoDB, in-memory), its events and
-//!   the listing's signed cursor.
+//!   the listing's signed cursor;
+//! - [`announce`]: the refund events a refund's end publishes (EventBridge, in-memory).
 //!
 //! The plumbing:
 //! - [`aws`]: how every AWS client is built and how an SDK failure is classified;
@@ -26,6 +28,7 @@
 //! - [`logging`]: Lambda's log subscriber, without the runtime's raw-event lines;
 //! - [`text`]: the one bound on text from outside, and the error-chain walker.
 
+pub mod announce;
 pub mod aws;
 pub mod command;
 pub mod config;
@@ -39,4 +42,5 @@ pub mod queue;
 pub mod secret;
 pub mod store;
 pub mod text;
+pub mod trace;
 mod twin;

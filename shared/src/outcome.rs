@@ -102,6 +102,9 @@ pub enum ErrorCode {
     /// The ticket's status record shows a call confirmed under another key (contract
     /// section 3): calling again under K could refund the ticket a second time.
     ForeignKeyConflict,
+    /// The refund is done, but its `TicketRefunded` event was still refused at the last
+    /// receive (contract section 4): a redrive publishes it.
+    EventUnpublished,
 }
 
 impl ErrorCode {
@@ -112,6 +115,7 @@ impl ErrorCode {
             Self::RefundRejected => "refund_rejected",
             Self::RetriesExhausted => "retries_exhausted",
             Self::ForeignKeyConflict => "foreign_key_conflict",
+            Self::EventUnpublished => "event_unpublished",
         }
     }
 }
@@ -154,6 +158,10 @@ pub enum RefundFailure {
     /// The status record shows a call confirmed under `recorded`, not under the ticket's K.
     #[error("the status record shows a call confirmed under another key ({recorded})")]
     ForeignKeyConflict { recorded: String },
+    /// Both calls are done, but the bus refused the `TicketRefunded` event until the last
+    /// receive.
+    #[error("refund done, but its event was not published by receive {receive_count}: {detail}")]
+    EventUnpublished { receive_count: u32, detail: String },
 }
 
 impl RefundFailure {
@@ -163,7 +171,9 @@ impl RefundFailure {
             Self::VoidRejected(_) | Self::RefundRejected(_) | Self::ForeignKeyConflict { .. } => {
                 Class::Permanent
             }
-            Self::RetriesExhausted { .. } | Self::Transient { .. } => Class::Transient,
+            Self::RetriesExhausted { .. }
+            | Self::Transient { .. }
+            | Self::EventUnpublished { .. } => Class::Transient,
         }
     }
 
@@ -176,6 +186,7 @@ impl RefundFailure {
             Self::RefundRejected(_) => Some(ErrorCode::RefundRejected),
             Self::RetriesExhausted { .. } => Some(ErrorCode::RetriesExhausted),
             Self::ForeignKeyConflict { .. } => Some(ErrorCode::ForeignKeyConflict),
+            Self::EventUnpublished { .. } => Some(ErrorCode::EventUnpublished),
             Self::Transient { .. } => None,
         }
     }
@@ -191,6 +202,7 @@ impl RefundFailure {
             Self::RetriesExhausted { public, .. } => format!("retries exhausted: {public}"),
             Self::Transient { public, .. } => public.clone(),
             Self::ForeignKeyConflict { .. } => "called earlier under another key".to_owned(),
+            Self::EventUnpublished { .. } => "event not published".to_owned(),
         }
     }
 }
@@ -220,19 +232,18 @@ impl UpstreamError {
     }
 }
 
-/// Combines the answers of the void and the refund of one delivery.
+/// Combines the void and the refund of one delivery: the failure of each call, `None` when
+/// it succeeded (now, or earlier as the status record confirms).
 ///
 /// A permanent answer on either side wins over a transient one on the other: retrying
 /// could never make the permanent side succeed. The void is named first when both are
 /// permanent. A transient failure at `receive_count >= max_receive_count` is exhausted.
 pub fn judge(
-    void: &UpstreamResult,
-    refund: &UpstreamResult,
+    void: Option<&UpstreamError>,
+    refund: Option<&UpstreamError>,
     receive_count: u32,
     max_receive_count: u32,
 ) -> Result<(), RefundFailure> {
-    let void = void.as_ref().err();
-    let refund = refund.as_ref().err();
     if let Some(error) = void.filter(|e| e.class() == Class::Permanent) {
         return Err(RefundFailure::VoidRejected(error.clone()));
     }
@@ -267,6 +278,21 @@ pub fn judge(
 mod tests {
     use super::*;
 
+    /// `judge` over two answers as the gateway gives them.
+    fn judged(
+        void: &UpstreamResult,
+        refund: &UpstreamResult,
+        receive_count: u32,
+        max_receive_count: u32,
+    ) -> Result<(), RefundFailure> {
+        judge(
+            void.as_ref().err(),
+            refund.as_ref().err(),
+            receive_count,
+            max_receive_count,
+        )
+    }
+
     #[test]
     fn statuses_fall_in_the_contracts_classes() {
         for status in [200, 201, 202, 204, 299] {
@@ -288,7 +314,7 @@ mod tests {
     #[test]
     fn public_reasons_are_the_contracts_vocabulary_without_detail() {
         let secret = "https://gw.internal:8443 dns error: tls handshake";
-        let exhausted = judge(
+        let exhausted = judged(
             &Err(UpstreamError::Connect(secret.into())),
             &Err(UpstreamError::Timeout),
             15,
@@ -309,11 +335,11 @@ mod tests {
                 "payments service answered 422",
             ),
             (
-                judge(&Ok(200), &Err(UpstreamError::Timeout), 1, 15).unwrap_err(),
+                judged(&Ok(200), &Err(UpstreamError::Timeout), 1, 15).unwrap_err(),
                 "payments service timed out",
             ),
             (
-                judge(
+                judged(
                     &Err(UpstreamError::Transport(secret.into())),
                     &Ok(200),
                     1,
@@ -328,6 +354,13 @@ mod tests {
                     recorded: secret.into(),
                 },
                 "called earlier under another key",
+            ),
+            (
+                RefundFailure::EventUnpublished {
+                    receive_count: 15,
+                    detail: secret.into(),
+                },
+                "event not published",
             ),
         ];
         for (failure, public) in cases {
@@ -358,42 +391,44 @@ mod tests {
         assert!(UpstreamError::Status(401).is_unauthorized());
         assert!(!UpstreamError::Status(403).is_unauthorized());
         assert!(!UpstreamError::Timeout.is_unauthorized());
-        let retried = judge(&UNAUTHORIZED_ANSWER, &UNAUTHORIZED_ANSWER, 1, 15).unwrap_err();
+        let retried = judged(&UNAUTHORIZED_ANSWER, &UNAUTHORIZED_ANSWER, 1, 15).unwrap_err();
         assert_eq!(
             (retried.class(), retried.error_code()),
             (Class::Transient, None)
         );
-        let exhausted = judge(&DONE, &UNAUTHORIZED_ANSWER, 15, 15).unwrap_err();
+        let exhausted = judged(&DONE, &UNAUTHORIZED_ANSWER, 15, 15).unwrap_err();
         assert_eq!(exhausted.error_code(), Some(ErrorCode::RetriesExhausted));
-        let forbidden = judge(&Err(UpstreamError::Status(403)), &DONE, 1, 15).unwrap_err();
+        let forbidden = judged(&Err(UpstreamError::Status(403)), &DONE, 1, 15).unwrap_err();
         assert_eq!(forbidden.error_code(), Some(ErrorCode::VoidRejected));
     }
 
     #[test]
     fn each_failure_maps_to_its_class_and_code() {
-        assert_eq!(judge(&DONE, &DONE, 1, 15), Ok(()));
+        assert_eq!(judged(&DONE, &DONE, 1, 15), Ok(()));
 
-        let transient = judge(&DONE, &UNAVAILABLE, 14, 15).unwrap_err();
+        let transient = judged(&DONE, &UNAVAILABLE, 14, 15).unwrap_err();
         assert_eq!(
             (transient.class(), transient.error_code()),
             (Class::Transient, None)
         );
 
-        let exhausted = judge(&UNAVAILABLE, &DONE, 15, 15).unwrap_err();
+        let exhausted = judged(&UNAVAILABLE, &DONE, 15, 15).unwrap_err();
         assert_eq!(
             (exhausted.class(), exhausted.error_code()),
             (Class::Transient, Some(ErrorCode::RetriesExhausted))
         );
 
-        let void = judge(&CONFLICT, &UNAVAILABLE, 1, 15).unwrap_err();
+        let void = judged(&CONFLICT, &UNAVAILABLE, 1, 15).unwrap_err();
         assert_eq!(
             (void.class(), void.error_code()),
             (Class::Permanent, Some(ErrorCode::VoidRejected))
         );
-        let refund = judge(&UNAVAILABLE, &CONFLICT, 15, 15).unwrap_err();
+        let refund = judged(&UNAVAILABLE, &CONFLICT, 15, 15).unwrap_err();
         assert_eq!(refund.error_code(), Some(ErrorCode::RefundRejected));
         assert_eq!(
-            judge(&CONFLICT, &CONFLICT, 1, 15).unwrap_err().error_code(),
+            judged(&CONFLICT, &CONFLICT, 1, 15)
+                .unwrap_err()
+                .error_code(),
             Some(ErrorCode::VoidRejected)
         );
 

@@ -7,15 +7,19 @@
 
 use std::{collections::BTreeMap, future::Future, sync::Mutex};
 
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 
-use crate::{aws::SdkFailure, twin::lock};
+use crate::{aws::SdkFailure, trace::TraceHeader, twin::lock};
 
-/// A message as it goes on a queue: a body and String attributes.
+/// A message as it goes on a queue: a body, String attributes, and the trace it continues
+/// (the system attribute `AWSTraceHeader`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OutboundMessage {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
+    pub trace: Option<TraceHeader>,
 }
 
 /// How a queue operation failed, classified once for every caller.
@@ -90,12 +94,24 @@ impl CommandQueue for SqsQueue {
                     .map_err(|e| QueueError::Rejected(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
-        let output = self
+        let mut request = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(message.body)
-            .set_message_attributes(Some(attributes))
+            .set_message_attributes(Some(attributes));
+        if let Some(trace) = message.trace {
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.as_str())
+                .build()
+                .map_err(|e| QueueError::Rejected(e.to_string()))?;
+            request = request.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
+        let output = request
             .send()
             .await
             .map_err(|e| QueueError::from(SdkFailure::of(&e)))?;

@@ -7,6 +7,7 @@ use refund::{
     correlation::CorrelationId,
     gateway::{Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, RefundCall, TokenCache},
     outcome::{Class, UpstreamError},
+    trace::TraceHeader,
 };
 use serde_json::json;
 use url::Url;
@@ -25,6 +26,7 @@ fn call() -> RefundCall {
         ticket_id: TICKET.parse().unwrap(),
         idempotency_key: KEY.parse().unwrap(),
         correlation_id: CorrelationId::parse("corr-42").unwrap(),
+        trace: None,
     }
 }
 
@@ -88,6 +90,57 @@ async fn each_call_sends_the_contracts_request() {
         assert_eq!(answer, Ok(status), "{call_path}");
         let requests = server.received_requests().await.unwrap();
         assert_eq!(requests.len(), 1, "{call_path}: no other request was made");
+    }
+}
+
+/// The record's trace goes upstream as `X-Amzn-Trace-Id` and, when it names a parent, as
+/// the same trace in W3C's `traceparent` (contract section 3); without one, neither.
+#[tokio::test]
+async fn both_calls_carry_the_records_trace() {
+    let sampled = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let rootless = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    for (trace, traceparent) in [
+        (
+            Some(sampled),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
+        ),
+        (Some(rootless), None),
+        (None, None),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+        let gateway = gateway(&server, Duration::from_secs(5));
+        let call = RefundCall {
+            trace: trace.map(|t| TraceHeader::parse(t).unwrap()),
+            ..call()
+        };
+        assert_eq!(gateway.void_receipt(&call).await, Ok(204));
+        assert_eq!(gateway.refund_payment(&call).await, Ok(204));
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 2);
+        for request in requests {
+            let header = |name: &str| {
+                request
+                    .headers
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            assert_eq!(
+                header("x-amzn-trace-id").as_deref(),
+                trace,
+                "{}",
+                request.url
+            );
+            assert_eq!(
+                header("traceparent").as_deref(),
+                traceparent,
+                "{}",
+                request.url
+            );
+        }
     }
 }
 

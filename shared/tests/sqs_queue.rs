@@ -5,9 +5,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use refund::{
     aws::SQS_OPERATION_TIMEOUT,
     queue::{CommandQueue, OutboundMessage, QueueError, SqsQueue},
+    trace::TraceHeader,
 };
 use testkit::{Moto, free_port};
 
@@ -22,8 +24,11 @@ fn message() -> OutboundMessage {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
+        trace: TraceHeader::parse(TRACE),
     }
 }
+
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
 #[tokio::test]
 async fn a_sent_message_lands_with_its_body_and_string_attributes() {
@@ -42,6 +47,7 @@ async fn a_sent_message_lands_with_its_body_and_string_attributes() {
         .receive_message()
         .queue_url(&url)
         .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
         .wait_time_seconds(1)
         .send()
         .await
@@ -66,6 +72,14 @@ async fn a_sent_message_lands_with_its_body_and_string_attributes() {
         .map(|(k, v)| (k, ("String".to_owned(), v)))
         .collect();
     assert_eq!(attributes, expected);
+    // The trace travels as the system attribute, as Lambda hands it to the worker.
+    let system = messages[0].attributes.clone().unwrap_or_default();
+    assert_eq!(
+        system
+            .get(&MessageSystemAttributeName::AwsTraceHeader)
+            .map(String::as_str),
+        Some(TRACE)
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ fn call() -> RefundCall {
         ticket_id: "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
         idempotency_key: "2c2b4e45-5d0f-5c3e-9a1e-0b8c6f3d2a19".parse().unwrap(),
         correlation_id: CorrelationId::parse("corr-token").unwrap(),
+        trace: None,
     }
 }
 

@@ -19,6 +19,7 @@ use refund::{
         Accepted, Change, RefundEvent, RefundRecord, RefundRequest, RefundStatus, RefundStore,
         transition::recently_queued,
     },
+    trace::TraceHeader,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -38,6 +39,7 @@ pub(crate) struct PutRequest {
     client_key: Option<ClientIdempotencyKey>,
     requested_by: Option<String>,
     caller: Caller,
+    trace: Option<TraceHeader>,
 }
 
 impl PutRequest {
@@ -57,6 +59,7 @@ impl PutRequest {
             client_key,
             requested_by: caller.sub.clone(),
             caller,
+            trace: request::trace(request),
         })
     }
 
@@ -133,6 +136,7 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
         correlation_id: correlation,
         requested_by: refund.requested_by.as_deref(),
         client_key: refund.client_key.as_ref(),
+        trace: refund.trace.as_ref(),
     };
     let message = command
         .message(&origin)

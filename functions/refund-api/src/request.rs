@@ -3,7 +3,7 @@
 //! The endpoints only ever see the parsed values.
 
 use lambda_http::{Request, RequestExt, http::HeaderValue, request::RequestContext};
-use refund::{command::TicketId, correlation::CorrelationId};
+use refund::{command::TicketId, correlation::CorrelationId, trace::TraceHeader};
 
 use crate::error::ApiError;
 
@@ -37,6 +37,13 @@ pub(crate) fn request_id(request: &Request) -> String {
         _ => None,
     }
     .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The invocation's X-Ray trace (`Lambda-Runtime-Trace-Id`), which the command carries on
+/// so the worker's calls continue it; `None` outside Lambda or when it is not one.
+pub(crate) fn trace(request: &Request) -> Option<TraceHeader> {
+    let context = request.lambda_context_ref()?;
+    TraceHeader::parse(context.xray_trace_id.as_deref()?)
 }
 
 /// The `{ticket_id}` segment as a ticket id; a missing or malformed one is a 400.

@@ -63,6 +63,8 @@ pub fn dead_letter_copy(
     OutboundMessage {
         body: delivery.body.clone(),
         attributes,
+        // A system attribute, outside the 10: a redrive continues the same trace.
+        trace: delivery.trace.clone(),
     }
 }
 
@@ -88,8 +90,11 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            trace: refund::trace::TraceHeader::parse(TRACE),
         }
     }
+
+    const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
 
     #[test]
     fn carries_the_reason_the_source_and_the_originals() {
@@ -114,6 +119,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         assert_eq!(copy.attributes, expected);
+        assert_eq!(copy.trace.as_ref().map(|t| t.as_str()), Some(TRACE));
     }
 
     #[test]

@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use refund::{command::attribute, correlation::CorrelationId};
+use refund::{
+    command::attribute,
+    correlation::CorrelationId,
+    trace::{AWS_TRACE_HEADER, TraceHeader},
+};
 
 /// The record attribute Lambda fills with the queue's receive count.
 pub const RECEIVE_COUNT_ATTRIBUTE: &str = "ApproximateReceiveCount";
@@ -20,6 +24,8 @@ pub struct Delivery {
     pub receive_count: u32,
     /// The message's String attributes (`String` and `String.*` data types).
     pub attributes: BTreeMap<String, String>,
+    /// The X-Ray trace the message continues (`AWSTraceHeader`), when it is one.
+    pub trace: Option<TraceHeader>,
 }
 
 impl Delivery {
@@ -50,6 +56,10 @@ impl From<SqsMessage> for Delivery {
             .and_then(|n| n.trim().parse::<u32>().ok())
             .filter(|n| *n >= 1)
             .unwrap_or(1);
+        let trace = message
+            .attributes
+            .get(AWS_TRACE_HEADER)
+            .and_then(|header| TraceHeader::parse(header));
         let attributes = message
             .message_attributes
             .into_iter()
@@ -68,6 +78,7 @@ impl From<SqsMessage> for Delivery {
             body: message.body.unwrap_or_default(),
             receive_count,
             attributes,
+            trace,
         }
     }
 }
@@ -87,7 +98,10 @@ mod tests {
             "messageId": "m-1",
             "receiptHandle": "rh-1",
             "body": "{}",
-            "attributes": {"ApproximateReceiveCount": "3"},
+            "attributes": {
+                "ApproximateReceiveCount": "3",
+                "AWSTraceHeader": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            },
             "messageAttributes": {
                 "correlation_id": {"stringValue": "c-1", "dataType": "String"},
                 "requested_by": {"stringValue": "user-7", "dataType": "String"},
@@ -102,6 +116,10 @@ mod tests {
         assert_eq!(delivery.correlation_id(), "c-1");
         assert_eq!(delivery.requested_by(), Some("user-7"));
         assert_eq!(
+            delivery.trace.as_ref().map(TraceHeader::as_str),
+            Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+        );
+        assert_eq!(
             delivery.attributes.keys().collect::<Vec<_>>(),
             ["correlation_id", "custom", "requested_by"]
         );
@@ -111,7 +129,7 @@ mod tests {
     fn missing_fields_are_absent_not_empty() {
         let delivery = Delivery::from(message(json!({
             "messageId": "",
-            "attributes": {"ApproximateReceiveCount": "zero"},
+            "attributes": {"ApproximateReceiveCount": "zero", "AWSTraceHeader": "Root=junk"},
         })));
         assert_eq!(delivery.message_id, None);
         assert_eq!(delivery.receipt_handle, None);
@@ -119,5 +137,6 @@ mod tests {
         assert_eq!(delivery.receive_count, 1);
         assert!(delivery.correlation_id().as_str().starts_with("gen_"));
         assert_eq!(delivery.requested_by(), None);
+        assert_eq!(delivery.trace, None);
     }
 }

@@ -2,6 +2,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use refund::{
+    announce::EventBridgeBus,
     aws,
     config::WorkerConfig,
     gateway::{HttpGateway, TokenCache},
@@ -38,12 +39,21 @@ async fn main() -> Result<(), Error> {
         ),
         None => None,
     };
+    // EVENT_BUS_NAME unset: no bus, and the worker announces nothing.
+    let bus = match &config.event_bus_name {
+        Some(bus) => Some(EventBridgeBus::new(
+            aws::eventbridge_client(loader()).await,
+            bus,
+        )),
+        None => None,
+    };
     let worker = Worker::new(
         gateway,
         SqsQueue::new(sqs.clone(), &config.refund_queue_url),
         SqsQueue::new(sqs, &config.dead_letter_queue_url),
         Settings::from_config(&config),
     )
-    .with_store(store);
+    .with_store(store)
+    .with_bus(bus);
     run(service_fn(|event: LambdaEvent<_>| worker.handle(event))).await
 }

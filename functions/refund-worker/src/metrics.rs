@@ -9,6 +9,10 @@
 //! write. It is emitted (as 0 too) only by a worker that records statuses, so a worker
 //! without a store emits exactly the lines it always did.
 //!
+//! With an event bus configured, `EventsPublished` and `EventsUnpublished` count the
+//! batch's refund events the bus took and refused (emitted as 0 too, like
+//! `StatusWriteFailed`, so the alarm on `EventsUnpublished` has data to read).
+//!
 //! `UpstreamUnauthorized` counts the records whose void or refund still got a 401 after the
 //! gateway re-read the token and repeated the call (the secret holds a token the services
 //! refuse; the records are retried, never dead-lettered as rejected). Like
@@ -22,7 +26,7 @@ use std::{
 use refund::outcome::UNAUTHORIZED;
 use serde_json::{Value, json};
 
-use crate::outcome::{BatchOutcome, Disposition};
+use crate::outcome::{BatchOutcome, Disposition, EventTally};
 
 pub const NAMESPACE: &str = "TicketRefunds";
 pub const SERVICE: &str = "refund-worker";
@@ -100,6 +104,7 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
         "RefundsRetried": tally.retried,
         "RefundsDeadLettered": total_dead_lettered,
     });
+    let counts = conditional_counts(&tally, outcome.events);
     for (name, values) in [
         ("VoidReceiptLatency", tally.void_ms),
         ("RefundPaymentLatency", tally.refund_ms),
@@ -109,17 +114,9 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
             totals[name] = json!(values);
         }
     }
-    if tally.status_recorded {
-        metrics.push(json!({"Name": "StatusWriteFailed", "Unit": "Count"}));
-        totals["StatusWriteFailed"] = json!(tally.status_write_failed);
-    }
-    if tally.foreign_keys > 0 {
-        metrics.push(json!({"Name": "ForeignIdempotencyKey", "Unit": "Count"}));
-        totals["ForeignIdempotencyKey"] = json!(tally.foreign_keys);
-    }
-    if tally.unauthorized > 0 {
-        metrics.push(json!({"Name": "UpstreamUnauthorized", "Unit": "Count"}));
-        totals["UpstreamUnauthorized"] = json!(tally.unauthorized);
+    for (name, count) in counts {
+        metrics.push(json!({"Name": name, "Unit": "Count"}));
+        totals[name] = json!(count);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 
@@ -138,6 +135,26 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
         lines.push(line.to_string());
     }
     lines
+}
+
+/// The counts emitted only where they apply: `StatusWriteFailed` by a worker with a store,
+/// the events' by a worker with a bus (as 0 too), the other two when there were any.
+fn conditional_counts(tally: &Tally, events: Option<EventTally>) -> Vec<(&'static str, u64)> {
+    let mut counts = Vec::new();
+    if tally.status_recorded {
+        counts.push(("StatusWriteFailed", tally.status_write_failed));
+    }
+    if let Some(events) = events {
+        counts.push(("EventsPublished", u64::from(events.published)));
+        counts.push(("EventsUnpublished", u64::from(events.unpublished)));
+    }
+    if tally.foreign_keys > 0 {
+        counts.push(("ForeignIdempotencyKey", tally.foreign_keys));
+    }
+    if tally.unauthorized > 0 {
+        counts.push(("UpstreamUnauthorized", tally.unauthorized));
+    }
+    counts
 }
 
 fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Value {
@@ -173,6 +190,9 @@ mod tests {
             disposition,
             status_recorded: None,
             foreign_key: false,
+            skipped: None,
+            trace: None,
+            event_id: None,
             status_error: None,
         }
     }
@@ -187,6 +207,7 @@ mod tests {
     #[test]
     fn a_batch_becomes_totals_latencies_and_one_line_per_error_code() {
         let outcome = BatchOutcome {
+            events: None,
             records: vec![
                 record(Disposition::Done, Some(20)),
                 record(Disposition::Done, Some(30)),
@@ -254,6 +275,7 @@ mod tests {
     #[test]
     fn no_latency_metric_without_a_call_and_nothing_for_an_empty_batch() {
         let outcome = BatchOutcome {
+            events: None,
             records: vec![record(dead(ErrorCode::InvalidCommand), None)],
         };
         let totals: Value = serde_json::from_str(&emf_lines(&outcome, 0)[0]).unwrap();
@@ -284,6 +306,7 @@ mod tests {
         };
 
         let without_store = BatchOutcome {
+            events: None,
             records: vec![with(None)],
         };
         let totals: Value = serde_json::from_str(&emf_lines(&without_store, 0)[0]).unwrap();
@@ -291,6 +314,7 @@ mod tests {
         assert!(!names(&totals).contains(&"StatusWriteFailed".to_owned()));
 
         let with_store = BatchOutcome {
+            events: None,
             records: vec![
                 with(Some(true)),
                 with(Some(false)),
@@ -303,6 +327,7 @@ mod tests {
         assert!(names(&totals).contains(&"StatusWriteFailed".to_owned()));
 
         let all_recorded = BatchOutcome {
+            events: None,
             records: vec![with(Some(true))],
         };
         let totals: Value = serde_json::from_str(&emf_lines(&all_recorded, 0)[0]).unwrap();
@@ -317,6 +342,7 @@ mod tests {
         };
         let lines = emf_lines(
             &BatchOutcome {
+                events: None,
                 records: vec![
                     foreign.clone(),
                     foreign,
@@ -332,6 +358,7 @@ mod tests {
 
         let none = emf_lines(
             &BatchOutcome {
+                events: None,
                 records: vec![record(Disposition::Done, Some(10))],
             },
             1,
@@ -353,6 +380,7 @@ mod tests {
         };
         let lines = emf_lines(
             &BatchOutcome {
+                events: None,
                 records: vec![
                     refused(Some(401), Some(401)),
                     refused(Some(200), Some(401)),
@@ -369,10 +397,38 @@ mod tests {
 
         let none = emf_lines(
             &BatchOutcome {
+                events: None,
                 records: vec![refused(Some(403), Some(200))],
             },
             1,
         );
         assert!(!none[0].contains("UpstreamUnauthorized"), "{}", none[0]);
+    }
+
+    /// A worker with a bus counts its events, as 0 too; a worker without one emits no
+    /// event metric at all.
+    #[test]
+    fn events_are_counted_only_by_a_worker_with_a_bus() {
+        let batch = |events: Option<EventTally>| BatchOutcome {
+            events,
+            records: vec![record(Disposition::Done, Some(10))],
+        };
+        let totals: Value = serde_json::from_str(&emf_lines(&batch(None), 0)[0]).unwrap();
+        assert!(totals.get("EventsPublished").is_none());
+        let names = |totals: &Value| totals["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(!names(&totals).contains("Events"), "{}", names(&totals));
+        for (published, unpublished) in [(3, 1), (0, 0)] {
+            let tally = EventTally {
+                published,
+                unpublished,
+            };
+            let totals: Value =
+                serde_json::from_str(&emf_lines(&batch(Some(tally)), 0)[0]).unwrap();
+            assert_eq!(totals["EventsPublished"], published);
+            assert_eq!(totals["EventsUnpublished"], unpublished);
+            for name in ["EventsPublished", "EventsUnpublished"] {
+                assert!(names(&totals).contains(name), "{name}");
+            }
+        }
     }
 }

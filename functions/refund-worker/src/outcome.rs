@@ -10,7 +10,9 @@ use refund::{
     outcome::{Class, ErrorCode},
     queue::QueueError,
     store::Change,
+    trace::TraceHeader,
 };
+use uuid::Uuid;
 
 use crate::delivery::Delivery;
 
@@ -37,6 +39,10 @@ pub enum Disposition {
     /// Handling the record panicked. No status ending is written: what the record had
     /// learnt is lost with the unwound future, and the redelivery writes again.
     Panicked,
+    /// Both calls are done, but the bus did not take the `TicketRefunded` event: the
+    /// message comes back (after `visibility_s`, as a retry would) to publish it, its
+    /// calls then skipped as the record confirms them.
+    EventUnpublished { visibility_s: Option<u32> },
 }
 
 impl Disposition {
@@ -54,6 +60,7 @@ impl Disposition {
             Self::DeadLetterFailed { .. } => "dead_letter_failed",
             Self::Unfinished => "unfinished",
             Self::Panicked => "panicked",
+            Self::EventUnpublished { .. } => "event_unpublished",
         }
     }
 }
@@ -76,6 +83,13 @@ pub struct RecordOutcome {
     pub refund_latency: Option<Duration>,
     /// The command carried a key other than its ticket's K; the calls carried K.
     pub foreign_key: bool,
+    /// The calls the status record confirmed, so not made again: `void_receipt`,
+    /// `refund_payment` or `both`.
+    pub skipped: Option<&'static str>,
+    /// The X-Ray trace the message carried, which its calls and its event carry on.
+    pub trace: Option<TraceHeader>,
+    /// The refund event this record's ending published (or tried to: see `disposition`).
+    pub event_id: Option<Uuid>,
     pub disposition: Disposition,
     /// Whether every status write of this record succeeded; `None` when there was nothing
     /// to record (no refund store, or a body that is not a command).
@@ -100,6 +114,9 @@ macro_rules! outcome_line {
             void_status = outcome.void_status,
             refund_status = outcome.refund_status,
             foreign_key = outcome.foreign_key,
+            skipped = outcome.skipped,
+            trace = outcome.trace.as_ref().map(TraceHeader::as_str),
+            event_id = outcome.event_id.map(tracing::field::display),
             outcome = outcome.disposition.as_str(),
             reported_failed = outcome.disposition.stays_on_queue() && outcome.message_id.is_some(),
             visibility_s,
@@ -127,6 +144,9 @@ impl RecordOutcome {
             void_latency: None,
             refund_latency: None,
             foreign_key: false,
+            skipped: None,
+            trace: delivery.trace.clone(),
+            event_id: None,
             disposition: Disposition::Unfinished,
             status_recorded: None,
             status_error: None,
@@ -193,13 +213,19 @@ impl RecordOutcome {
             (Disposition::Panicked, _) => {
                 outcome_line!(self, error, "handling the record panicked")
             }
+            (Disposition::EventUnpublished { .. }, _) => outcome_line!(
+                self,
+                warn,
+                "ticket refunded, but its event was not published; the message comes back to publish it"
+            ),
         }
     }
 
     /// The disposition's own fields of the log line.
     fn disposition_fields(&self) -> (Option<u32>, Option<&str>, Option<String>) {
         match &self.disposition {
-            Disposition::Retry { visibility_s } => (*visibility_s, None, None),
+            Disposition::Retry { visibility_s }
+            | Disposition::EventUnpublished { visibility_s } => (*visibility_s, None, None),
             Disposition::DeadLettered {
                 dead_letter_message_id,
                 ..
@@ -214,6 +240,16 @@ impl RecordOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BatchOutcome {
     pub records: Vec<RecordOutcome>,
+    /// The batch's refund events; `None` for a worker without a bus.
+    pub events: Option<EventTally>,
+}
+
+/// How many refund events the bus took and refused (`EventsPublished`,
+/// `EventsUnpublished`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventTally {
+    pub published: u32,
+    pub unpublished: u32,
 }
 
 impl BatchOutcome {

@@ -75,20 +75,25 @@ pub struct CallReport {
     pub took: Duration,
 }
 
-/// The progress of a delivery from its two calls: both in the trail, and a confirmation
-/// time for each call the service confirmed (when its answer arrived).
-pub fn progress_of(void: &CallReport, refund: &CallReport) -> Progress {
-    let confirmed = |call: &CallReport| call.result.is_ok().then(|| call.sent_at + call.took);
+/// The progress of a delivery from the calls it made (`None`: not made, the record
+/// already confirms it): each in the trail, and a confirmation time for each call the
+/// service confirmed (when its answer arrived).
+pub fn progress_of(void: Option<&CallReport>, refund: Option<&CallReport>) -> Progress {
+    let confirmed = |call: Option<&CallReport>| {
+        call.filter(|c| c.result.is_ok())
+            .map(|c| c.sent_at + c.took)
+    };
+    let trail = |name: Call, call: Option<&CallReport>| {
+        call.map(|c| Interaction::new(name, &c.result, c.took, c.sent_at))
+    };
     Progress {
-        interactions: vec![
-            Interaction::new(Call::VoidReceipt, &void.result, void.took, void.sent_at),
-            Interaction::new(
-                Call::RefundPayment,
-                &refund.result,
-                refund.took,
-                refund.sent_at,
-            ),
-        ],
+        interactions: [
+            trail(Call::VoidReceipt, void),
+            trail(Call::RefundPayment, refund),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         receipt_voided_at: confirmed(void),
         payment_refunded_at: confirmed(refund),
     }
@@ -136,7 +141,7 @@ mod tests {
             sent_at,
             took: Duration::from_millis(80),
         };
-        let progress = progress_of(&void, &refund);
+        let progress = progress_of(Some(&void), Some(&refund));
         assert_eq!(
             progress.receipt_voided_at,
             Some(datetime!(2026-11-23 06:00:00.12 UTC))
@@ -154,6 +159,11 @@ mod tests {
                 (Call::RefundPayment, "503".to_owned(), 80)
             ]
         );
+        // A call the record confirmed is neither in the trail nor confirmed again.
+        let skipped = progress_of(None, Some(&refund));
+        assert_eq!(skipped.interactions.len(), 1);
+        assert_eq!(skipped.interactions[0].call, Call::RefundPayment);
+        assert_eq!(skipped.receipt_voided_at, None);
     }
 
     async fn hangs() -> Result<Change, StoreError> {

@@ -456,13 +456,14 @@ async fn records_without_a_message_id_are_never_reported_with_an_empty_identifie
 
 #[tokio::test]
 async fn upstream_calls_carry_a_generated_correlation_id_when_the_message_has_none_or_a_bad_one() {
-    let t = ticket();
+    // Two tickets: the messages of one ticket would share one attempt.
+    let (t, u) = (ticket(), ticket());
     let mut without = record("without", &command(&t), 1);
     without["messageAttributes"]
         .as_object_mut()
         .unwrap()
         .remove("correlation_id");
-    let mut bad = record("bad", &command(&t), 1);
+    let mut bad = record("bad", &command(&u), 1);
     bad["messageAttributes"]["correlation_id"]["stringValue"] = "has spaces".into();
     let worker = worker(ScriptedGateway::new());
 

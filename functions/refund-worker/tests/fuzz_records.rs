@@ -305,7 +305,7 @@ proptest! {
                 .filter(|n| *n >= 1)
                 .unwrap_or(1);
             prop_assert_eq!(record.receive_count, receive_count);
-            match judge(&void, &refund, receive_count, MAX_RECEIVE_COUNT) {
+            match judge(void.as_ref().err(), refund.as_ref().err(), receive_count, MAX_RECEIVE_COUNT) {
                 Ok(()) => prop_assert_eq!(&record.disposition, &Disposition::Done),
                 Err(failure) => match failure.error_code() {
                     None => prop_assert!(matches!(record.disposition, Disposition::Retry { .. }), "{:?}", record),

@@ -126,16 +126,26 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
         stored.last_error.as_deref() == Some("payments service timed out"),
         "{stored:?}"
     );
-    assert_eq!(stored.interactions.len(), 4);
-    assert_eq!(stored.interactions[3].status, CallStatus::Timeout);
+    // The void the record confirms is not made again (contract 4): only the refund.
+    assert_eq!(stored.interactions.len(), 3);
+    assert_eq!(
+        stored.interactions[2].call,
+        refund::store::Call::RefundPayment
+    );
+    assert_eq!(stored.interactions[2].status, CallStatus::Timeout);
 
     let third = run(&worker, vec![record("m", &body, 3)]).await;
     assert_eq!(third.records[0].disposition, Disposition::Done);
+    assert_eq!(third.records[0].skipped, Some("void_receipt"));
     let stored = status(&worker, &t);
     assert_eq!(stored.status, RefundStatus::Succeeded);
     assert_eq!(stored.attempts, 3);
     assert_eq!(stored.last_error, None);
-    assert_eq!(stored.interactions.len(), 6);
+    assert_eq!(stored.interactions.len(), 4);
+    let (gateway, _, _) = worker.into_parts();
+    let calls: Vec<Call> = gateway.seen().iter().map(|s| s.call).collect();
+    assert_eq!(calls.iter().filter(|c| **c == Call::Void).count(), 1);
+    assert_eq!(calls.iter().filter(|c| **c == Call::Refund).count(), 3);
 }
 
 #[tokio::test]
@@ -233,11 +243,15 @@ async fn a_redriven_failed_refund_is_processing_again_then_succeeded() {
     assert_eq!(stored.status, RefundStatus::Succeeded);
     assert_eq!(stored.attempts, 2);
     assert_eq!(stored.failure_reason, None);
-    assert_eq!(stored.interactions.len(), 4);
+    // The refund confirmed before the dead-lettering is not made again: only the void.
+    assert_eq!(stored.interactions.len(), 3);
+    assert_eq!(outcome.records[0].skipped, Some("refund_payment"));
 }
 
+/// The record says `succeeded`: a duplicate and a second command make no call at all and
+/// are deleted (contract 4), and nothing can undo the finished refund.
 #[tokio::test]
-async fn a_succeeded_ticket_delivered_again_is_called_again_and_stays_succeeded() {
+async fn a_succeeded_ticket_delivered_again_makes_no_call_and_stays_succeeded() {
     let t = ticket();
     let body = command(&t);
     let gateway = ScriptedGateway::new();
@@ -245,7 +259,7 @@ async fn a_succeeded_ticket_delivered_again_is_called_again_and_stays_succeeded(
     run(&worker, vec![record("m", &body, 1)]).await;
     let succeeded = status(&worker, &t);
     assert_eq!(succeeded.status, RefundStatus::Succeeded);
-    // Even an answer that would fail a new refund cannot undo a finished one.
+    // An answer that would fail a new refund, were it asked.
     worker.gateway().on(Call::Refund, &t, [Answer::Status(503)]);
 
     let again = run(
@@ -257,26 +271,19 @@ async fn a_succeeded_ticket_delivered_again_is_called_again_and_stays_succeeded(
     )
     .await;
 
-    // One of the two meets the 503 (they run concurrently): a retry, but still `succeeded`.
-    let mut endings: Vec<String> = again
-        .records
-        .iter()
-        .map(|r| format!("{:?}", r.disposition))
-        .collect();
-    endings.sort();
-    assert_eq!(endings, ["Done", "Retry { visibility_s: Some(3) }"]);
-    assert!(
-        again
-            .records
-            .iter()
-            .all(|r| r.status_recorded == Some(true))
-    );
+    for record in &again.records {
+        assert_eq!(record.disposition, Disposition::Done, "{record:?}");
+        assert_eq!(record.skipped, Some("both"));
+        assert_eq!((record.void_status, record.refund_status), (None, None));
+        assert_eq!(record.status_recorded, Some(true));
+    }
+    assert!(again.failed_message_ids().is_empty());
     assert_eq!(status(&worker, &t), succeeded);
     let (gateway, _, _) = worker.into_parts();
     assert_eq!(
         gateway.seen().len(),
-        6,
-        "the calls still run; K makes them harmless"
+        2,
+        "only the first delivery's two calls"
     );
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{ConfigError, Env, REFUND_TABLE_NAME, is_loopback};
+use super::{ConfigError, EVENT_BUS_NAME, Env, REFUND_TABLE_NAME, is_loopback};
 
 /// What `refund-worker` needs; defaults are the contract's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub refund_table_name: Option<String>,
     /// Days a completed record is kept (`RECORD_RETENTION_DAYS`); 0 keeps it forever.
     pub record_retention_days: u32,
+    /// The bus of the refund events (`EVENT_BUS_NAME`); `None`: no events are published.
+    pub event_bus_name: Option<String>,
 }
 
 /// `UPSTREAM_TIMEOUT_MS` when unset (contract section 5).
@@ -66,6 +68,7 @@ impl WorkerConfig {
             )?),
             refund_table_name: env.table_name(REFUND_TABLE_NAME)?,
             record_retention_days: env.retention_days()?,
+            event_bus_name: env.bus_name(EVENT_BUS_NAME)?,
             upstream_timeout: Duration::from_millis(env.number(
                 "UPSTREAM_TIMEOUT_MS",
                 DEFAULT_UPSTREAM_TIMEOUT_MS,

@@ -13,6 +13,7 @@ use super::{
 use crate::{
     outcome::{UpstreamError, UpstreamResult},
     text::error_chain,
+    trace::{TRACEPARENT, X_AMZN_TRACE_ID},
 };
 
 /// The HTTP client could not be built (no TLS roots, say): a start-up failure.
@@ -102,6 +103,12 @@ impl HttpGateway {
             .header("Correlation-ID", call.correlation_id.as_str());
         if let Some(lease) = lease {
             request = request.header(AUTHORIZATION, lease.token().header_value().clone());
+        }
+        if let Some(trace) = &call.trace {
+            request = request.header(X_AMZN_TRACE_ID, trace.as_str());
+            if let Some(traceparent) = trace.traceparent() {
+                request = request.header(TRACEPARENT, traceparent);
+            }
         }
         // The answer's body is never read: only the status decides, and an upstream's
         // error text (which may echo the request) never reaches a log line.

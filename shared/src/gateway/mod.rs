@@ -10,7 +10,7 @@ use std::future::Future;
 
 use crate::{
     command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey,
-    outcome::UpstreamResult,
+    outcome::UpstreamResult, trace::TraceHeader,
 };
 
 mod cache;
@@ -39,6 +39,8 @@ pub struct RefundCall {
     /// repeated call is a no-op upstream.
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: CorrelationId,
+    /// The record's trace, sent as `X-Amzn-Trace-Id` and `traceparent` (contract 3).
+    pub trace: Option<TraceHeader>,
 }
 
 /// The receipts and payments services.

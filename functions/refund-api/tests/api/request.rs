@@ -101,3 +101,29 @@ async fn the_request_id_is_the_lambda_one_when_present() {
     let answer = answer(&InMemoryQueue::new(), request).await;
     assert_eq!(answer.body["request_id"], "lambda-request-1");
 }
+
+/// The invocation's X-Ray trace goes on the command as `AWSTraceHeader`, so the worker's
+/// trace continues the API's (contract section 2); none, or one that is not a trace
+/// header, puts nothing there and still queues the command.
+#[tokio::test]
+async fn the_invocations_trace_travels_with_the_command() {
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (given, carried) in [
+        (Some(trace), Some(trace)),
+        (Some("not a trace header"), None),
+        (None, None),
+    ] {
+        let mut context = lambda_http::Context::default();
+        context.xray_trace_id = given.map(str::to_owned);
+        let request = event("PUT", TICKET, &[]).with_lambda_context(context);
+        let queue = InMemoryQueue::new();
+        let answer = answer(&queue, request).await;
+        assert_eq!(answer.status, 202, "{given:?}");
+        let sent = queue.sent();
+        assert_eq!(
+            sent[0].trace.as_ref().map(|t| t.as_str()),
+            carried,
+            "{given:?}"
+        );
+    }
+}
