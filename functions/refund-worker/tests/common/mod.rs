@@ -20,6 +20,11 @@ use refund_worker::Settings;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+mod queues;
+// Only the tests against moto use these.
+#[allow(unused_imports)]
+pub use queues::*;
+
 pub const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:RefundTicket";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -47,6 +52,7 @@ pub struct Seen {
     pub ticket_id: String,
     pub idempotency_key: String,
     pub correlation_id: String,
+    pub trace: Option<String>,
 }
 
 /// Answers each call from a per-ticket script, 200 once the script is used up, and
@@ -82,6 +88,7 @@ impl ScriptedGateway {
             ticket_id: ticket.clone(),
             idempotency_key: request.idempotency_key.to_string(),
             correlation_id: request.correlation_id.to_string(),
+            trace: request.trace.as_ref().map(|t| t.as_str().to_owned()),
         });
         let answer = self
             .script
@@ -210,8 +217,8 @@ pub fn far_deadline() -> u64 {
 }
 
 /// The worker's answer to one batch of `records`, with a deadline no test reaches.
-pub async fn deliver<G, V, D, S>(
-    worker: &refund_worker::Worker<G, V, D, S>,
+pub async fn deliver<G, V, D, S, B>(
+    worker: &refund_worker::Worker<G, V, D, S, B>,
     records: Vec<Value>,
 ) -> refund_worker::BatchOutcome
 where
@@ -219,6 +226,7 @@ where
     V: refund::queue::VisibilityControl,
     D: CommandQueue,
     S: refund::store::RefundStore,
+    B: refund::announce::EventBus,
 {
     worker.handle_batch(event(records), far_deadline()).await
 }
