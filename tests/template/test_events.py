@@ -118,6 +118,10 @@ def test_the_webhook_exists_only_with_a_webhook_url():
     # Nothing else is conditional on it, and every resource named Webhook* is listed above.
     assert {n for n, r in RESOURCES.items() if r.get("Condition") == "HasWebhook"} == set(WEBHOOK)
     assert {n for n in RESOURCES if n.startswith("Webhook")} == set(WEBHOOK)
+    # So are the outputs that name them.
+    outputs = {n: o for n, o in TEMPLATE["Outputs"].items() if "Webhook" in json.dumps(o["Value"])}
+    assert set(outputs) == {"WebhookConnectionName", "WebhookRuleArn", "WebhookDeadLetterQueueUrl"}
+    assert all(o["Condition"] == "HasWebhook" for o in outputs.values())
     assert (PARAMETERS["WebhookUrl"]["Type"], PARAMETERS["WebhookUrl"]["Default"]) == ("String", "")
     assert evaluate({"Fn::If": ["HasWebhook", True, False]}, {}) is False
     assert evaluate({"Fn::If": ["HasWebhook", True, False]}, A_URL) is True
