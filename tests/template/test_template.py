@@ -374,6 +374,8 @@ def test_least_privilege_and_no_wildcard_on_queue_actions():
         ("secretsmanager:GetSecretValue", "GatewayTokenSecretArn"),
         # Only when the token secret has a customer managed key (its own test).
         ("kms:Decrypt", "TokenSecretKmsKeyArn"),
+        # The refund events, on the stack's bus only (tests/template/test_events.py).
+        ("events:PutEvents", "RefundEventBus"),
     }
     # Nothing that reads or deletes the table wholesale, for either function.
     every_action = {a for grants in granted.values() for a, _ in grants}
@@ -689,7 +691,9 @@ def assert_no_empty_string(node, where):
 @pytest.mark.parametrize("operators", ["", "arn:aws:iam::123456789012:role/ops",
                                        "arn:aws:iam::123456789012:role/ops,arn:aws:iam::123456789012:role/oncall"])
 def test_only_refund_api_and_the_operators_may_send_to_the_refund_queue(operators):
-    (name,) = [k for k, v in RESOURCES.items() if v["Type"] == "AWS::SQS::QueuePolicy"]
+    # The refund queue's policy (the webhook's dead-letter queue has one of its own).
+    (name,) = [k for k, v in RESOURCES.items()
+               if v["Type"] == "AWS::SQS::QueuePolicy" and ref("RefundQueue") in v["Properties"]["Queues"]]
     props = RESOURCES[name]["Properties"]
     assert props["Queues"] == [ref("RefundQueue")]
     statement = deny_statement(props["PolicyDocument"])
