@@ -8,7 +8,8 @@
 4. API overhead: criterion with the in-memory queue, and against moto as a ratio of a bare
    SendMessage (`refund-bench api-overhead`).
 5. 1,000 refunds end to end on the local stack.
-6. A cost line from the measured durations.
+6. The cost per million refunds: Lambda from the measured durations, and API Gateway, SQS,
+   DynamoDB and EventBridge from the billed units per refund (PER_REFUND), each priced.
 
 The figures go between the markers in docs/BENCHMARKS.md; the prose around them, the
 analysis of the goals, is written by people and kept.
@@ -39,9 +40,64 @@ OUT = TARGET / "bench"
 DOC = ROOT / "docs/BENCHMARKS.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
-# AWS Lambda, arm64, us-east-1, first 7.5 billion GB-s a month (aws.amazon.com/lambda/pricing).
+# --- what a refund is billed: prices and billed units per refund --------------------------------
+# Prices in USD, us-east-1, from each service's pricing page as read in 2026-12:
+#   aws.amazon.com/lambda/pricing: arm64, first 7.5 billion GB-s a month; requests
+#   aws.amazon.com/api-gateway/pricing: HTTP APIs, first 300 million requests a month
+#   aws.amazon.com/sqs/pricing: standard queues, after the free first million requests a month;
+#     every 64 KB chunk of a request's payload is one request
+#   aws.amazon.com/dynamodb/pricing/on-demand: on-demand write and read request units
+#     (a write of an item up to 1 KB is 1 WRU; a strongly consistent read up to 4 KB is 1 RRU)
+#   aws.amazon.com/eventbridge/pricing: custom events, every 64 KB chunk one event
 PRICE_PER_GB_S = 0.0000133334
-PRICE_PER_MILLION_REQUESTS = 0.20
+USD_PER_MILLION = {
+    "lambda_requests": 0.20,
+    "http_api_requests": 1.00,
+    "sqs_requests": 0.40,
+    "dynamodb_wru": 0.625,
+    "dynamodb_rru": 0.125,
+    "eventbridge_events": 1.00,
+}
+# The worker's batch (the template's BatchSize): the cost counts full batches.
+BATCH_SIZE = 10
+# Billed units of one refund done at its first delivery (make bench's end-to-end run has no
+# faults), from the code. Every message, command and event is a few hundred bytes: one 64 KB
+# chunk each.
+PER_REFUND = {
+    # refund-api's invocation, and a tenth of refund-worker's
+    "lambda_requests": 1 + 1 / BATCH_SIZE,
+    # the PUT
+    "http_api_requests": 1,
+    # SendMessage by refund-api (shared/src/queue.rs); ReceiveMessage and DeleteMessageBatch by
+    # the event source mapping, one of each per batch
+    "sqs_requests": 1 + 1 / BATCH_SIZE + 1 / BATCH_SIZE,
+    # shared/src/store: refund-api's accept, one UpdateItem creating the item (1 WRU, plus 1 in
+    # each of the two indexes, projections ALL, which get the new item); refund-worker's begin
+    # and ending (RefundStore::record), each a GetItem and a PutItem moving the status
+    # (accepted -> processing -> succeeded): 1 WRU, 2 in by-status (its key holds the status:
+    # a delete and a put), 1 in by-time. Items are about 0.8 KB here (a succeeded record with two
+    # trail entries); see RETRY_NOTE for when they pass 1 KB
+    "dynamodb_wru": 3 + 4 + 4,
+    # the begin's and the ending's strongly consistent GetItem
+    "dynamodb_rru": 1 + 1,
+    # one TicketRefunded (PutEvents is one call per batch, billed per entry)
+    "eventbridge_events": 1,
+}
+# What each retry (a transient failure, then another delivery) adds to PER_REFUND.
+PER_RETRY = {
+    "lambda_requests": 1 / BATCH_SIZE,
+    # refund-worker's ChangeMessageVisibility (one per record); the next delivery's ReceiveMessage
+    "sqs_requests": 1 + 1 / BATCH_SIZE,
+    # the failed delivery's ending (a retry) and the next delivery's begin: processing stays
+    # processing, so 1 WRU and 1 in each index, each after a GetItem
+    "dynamodb_wru": 3 + 3,
+    "dynamodb_rru": 2,
+}
+RETRY_NOTE = ("by an estimate from shared/src/store/item.rs, each delivery adds two trail entries of about 75 "
+              "bytes to the item and a retry a `last_error` (a public reason of some 40 bytes), so a ticket "
+              "retried twice or more has items over 1 KB, written at 2 WRU (3 with the full trail of 20 calls) "
+              "in the table and in each index; long caller ids (a `sub` of up to 255 bytes, a Correlation-ID of "
+              "up to 128) get there sooner. The figure per retry leaves that growth out")
 
 GOALS = {
     "startup_ratio": 1.5,
@@ -161,23 +217,87 @@ def memory_sizes():
     }
 
 
+def usage_per_refund(retries=0):
+    """Billed units per refund (PER_REFUND) with `retries` retries each (PER_RETRY)."""
+    return {unit: PER_REFUND[unit] + retries * PER_RETRY.get(unit, 0) for unit in PER_REFUND}
+
+
+def cost_per_million(usage, gb_s_per_refund, usd_per_million=USD_PER_MILLION, price_per_gb_s=PRICE_PER_GB_S):
+    """USD per million refunds, per billed service, and their `total`, from the billed units per
+    refund (`usage`, as usage_per_refund gives them) and the Lambda GB-seconds per refund."""
+    def usd(unit):
+        return usage[unit] * usd_per_million[unit]
+
+    dollars = {
+        "lambda_gb_s": gb_s_per_refund * 1e6 * price_per_gb_s,
+        "lambda_requests": usd("lambda_requests"),
+        "api_gateway": usd("http_api_requests"),
+        "sqs": usd("sqs_requests"),
+        "dynamodb": usd("dynamodb_wru") + usd("dynamodb_rru"),
+        "eventbridge": usd("eventbridge_events"),
+    }
+    dollars["total"] = sum(dollars.values())
+    return dollars
+
+
 def cost(api, batch):
-    """Billed GB-seconds per million refunds: one API call each (its median against moto with
-    the status write, as deployed; moto answers about as fast as SQS and DynamoDB do), and a
-    tenth of a batch of 10."""
+    """Cost per million refunds. Billed GB-seconds: one API call each (its median against moto
+    with the status write, as deployed; moto answers about as fast as SQS and DynamoDB do), and a
+    tenth of a batch of 10; every other service from the billed units per refund (PER_REFUND)."""
     memory = memory_sizes()
     api_ms = math.ceil(api["moto"]["handler_with_status_us"]["median"] / 1000)
     worker_batch_ms = math.ceil(batch["batch_of_ten_us"]["median"] / 1000)
-    gb_s = 1e6 * (api_ms / 1000 * memory["refund-api"] / 1024
-                  + worker_batch_ms / 10 / 1000 * memory["refund-worker"] / 1024)
+    api_gb_s = api_ms / 1000 * memory["refund-api"] / 1024
+    delivery_gb_s = worker_batch_ms / BATCH_SIZE / 1000 * memory["refund-worker"] / 1024
+    dollars = cost_per_million(usage_per_refund(), api_gb_s + delivery_gb_s)
+    with_a_retry = cost_per_million(usage_per_refund(retries=1), api_gb_s + 2 * delivery_gb_s)
     return {
         "memory_mb": memory,
         "api_billed_ms": api_ms,
         "worker_batch_billed_ms": worker_batch_ms,
-        "gb_s_per_million": gb_s,
-        "usd_per_million": gb_s * PRICE_PER_GB_S,
-        "request_usd_per_million": PRICE_PER_MILLION_REQUESTS * 1.1,
+        "gb_s_per_million": 1e6 * (api_gb_s + delivery_gb_s),
+        "usage_per_refund": usage_per_refund(),
+        "usd_per_million": dollars,
+        "usd_per_million_per_retry": with_a_retry["total"] - dollars["total"],
     }
+
+
+def cost_lines(money):
+    """The report's cost section: each billed service's dollars per million refunds, the total."""
+    usd, usage = money["usd_per_million"], money["usage_per_refund"]
+    rows = [
+        ("Lambda", f"{money['gb_s_per_million']:.0f} GB-s (refund-api {money['api_billed_ms']} ms at "
+                   f"{money['memory_mb']['refund-api']} MB; a tenth of a {money['worker_batch_billed_ms']} ms "
+                   f"batch of {BATCH_SIZE} at {money['memory_mb']['refund-worker']} MB) at ${PRICE_PER_GB_S} per "
+                   f"GB-s (arm64), and {usage['lambda_requests']:.2f} million requests: one API call per refund, "
+                   f"one worker invocation per {BATCH_SIZE}", usd["lambda_gb_s"] + usd["lambda_requests"]),
+        ("API Gateway (HTTP API)", f"{usage['http_api_requests']:g} million requests", usd["api_gateway"]),
+        ("SQS (standard)", f"{usage['sqs_requests']:.2f} million requests: `SendMessage` per refund, one "
+                           f"`ReceiveMessage` and one `DeleteMessageBatch` per batch of {BATCH_SIZE}", usd["sqs"]),
+        ("DynamoDB (on-demand)", f"{usage['dynamodb_wru']:g} million WRU (the accept, the worker's begin and "
+                                 f"ending, each in the table and its two indexes) and {usage['dynamodb_rru']:g} "
+                                 f"million RRU (the worker's two strongly consistent reads)", usd["dynamodb"]),
+        ("EventBridge (custom events)", f"{usage['eventbridge_events']:g} million `TicketRefunded`",
+         usd["eventbridge"]),
+    ]
+    return [
+        f"${usd['total']:.2f} per million refunds, each done at its first delivery (us-east-1 prices of "
+        f"2026-12; `scripts/bench.py`: USD_PER_MILLION, PER_REFUND): "
+        + ", ".join(f"{service.split(' (')[0]} ${dollars:.2f}" for service, _, dollars in rows) + ".",
+        "",
+        "| service | billed | USD |",
+        "| --- | --- | --- |",
+        *(f"| {service} | {billed} | ${dollars:.2f} |" for service, billed, dollars in rows),
+        f"| **total** | | **${usd['total']:.2f}** |",
+        "",
+        f"Each retry adds ${money['usd_per_million_per_retry']:.2f} per million (a `ChangeMessageVisibility`, "
+        f"another delivery's share of a batch and its two status writes); {RETRY_NOTE}. Not counted: "
+        "X-Ray (the functions trace actively; sampled traces are billed per trace), CloudWatch Logs ingestion "
+        "and the custom metrics, Secrets Manager's calls (a token read per execution environment every "
+        "`GATEWAY_TOKEN_TTL_S`), an API destination when `WebhookUrl` is set, the event archive (billed per GB "
+        "archived and stored) and storage (the table and its point-in-time recovery), none of which this run "
+        "measures.",
+    ]
 
 
 def mark(ok):
@@ -256,12 +376,7 @@ def render(results):
         *(end_to_end_lines(e2e)),
         "### Cost",
         "",
-        f"{money['gb_s_per_million']:.0f} GB-s per million refunds "
-        f"(refund-api {money['api_billed_ms']} ms at {money['memory_mb']['refund-api']} MB; a tenth of a "
-        f"{money['worker_batch_billed_ms']} ms batch of 10 at {money['memory_mb']['refund-worker']} MB), "
-        f"${money['usd_per_million']:.2f} at ${PRICE_PER_GB_S} per GB-s (arm64, us-east-1), plus "
-        f"${money['request_usd_per_million']:.2f} of requests (1.1 million: one API call per refund and "
-        f"one worker invocation per ten).",
+        *cost_lines(money),
     ]
     return "\n".join(lines)
 

@@ -4,8 +4,10 @@
 answers beyond the worker's timeout, seeded), two tickets the emulator always rejects, every
 command delivered twice (every fourth copy forged with a key of its own), one token rotation,
 and one SIGKILL of refund-worker mid-batch. chaos.py starts and stops
-its own stack on free ports and exits non-zero on any broken invariant; this test runs it and
-checks that every invariant line it printed holds. `make chaos` is the full run (500 tickets,
+its own stack on free ports and exits non-zero on any broken invariant or a missed
+calls-per-ticket goal; this test runs it and checks that every invariant line it printed holds,
+the refund events' among them, and that the goal lines say met. The pure checks behind the
+event invariants and the goal are table-tested in test_chaos_invariants.py. `make chaos` is the full run (500 tickets,
 5 kills); docs/RELIABILITY.md explains both.
 """
 
@@ -32,7 +34,13 @@ INVARIANTS = (
     "the gateway token rotated mid-run",
     "SIGKILLs landed mid-batch",
     "upstream calls failed at the configured transient rate",
+    "every refunded ticket has one TicketRefunded id",
+    "every dead-lettered message has one TicketRefundFailed id",
+    "no event of another detail-type on the bus",
 )
+
+# Figures held to a goal (chaos.calls_goal_lines): each printed, and met.
+GOALS = ("void calls per ticket", "refund calls per ticket", "calls per ticket (both)")
 
 
 def test_small_chaos_run_keeps_every_invariant(tmp_path):
@@ -48,4 +56,8 @@ def test_small_chaos_run_keeps_every_invariant(tmp_path):
         matching = [line for line in lines if invariant in line]
         assert matching, f"no line for: {invariant}"
         assert all(line.strip().startswith("[ok]") for line in matching), matching
+    for goal in GOALS:
+        matching = [line for line in lines if line.strip().startswith(goal + ":")]
+        assert matching, f"no figure for: {goal}"
+        assert all(line.rstrip().endswith(": met)") for line in matching), matching
     assert "chaos: PASS" in run.stdout
