@@ -15,7 +15,7 @@ export MOTO_SERVER := $(BIN)/moto_server
 # pip keeps no second copy of every wheel (a CI disk once filled up during the install).
 export PIP_NO_CACHE_DIR := 1
 
-.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos bench template run refund venv build deploy deploy-ci dlq redrive clean
+.PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos bench template run refund venv build deploy deploy-ci dlq redrive events clean
 
 # check-jsonschema lives in its own venv: it needs newer click and ruamel.yaml than sam-cli.
 CHECK_JSONSCHEMA := $(VENV)/check-jsonschema/bin/check-jsonschema
@@ -155,6 +155,10 @@ dlq: $(STAMP) ## Show what is in ENV's dead-letter queue (ENV=local: make run's)
 
 redrive: $(STAMP) ## Move ENV's dead-letter queue back to the refund queue
 	python3 scripts/dlq.py redrive $(DLQ_ARGS) $(REDRIVE_ARGS)
+
+# The local stack's copy of the bus (its RefundEvents queue), at 127.0.0.1:$(SQS_PORT) as for dlq ENV=local.
+events: $(STAMP) ## Print the events `make run`'s worker published (its RefundEvents queue), oldest first, without consuming them
+	python3 scripts/events.py
 
 e2e: $(STAMP) ## End-to-end tests on the local stack, on free ports
 	pytest -q tests/e2e

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """`make run`: the whole refund pipeline on loopback, as CONTRACT.md section 7 lays it out.
 
-Starts, in the foreground: moto (SQS and DynamoDB) with the queues and the refund status
-table created from template.yaml's definitions, the gateway emulator (unless GATEWAY_ADDR is set), both functions under
+Starts, in the foreground: moto (SQS, DynamoDB, Secrets Manager and EventBridge) with the
+queues, the refund status table and the event bus created from template.yaml's definitions
+(plus the few local-only resources of LOCAL_ONLY), the gateway emulator (unless GATEWAY_ADDR is set), both functions under
 `cargo lambda watch` with a router, and the event source that feeds refund-worker real SQS
 events. Prints one `ready ...` line when every part answers, and stops every process it
 started on Ctrl-C or SIGTERM. The end-to-end tests drive this same script.
 """
 
+import functools
 import json
 import secrets
 import os
@@ -32,10 +34,15 @@ def log(message):
     print(f"local-stack: {message}", file=sys.stderr, flush=True)
 
 
+@functools.cache
+def template():
+    """template.yaml, read once: every local definition below is taken from it."""
+    return cfn_yaml.load(str(ROOT / "template.yaml"))
+
+
 def queue_attributes():
     """The queues' attributes as template.yaml gives them, so local and AWS never drift."""
-    template = cfn_yaml.load(str(ROOT / "template.yaml"))
-    resources, parameters = template["Resources"], template["Parameters"]
+    resources, parameters = template()["Resources"], template()["Parameters"]
     queue = resources["RefundQueue"]["Properties"]
     dlq = resources["DeadLetterQueue"]["Properties"]
     max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
@@ -62,13 +69,48 @@ def queue_attributes():
 LOCAL_TABLE = "Refunds"
 # The upstream token's secret (local by nature: in AWS the operator creates it).
 GATEWAY_TOKEN_SECRET = "gateway-token"
+# The queue that receives a copy of every refund event (CONTRACT section 9), for `make events`
+# and the end-to-end tests.
+EVENTS_QUEUE = "RefundEvents"
+EVENTS_RULE = "copy-refund-events"
+# The event source the worker publishes under (CONTRACT section 9).
+EVENT_SOURCE = "ticket-refunds"
+# The bus name when template.yaml declares no RefundEventBus (yet).
+DEFAULT_BUS = "ticket-refunds"
+
+# Resources the local stack creates that template.yaml has not, and why each is local by nature.
+LOCAL_ONLY = (
+    (GATEWAY_TOKEN_SECRET, "the gateway token: in AWS the operator creates the secret"),
+    (EVENTS_QUEUE, "a queue that keeps every refund event, so a developer (`make events`) and "
+                   "the tests can read what was published; in AWS consumers subscribe their own rules"),
+    (EVENTS_RULE, f"the rule on the bus that copies every event of source {EVENT_SOURCE} to {EVENTS_QUEUE}"),
+)
+
+STACK_PREFIX = "${AWS::StackName}-"
+
+
+def local_name(name):
+    """A resource's local name from its template `Name`: `!Sub "${AWS::StackName}-X"` is X, as
+    the local stack's queues are named without the stack's prefix."""
+    if isinstance(name, dict):
+        name = name.get("Fn::Sub", "")
+    if not isinstance(name, str) or not name:
+        raise SystemExit(f"local-stack: cannot name a local resource after {name!r}")
+    return name.removeprefix(STACK_PREFIX)
+
+
+def bus_name():
+    """The event bus of template.yaml's RefundEventBus, or DEFAULT_BUS while it declares none."""
+    bus = template()["Resources"].get("RefundEventBus")
+    if bus is None:
+        return DEFAULT_BUS
+    return local_name(bus["Properties"]["Name"])
 
 
 def table_definition():
     """The status table's keys and indexes as template.yaml declares them: the local table
     is created from the same definition, so a key the code relies on cannot exist only here."""
-    template = cfn_yaml.load(str(ROOT / "template.yaml"))
-    tables = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
+    tables = [r["Properties"] for r in template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
     if len(tables) != 1:
         raise SystemExit(f"local-stack: template.yaml declares {len(tables)} DynamoDB tables, expected 1")
     table = tables[0]
@@ -153,8 +195,7 @@ class Stack:
 
     def create_queues(self):
         attributes = queue_attributes()
-        sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{self.sqs_port}", region_name=REGION,
-                           aws_access_key_id="local", aws_secret_access_key="local")
+        sqs = self.client("sqs")
         dlq_url = sqs.create_queue(QueueName="RefundTicket-dlq", Attributes=attributes["dlq"])["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": attributes["max_receive_count"]})
@@ -163,17 +204,40 @@ class Stack:
         return queue_url, dlq_url, attributes["max_receive_count"]
 
     def create_table(self):
-        dynamodb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{self.sqs_port}", region_name=REGION,
-                                aws_access_key_id="local", aws_secret_access_key="local")
-        dynamodb.create_table(TableName=LOCAL_TABLE, **table_definition())
+        self.client("dynamodb").create_table(TableName=LOCAL_TABLE, **table_definition())
         return LOCAL_TABLE
+
+    def client(self, service):
+        return boto3.client(service, endpoint_url=f"http://127.0.0.1:{self.sqs_port}", region_name=REGION,
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    def create_event_bus(self):
+        """The worker's bus (CONTRACT section 9) and, local only, a rule that copies every refund
+        event to the RefundEvents queue. moto delivers a matching PutEvents entry to an SQS
+        target itself; the queue policy is the one AWS would need for EventBridge to send."""
+        bus = bus_name()
+        events, sqs = self.client("events"), self.client("sqs")
+        events.create_event_bus(Name=bus)
+        url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule_arn = events.put_rule(Name=EVENTS_RULE, EventBusName=bus,
+                                   EventPattern=json.dumps({"source": [EVENT_SOURCE]}))["RuleArn"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage", "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }],
+        })})
+        events.put_targets(Rule=EVENTS_RULE, EventBusName=bus, Targets=[{"Id": EVENTS_QUEUE, "Arn": queue_arn}])
+        return bus, url
 
     def create_gateway_token(self):
         """The upstream token, local by nature: a secret in moto that the worker reads (as in
         AWS) and the emulator requires; a rotation puts a new version and tells the emulator
         (`PUT /admin/token`)."""
-        client = boto3.client("secretsmanager", endpoint_url=f"http://127.0.0.1:{self.sqs_port}",
-                              region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+        client = self.client("secretsmanager")
         token = secrets.token_urlsafe(32)
         arn = client.create_secret(Name=GATEWAY_TOKEN_SECRET, SecretString=token)["ARN"]
         return arn, token
@@ -182,9 +246,12 @@ class Stack:
         env = self.aws_env()
         self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
         wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
+        for name, why in LOCAL_ONLY:
+            log(f"local only, not in template.yaml: {name}: {why}")
         queue_url, dlq_url, max_receive = self.create_queues()
         table = self.create_table()
         token_secret, token = self.create_gateway_token()
+        bus, events_url = self.create_event_bus()
 
         log("building the functions and the local tools (minutes on a fresh clone)")
         subprocess.run(["cargo", "build", "--quiet", "-p", "refund-api", "-p", "refund-worker", "-p", "refund-local"],
@@ -205,6 +272,7 @@ class Stack:
             "MAX_RECEIVE_COUNT": str(max_receive), "RETRY_BASE_S": "1", "RETRY_MAX_S": "5",
             "REFUND_TABLE_NAME": table,
             "GATEWAY_TOKEN_SECRET_ARN": token_secret,
+            "EVENT_BUS_NAME": bus,
             # curl and the browser have no token here: such a caller is served as support
             # (CONTRACT section 1a; refused by the function unless the endpoint is loopback).
             "ALLOW_UNAUTHENTICATED": "true",
@@ -236,7 +304,8 @@ class Stack:
             raise SystemExit("local-stack: the event source exited at start-up")
 
         print(f"ready api={api} sqs=http://127.0.0.1:{self.sqs_port} gateway={gateway} "
-              f"queue={queue_url} dlq={dlq_url} table={table} gateway_token_secret={token_secret}", flush=True)
+              f"queue={queue_url} dlq={dlq_url} table={table} gateway_token_secret={token_secret} "
+              f"bus={bus} events={events_url}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

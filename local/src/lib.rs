@@ -7,6 +7,7 @@
 //!   - `ledger`: one service's effects, keyed by K, so a replay has no second effect.
 //!   - `call`: one `PUT` to a service, from its body to its (possibly delayed) answer.
 //!   - `stats`: counters over all calls, for tests that check a fault happened.
+//!   - `trace`: a call's trace headers, kept bounded and printable for the listings.
 //!   - `routes`: the routing table, the admin endpoints and one log line per request.
 //!   - `args`: the command line.
 //! - [`event_source`]: what Lambda's SQS event source mapping does, against a local queue

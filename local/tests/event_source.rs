@@ -100,6 +100,32 @@ fn the_event_has_lambdas_exact_shape() {
     assert_eq!(event, expected);
 }
 
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+#[test]
+fn a_messages_trace_header_is_a_record_attribute_as_lambda_writes_it() {
+    let traced = Message::builder()
+        .message_id("m")
+        .receipt_handle("r")
+        .body("b")
+        .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "1")
+        .attributes(MessageSystemAttributeName::AwsTraceHeader, TRACE)
+        .build();
+    let event = sqs_event(&[traced], ARN, "eu-west-1");
+    assert_eq!(
+        event["Records"][0]["attributes"],
+        json!({"ApproximateReceiveCount": "1", "AWSTraceHeader": TRACE})
+    );
+    let read: SqsEvent = serde_json::from_value(event).expect("an SqsEvent");
+    assert_eq!(
+        read.records[0]
+            .attributes
+            .get("AWSTraceHeader")
+            .map(String::as_str),
+        Some(TRACE)
+    );
+}
+
 #[test]
 fn md5_of_body_is_the_lowercase_hex_digest() {
     // RFC 1321's test vectors.
@@ -428,6 +454,49 @@ async fn deletes_what_the_function_did_not_report_failed() {
                    "binaryListValues": [], "dataType": "String"})
         );
     }
+}
+
+/// The API puts its invocation's trace on the message as the system attribute
+/// `AWSTraceHeader` (contract section 2); the event source must receive it and hand it to
+/// the worker in the record's `attributes`, as Lambda does. A message without one has none.
+#[tokio::test]
+async fn the_trace_header_system_attribute_reaches_the_function() {
+    let moto = Moto::start();
+    let (sqs, url) = queue(&moto).await;
+    let traced = sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("traced")
+        .message_system_attributes(
+            aws_sdk_sqs::types::MessageSystemAttributeNameForSends::AwsTraceHeader,
+            aws_sdk_sqs::types::MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(TRACE)
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("send")
+        .message_id
+        .expect("id");
+    let untraced = send(&sqs, &url, 1).await.remove(0);
+    let fake = FakeInvoke::start().await;
+    let source = EventSource::new(sqs.clone(), config(&url, fake.url(), 10))
+        .await
+        .expect("source");
+    let mut seen = HashMap::new();
+    while seen.len() < 2 {
+        source.run_once().await.expect("round").expect("a batch");
+        for (_, event) in fake.events() {
+            for record in event["Records"].as_array().expect("records") {
+                let id = record["messageId"].as_str().expect("id").to_owned();
+                seen.insert(id, record["attributes"]["AWSTraceHeader"].clone());
+            }
+        }
+    }
+    assert_eq!(seen[&traced], json!(TRACE));
+    assert_eq!(seen[&untraced], Value::Null, "no trace, no attribute");
 }
 
 #[tokio::test]

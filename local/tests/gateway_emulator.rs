@@ -7,8 +7,10 @@ use std::{
 
 use clap::Parser;
 use refund_local::gateway::{
-    self, Effect, Faults, GatewayArgs, GatewayConfig, RunningGateway, Stats,
+    self, Effect, Faults, GatewayArgs, GatewayConfig, MAX_TRACE_HEADER_BYTES,
+    MAX_TRACES_PER_EFFECT, RunningGateway, Stats, Trace,
 };
+use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
 const TICKET: &str = "5f4b8a0e-8a4e-4a55-9f0f-3c1f6a8a1b2c";
@@ -69,13 +71,27 @@ async fn call(
     key: &str,
     correlation: &str,
 ) -> Answer {
+    call_with(gw, service, [ticket, key, correlation], &[]).await
+}
+
+/// The same call, with more headers.
+async fn call_with(
+    gw: &RunningGateway,
+    service: [&str; 3],
+    [ticket, key, correlation]: [&str; 3],
+    headers: &[(&str, HeaderValue)],
+) -> Answer {
     let [path, ticket_field, key_field] = service;
-    client()
+    let mut request = client()
         .put(format!("{}{path}", gw.url()))
         .header("Correlation-ID", correlation)
-        .json(&json!({ticket_field: ticket, "reason": "customer requested refund", key_field: key}))
-        .send()
-        .await
+        .json(
+            &json!({ticket_field: ticket, "reason": "customer requested refund", key_field: key}),
+        );
+    for (name, value) in headers {
+        request = request.header(*name, value.clone());
+    }
+    request.send().await
 }
 
 async fn void(gw: &RunningGateway, ticket: &str, key: &str, correlation: &str) -> Answer {
@@ -164,6 +180,8 @@ async fn a_replay_answers_200_and_counts_a_call_not_an_effect() {
         reason: "customer requested refund".into(),
         correlation_id: Some("corr-1".into()),
         correlation_ids: vec!["corr-1".into(), "corr-2".into()],
+        trace: Trace::default(),
+        traces: vec![],
         calls: 3,
         at_ms,
     };
@@ -236,9 +254,122 @@ async fn listings_keep_one_effect_per_key_in_order_of_arrival() {
             "correlation_ids",
             "key",
             "reason",
-            "ticket_id"
+            "ticket_id",
+            "traceparent",
+            "traces",
+            "x_amzn_trace_id"
         ]
     );
+}
+
+const XRAY: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+const TRACEPARENT: &str = "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01";
+
+fn trace_headers(
+    xray: &'static str,
+    traceparent: &'static str,
+) -> [(&'static str, HeaderValue); 2] {
+    [
+        ("X-Amzn-Trace-Id", HeaderValue::from_static(xray)),
+        ("traceparent", HeaderValue::from_static(traceparent)),
+    ]
+}
+
+fn trace(xray: Option<&str>, traceparent: Option<&str>) -> Trace {
+    Trace {
+        x_amzn_trace_id: xray.map(str::to_owned),
+        traceparent: traceparent.map(str::to_owned),
+    }
+}
+
+/// Both services show the trace of the call that had the effect, and every distinct trace
+/// of the calls with its key: a retry repeats one, another delivery brings another.
+#[tokio::test]
+async fn listings_show_each_effects_trace_headers() {
+    let gw = start(Faults::default(), 1).await;
+    let other = "Root=1-5759e988-00000000000000000000000a;Sampled=0";
+    for headers in [
+        &trace_headers(XRAY, TRACEPARENT)[..],
+        &trace_headers(XRAY, TRACEPARENT)[..],
+        &[],
+        &trace_headers(other, TRACEPARENT)[..1],
+    ] {
+        for service in [VOID, REFUND] {
+            let answer = call_with(&gw, service, [TICKET, KEY, "c"], headers).await;
+            assert_eq!(answer.expect("answered").status(), 200);
+        }
+    }
+    for effects in [voided(&gw).await, refunded(&gw).await] {
+        let [effect] = &effects[..] else {
+            panic!("one effect: {effects:?}")
+        };
+        assert_eq!(effect.trace, trace(Some(XRAY), Some(TRACEPARENT)));
+        assert_eq!(
+            effect.traces,
+            [
+                trace(Some(XRAY), Some(TRACEPARENT)),
+                trace(Some(other), None)
+            ]
+        );
+        assert_eq!(effect.calls, 4);
+    }
+    let raw = get_json(&gw, "/receipts-api/voided").await;
+    assert_eq!(raw["items"][0]["x_amzn_trace_id"], XRAY);
+    assert_eq!(raw["items"][0]["traceparent"], TRACEPARENT);
+}
+
+/// Whatever the headers hold, the call is served and what is kept is short visible ASCII:
+/// a value with a tab or a byte above 0x7E is dropped, an oversized one is cut.
+#[tokio::test]
+async fn hostile_trace_headers_are_dropped_or_cut_and_never_fail_a_call() {
+    let gw = start(Faults::default(), 1).await;
+    let long = "R".repeat(10 * 1024);
+    let cases: [(HeaderValue, Option<String>); 4] = [
+        (
+            HeaderValue::from_bytes(b"Root=1-\xff\xfe").expect("obs-text"),
+            None,
+        ),
+        (HeaderValue::from_static("Root=1-a\tb"), None),
+        (
+            HeaderValue::from_str(&long).expect("long"),
+            Some("R".repeat(MAX_TRACE_HEADER_BYTES)),
+        ),
+        (
+            HeaderValue::from_static("Root=1-a b"),
+            Some("Root=1-a b".to_owned()),
+        ),
+    ];
+    for (i, (value, kept)) in cases.into_iter().enumerate() {
+        let key = format!("k-{i}");
+        let headers = [("X-Amzn-Trace-Id", value.clone()), ("traceparent", value)];
+        let answer = call_with(&gw, VOID, [TICKET, &key, "c"], &headers).await;
+        assert_eq!(answer.expect("answered").status(), 200, "case {i}");
+        let effects = voided(&gw).await;
+        let effect = effects.iter().find(|e| e.key == key).expect("the effect");
+        assert_eq!(
+            effect.trace,
+            trace(kept.as_deref(), kept.as_deref()),
+            "case {i}"
+        );
+        let kept_traces = usize::from(kept.is_some());
+        assert_eq!(effect.traces.len(), kept_traces, "case {i}");
+    }
+}
+
+/// One key's list of distinct traces stops growing at its bound; the calls still count.
+#[tokio::test]
+async fn an_effect_keeps_a_bounded_number_of_traces() {
+    let gw = start(Faults::default(), 1).await;
+    let calls = MAX_TRACES_PER_EFFECT + 5;
+    for i in 0..calls {
+        let value = HeaderValue::from_str(&format!("Root=1-{i:08x}-000000000000000000000001"))
+            .expect("value");
+        let answer = call_with(&gw, VOID, [TICKET, KEY, "c"], &[("X-Amzn-Trace-Id", value)]).await;
+        assert_eq!(answer.expect("answered").status(), 200);
+    }
+    let effects = voided(&gw).await;
+    assert_eq!(effects[0].traces.len(), MAX_TRACES_PER_EFFECT);
+    assert_eq!(effects[0].calls, u64::try_from(calls).expect("small"));
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ import running_stack  # noqa: E402
 
 @contextlib.contextmanager
 def local_stack(logs, **env_overrides):
-    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq)."""
+    """Yields the fields of the stack's `ready ...` line (running_stack.local_stack)."""
     try:
         with running_stack.local_stack(logs, **env_overrides) as fields:
             yield fields

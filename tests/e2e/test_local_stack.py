@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import events
 import pytest
 from conftest import local_stack
 
@@ -54,6 +55,8 @@ class Stack:
         self.secrets = boto3.client("secretsmanager", endpoint_url=fields["sqs"], region_name="us-east-1",
                                     aws_access_key_id="e2e", aws_secret_access_key="e2e")
         self.token_secret = fields["gateway_token_secret"]
+        self.events = fields["events"]
+        self.logs = fields["logs"]
 
     def put_refund(self, ticket, correlation_id=None):
         headers = {"Correlation-ID": correlation_id} if correlation_id else {}
@@ -91,26 +94,15 @@ class Stack:
         return out
 
     def dead_letters(self):
-        """Every message on the DLQ, by id, without consuming it. Each receive hides what it
-        got so the next one sees further (with a 0 s visibility timeout moto would answer
-        the same ten every time); everything is made visible again at the end."""
-        seen, handles = {}, []
-        for _ in range(50):
-            got = self.sqs.receive_message(QueueUrl=self.dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                           MessageAttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
-            if not got:
-                break
-            for m in got:
-                handles.append(m["ReceiptHandle"])
-                seen[m["MessageId"]] = {
-                    "body": m["Body"],
-                    **{k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()},
-                }
-        for start in range(0, len(handles), 10):
-            self.sqs.change_message_visibility_batch(QueueUrl=self.dlq, Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                for i, h in enumerate(handles[start:start + 10])])
-        return list(seen.values())
+        """Every message on the DLQ, by id, without consuming it (events.peek)."""
+        return [{"body": m["Body"], **{k: v.get("StringValue") for k, v in m.get("MessageAttributes", {}).items()}}
+                for m in events.peek(self.sqs, self.dlq)]
+
+    def refund_events(self, ticket=None):
+        """The events on the RefundEvents queue (CONTRACT section 9), the ticket's or all,
+        without consuming them: each as events.event_fields gives it."""
+        found = [events.event_fields(m["Body"]) for m in events.peek(self.sqs, self.events)]
+        return [e for e in found if e and ticket in (None, e["ticket_id"])]
 
     def queue_depth(self):
         attrs = self.sqs.get_queue_attributes(
@@ -124,7 +116,7 @@ class Stack:
 def stack(tmp_path_factory):
     logs = tmp_path_factory.mktemp("local-stack")
     with local_stack(logs, GATEWAY_FLAGS="--seed 7") as fields:
-        yield Stack(fields)
+        yield Stack({**fields, "logs": logs})
     for name in ("functions", "event-source", "gateway-emulator"):
         log = logs / f"{name}.log"
         if log.exists():
@@ -393,20 +385,160 @@ def test_a_put_after_success_answers_200_and_queues_nothing(stack):
     assert stack.refund_status(ticket) == done
 
 
-def test_the_listing_pages_through_every_refund_once(stack):
+def listed_tickets(stack, query):
+    """The ticket ids of every page of `GET /ticket-refunds?<query>`, and the last cursor."""
     seen, cursor = [], None
     for _ in range(100):
-        query = "limit=7" + (f"&cursor={cursor}" if cursor else "")
-        status, page, _ = request("GET", f"{stack.api}/ticket-refunds?{query}")
+        status, page, _ = request("GET", f"{stack.api}/ticket-refunds?{query}" + (f"&cursor={cursor}" if cursor else ""))
         assert status == 200, page
         seen += [item["ticket_id"] for item in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
+    return seen, cursor
+
+
+def test_the_listing_pages_through_every_refund_once(stack):
+    seen, cursor = listed_tickets(stack, "limit=7")
     assert len(seen) == len(set(seen)) >= 50
     tampered = cursor or "x" * 78
     status, body, _ = request("GET", f"{stack.api}/ticket-refunds?cursor={tampered[:-2]}AA")
     assert (status, body["error"]["code"]) == (400, "invalid_cursor")
+
+
+def event_id(ticket, name):
+    """header.id of a refund event (CONTRACT section 9): UUIDv5 under the ticket's K."""
+    return str(uuid.uuid5(uuid.UUID(key_of(ticket)), name))
+
+
+def command_for(ticket):
+    return json.dumps({
+        "header": {"id": str(uuid.uuid4()), "published_at": "2026-12-02T07:00:00Z", "idempotency_key": key_of(ticket)},
+        "ticket_id": ticket,
+    })
+
+
+def test_a_refund_has_one_ticket_refunded_id_however_often_it_is_asked_for_and_delivered(stack):
+    """A ticket PUT twice (the second after its success) and a command delivered again after
+    its success: each ticket's TicketRefunded events, repeats included, carry one header.id."""
+    put_twice, delivered_twice = str(uuid.uuid4()), str(uuid.uuid4())
+    assert stack.put_refund(put_twice, "e2e-events-twice")[0] == 202
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_for(delivered_twice))
+    for ticket in (put_twice, delivered_twice):
+        stack.status_reaches(ticket, "succeeded")
+    assert stack.put_refund(put_twice, "e2e-events-again")[0] == 200
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_for(delivered_twice))
+
+    def refunded(ticket, at_least):
+        found = [e for e in stack.refund_events(ticket) if e["detail_type"] == "TicketRefunded"]
+        return found if len(found) >= at_least else None
+
+    assert {e["id"] for e in wait_for("one TicketRefunded", lambda: refunded(put_twice, 1), 60)} == {
+        event_id(put_twice, "TicketRefunded")}
+    repeats = wait_for("the repeat's TicketRefunded", lambda: refunded(delivered_twice, 2), 120)
+    assert {e["id"] for e in repeats} == {event_id(delivered_twice, "TicketRefunded")}
+    assert not [e for t in (put_twice, delivered_twice) for e in stack.refund_events(t)
+                if e["detail_type"] != "TicketRefunded"]
+
+
+def test_a_rejected_ticket_has_one_ticket_refund_failed_id_per_dead_lettering_and_no_refunded(stack):
+    """Rejected, PUT again (failed -> accepted) and rejected again: two dead-lettered
+    messages, two TicketRefundFailed ids named after them, each with the DLQ copy's code."""
+    ticket = str(uuid.uuid4())
+    stack.faults(reject_tickets=[ticket])
+    try:
+        def dead_lettered(at_least):
+            found = [m for m in stack.dead_letters() if ticket in m["body"]]
+            return found if len(found) >= at_least else None
+
+        for round_ in (1, 2):
+            assert stack.put_refund(ticket, f"e2e-failed-{round_}")[0] == 202
+            dead = wait_for(f"dead-lettering {round_}", lambda: dead_lettered(round_), 120)
+            stack.status_reaches(ticket, "failed")
+    finally:
+        stack.faults(reject_tickets=[])
+    expected = {event_id(ticket, "TicketRefundFailed:" + m["source_message_id"]): m["error_code"] for m in dead}
+    assert len(expected) == 2
+
+    def failed():
+        found = stack.refund_events(ticket)
+        return found if {e["id"] for e in found} >= set(expected) else None
+
+    found = wait_for("both TicketRefundFailed events", failed, 60)
+    assert {e["id"]: e["error_code"] for e in found} == expected
+    assert all(e["detail_type"] == "TicketRefundFailed" for e in found)
+
+
+def traceparent_of(xray):
+    """CONTRACT section 3: `00-<Root's 32 hex>-<Parent>-<01|00>`, None without a Parent."""
+    fields = dict(part.split("=", 1) for part in xray.split(";"))
+    if "Parent" not in fields:
+        return None
+    root = fields["Root"].removeprefix("1-").replace("-", "")
+    return f"00-{root}-{fields['Parent']}-{'01' if fields.get('Sampled') == '1' else '00'}"
+
+
+def traced_effects(stack, ticket):
+    def both():
+        effects = stack.effects()
+        return [effects[s][ticket][0] for s in ("void", "refund")] if all(
+            ticket in effects[s] for s in ("void", "refund")) else None
+
+    return wait_for(f"{ticket} at both services", both, 120)
+
+
+@pytest.mark.parametrize("xray", [
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    "Root=1-5759e988-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=0",
+    "Root=1-5759e988-bd862e3fe1be46a994272795;Sampled=1",
+])
+def test_a_commands_trace_header_reaches_both_services(stack, xray):
+    """The worker continues the message's AWSTraceHeader upstream, as X-Amzn-Trace-Id and
+    the W3C traceparent of the same trace (none without a Parent)."""
+    ticket = str(uuid.uuid4())
+    stack.sqs.send_message(QueueUrl=stack.queue, MessageBody=command_for(ticket), MessageSystemAttributes={
+        "AWSTraceHeader": {"DataType": "String", "StringValue": xray}})
+    for effect in traced_effects(stack, ticket):
+        assert (effect["x_amzn_trace_id"], effect["traceparent"]) == (xray, traceparent_of(xray))
+
+
+def test_a_puts_trace_reaches_both_services(stack):
+    """Under `cargo lambda watch` the API's invocation trace (Lambda-Runtime-Trace-Id) is one
+    the watch server makes for each invocation: a request's own X-Amzn-Trace-Id is not
+    passed on (cargo-lambda's trigger router overwrites it). So the test sends one, as API
+    Gateway would, and follows the trace the API was given, which lambda_runtime logs on
+    each line of the invocation (`xrayTraceId=...`): that trace must reach both services."""
+    ticket, correlation = str(uuid.uuid4()), f"e2e-trace-{uuid.uuid4()}"
+    sent = "Root=1-5759e988-bd862e3fe1be46a994272796;Parent=53995c3f42cd8ada;Sampled=1"
+    status, body, _ = request("PUT", f"{stack.api}/ticket-refund/{ticket}",
+                              headers={"Correlation-ID": correlation, "X-Amzn-Trace-Id": sent})
+    assert status == 202, body
+
+    def api_trace():
+        for line in (stack.logs / "functions.log").read_text(errors="replace").splitlines():
+            if f"correlation_id={correlation}" in line and 'xrayTraceId="' in line:
+                return line.split('xrayTraceId="', 1)[1].split('"', 1)[0]
+        return None
+
+    xray = wait_for("the API's trace in its log", api_trace, 30)
+    for effect in traced_effects(stack, ticket):
+        assert (effect["x_amzn_trace_id"], effect["traceparent"]) == (xray, traceparent_of(xray))
+
+
+def test_every_refunded_ticket_has_exactly_one_ticket_refunded_id(stack):
+    """Over every ticket this module refunded: one TicketRefunded header.id each."""
+    succeeded, _ = listed_tickets(stack, "status=succeeded&limit=100")
+
+    def published():
+        ids = {}
+        for e in stack.refund_events():
+            if e["detail_type"] == "TicketRefunded":
+                ids.setdefault(e["ticket_id"], set()).add(e["id"])
+        return ids if all(t in ids for t in succeeded) else None
+
+    ids = wait_for(f"a TicketRefunded for each of {len(succeeded)} refunds", published, 60)
+    assert len(succeeded) >= 50
+    assert {t: ids[t] for t in succeeded} == {t: {event_id(t, "TicketRefunded")} for t in succeeded}
 
 
 def test_nothing_is_left_on_the_queue(stack):

@@ -16,7 +16,9 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
     json!({ "Records": records })
 }
 
-/// One record. SQS sets `MessageId`, `ReceiptHandle` and `Body` on every message it
+/// One record. Its `attributes` are the message's system attributes by name, as Lambda
+/// writes them: `ApproximateReceiveCount` and the others, and `AWSTraceHeader` when the
+/// message carries a trace (the worker continues it upstream). SQS sets `MessageId`, `ReceiptHandle` and `Body` on every message it
 /// returns (the SDK's model only types them as optional). One that lacked them would be
 /// written as `""` and never deleted (no id to match, or no handle to delete with), so it
 /// would come back after its visibility timeout rather than be lost.

@@ -47,6 +47,9 @@ impl EventSource {
             .max_number_of_messages(max)
             .wait_time_seconds(wait_s)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            // Named as well as implied by `All`: the API's trace (contract section 2) must
+            // reach the worker as it does under Lambda, whatever an SQS answers for `All`.
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .message_attribute_names("All")
             .customize()
             // The long poll outlasts the project's 5 s SQS operation timeout.

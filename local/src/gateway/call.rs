@@ -126,7 +126,6 @@ impl Gateway {
         if !is_the_tickets_key(&call) {
             state.stats.foreign_keys += 1;
         }
-        let correlation_id = line.correlation_id.as_deref();
         let authorized = state
             .token
             .as_deref()
@@ -137,8 +136,8 @@ impl Gateway {
             Some(Fault::Reject) => Verdict::Rejected,
             Some(Fault::Reset) => Verdict::Reset,
             Some(Fault::Error(status)) => Verdict::Error(status),
-            Some(Fault::None) => Verdict::Done(state.apply(service, &call, correlation_id), false),
-            Some(Fault::Slow) => Verdict::Done(state.apply(service, &call, correlation_id), true),
+            Some(Fault::None) => Verdict::Done(state.apply(service, &call, line), false),
+            Some(Fault::Slow) => Verdict::Done(state.apply(service, &call, line), true),
         };
         state.stats.count(&verdict);
         Ok(Decision {

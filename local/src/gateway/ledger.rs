@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::trace::{MAX_TRACES_PER_EFFECT, Trace};
+
 /// One effect (a voided receipt or a refunded payment) and every call that carried its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Effect {
@@ -18,6 +20,13 @@ pub struct Effect {
     pub correlation_id: Option<String>,
     /// Every distinct `Correlation-ID` seen with this key, in order of arrival.
     pub correlation_ids: Vec<String>,
+    /// The trace headers of the call that had the effect (each `None` when it had none).
+    #[serde(flatten)]
+    pub trace: Trace,
+    /// Every distinct trace seen with this key, in order of arrival, at most
+    /// [`MAX_TRACES_PER_EFFECT`]: a retry of one message repeats its trace, a redrive or a
+    /// second command brings another.
+    pub traces: Vec<Trace>,
     /// Calls answered for this key: 1 + the replays.
     pub calls: u64,
     /// When the effect happened, in milliseconds since the Unix epoch: how `make bench`
@@ -49,7 +58,12 @@ pub(super) enum Applied {
 }
 
 impl Ledger {
-    pub(super) fn apply(&mut self, call: &Call, correlation_id: Option<&str>) -> Applied {
+    pub(super) fn apply(
+        &mut self,
+        call: &Call,
+        correlation_id: Option<&str>,
+        trace: &Trace,
+    ) -> Applied {
         if let Some(&index) = self.by_key.get(&call.key) {
             let effect = &mut self.effects[index];
             if effect.ticket_id != call.ticket_id {
@@ -61,6 +75,7 @@ impl Ledger {
             {
                 effect.correlation_ids.push(id.to_owned());
             }
+            effect.remember(trace);
             return Applied::Replay;
         }
         self.by_key.insert(call.key.clone(), self.effects.len());
@@ -70,11 +85,28 @@ impl Ledger {
             reason: call.reason.clone(),
             correlation_id: correlation_id.map(str::to_owned),
             correlation_ids: correlation_id.map(str::to_owned).into_iter().collect(),
+            trace: trace.clone(),
+            traces: Some(trace.clone())
+                .filter(|t| !t.is_empty())
+                .into_iter()
+                .collect(),
             calls: 1,
             at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         });
         Applied::First
+    }
+}
+
+impl Effect {
+    /// Adds a call's trace to `traces` when it is new and there is room.
+    fn remember(&mut self, trace: &Trace) {
+        if !trace.is_empty()
+            && self.traces.len() < MAX_TRACES_PER_EFFECT
+            && !self.traces.contains(trace)
+        {
+            self.traces.push(trace.clone());
+        }
     }
 }

@@ -11,6 +11,10 @@
 //! every call whose key is not the ticket's K is counted (`foreign_keys` in the stats), so
 //! a test can assert that no call carried another key.
 //!
+//! Each effect also keeps the trace headers (`X-Amzn-Trace-Id`, `traceparent`) of the call
+//! that had it and the distinct traces of every call with its key, bounded and printable only
+//! (`trace`), so a test can follow a trace from the API through the queue to both services.
+//!
 //! Faults apply to the two `PUT` calls only: the listings, `/health` and `/admin/*` are how
 //! a test observes and steers the emulator, and must stay reliable. Every fault decision
 //! comes from one seeded RNG, drawn a fixed number of times per call, so a client that
@@ -22,6 +26,7 @@ mod faults;
 mod ledger;
 mod routes;
 mod stats;
+mod trace;
 
 use std::{
     net::SocketAddr,
@@ -39,10 +44,14 @@ pub use self::{
     ledger::Effect,
     routes::CORRELATION_HEADER,
     stats::Stats,
+    trace::{
+        MAX_TRACE_HEADER_BYTES, MAX_TRACES_PER_EFFECT, TRACEPARENT_HEADER, Trace, XRAY_HEADER,
+    },
 };
 use self::{
     faults::Fault,
     ledger::{Applied, Call, Ledger},
+    routes::LogLine,
 };
 use crate::http;
 
@@ -128,12 +137,12 @@ impl Gateway {
 }
 
 impl State {
-    fn apply(&mut self, service: Service, call: &Call, correlation_id: Option<&str>) -> Applied {
+    fn apply(&mut self, service: Service, call: &Call, line: &LogLine) -> Applied {
         let ledger = match service {
             Service::Receipts => &mut self.receipts,
             Service::Payments => &mut self.payments,
         };
-        ledger.apply(call, correlation_id)
+        ledger.apply(call, line.correlation_id.as_deref(), &line.trace)
     }
 
     /// The fault of the next call, from the one seeded RNG.

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Instant};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use serde_json::json;
 
-use super::{FaultsUpdate, Gateway, Service};
+use super::{FaultsUpdate, Gateway, Service, Trace};
 use crate::http::{self, Body, DropConnection};
 
 /// The header the worker carries the correlation id in (contract section 3).
@@ -18,6 +18,7 @@ pub(super) struct LogLine {
     pub(super) ticket_id: Option<String>,
     pub(super) key: Option<String>,
     pub(super) correlation_id: Option<String>,
+    pub(super) trace: Trace,
     pub(super) outcome: Option<&'static str>,
 }
 
@@ -36,6 +37,7 @@ impl Gateway {
                 .get(CORRELATION_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_owned),
+            trace: Trace::of(request.headers()),
             ..LogLine::default()
         };
         let answer = self.route(&method, &path, request, &mut line).await;
@@ -51,6 +53,8 @@ impl Gateway {
             ticket_id = line.ticket_id.as_deref().unwrap_or(""),
             key = line.key.as_deref().unwrap_or(""),
             correlation_id = line.correlation_id.as_deref().unwrap_or(""),
+            x_amzn_trace_id = line.trace.x_amzn_trace_id.as_deref().unwrap_or(""),
+            traceparent = line.trace.traceparent.as_deref().unwrap_or(""),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "request"
         );
