@@ -26,7 +26,7 @@ use std::{
 use refund::outcome::UNAUTHORIZED;
 use serde_json::{Value, json};
 
-use crate::outcome::{BatchOutcome, Disposition, EventTally};
+use crate::outcome::{BatchOutcome, Disposition};
 
 pub const NAMESPACE: &str = "TicketRefunds";
 pub const SERVICE: &str = "refund-worker";
@@ -104,57 +104,62 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
         "RefundsRetried": tally.retried,
         "RefundsDeadLettered": total_dead_lettered,
     });
-    let counts = conditional_counts(&tally, outcome.events);
     for (name, values) in [
-        ("VoidReceiptLatency", tally.void_ms),
-        ("RefundPaymentLatency", tally.refund_ms),
+        ("VoidReceiptLatency", &tally.void_ms),
+        ("RefundPaymentLatency", &tally.refund_ms),
     ] {
         if !values.is_empty() {
             metrics.push(json!({"Name": name, "Unit": "Milliseconds"}));
             totals[name] = json!(values);
         }
     }
-    for (name, count) in counts {
-        metrics.push(json!({"Name": name, "Unit": "Count"}));
-        totals[name] = json!(count);
+    if tally.status_recorded {
+        metrics.push(json!({"Name": "StatusWriteFailed", "Unit": "Count"}));
+        totals["StatusWriteFailed"] = json!(tally.status_write_failed);
+    }
+    if let Some(events) = outcome.events {
+        for (name, count) in [
+            ("EventsPublished", events.published),
+            ("EventsUnpublished", events.unpublished),
+        ] {
+            metrics.push(json!({"Name": name, "Unit": "Count"}));
+            totals[name] = json!(count);
+        }
+    }
+    if tally.foreign_keys > 0 {
+        metrics.push(json!({"Name": "ForeignIdempotencyKey", "Unit": "Count"}));
+        totals["ForeignIdempotencyKey"] = json!(tally.foreign_keys);
+    }
+    if tally.unauthorized > 0 {
+        metrics.push(json!({"Name": "UpstreamUnauthorized", "Unit": "Count"}));
+        totals["UpstreamUnauthorized"] = json!(tally.unauthorized);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 
     let mut lines = vec![totals.to_string()];
-    for (code, count) in tally.dead_lettered {
-        let mut line = json!({
-            "Service": SERVICE,
-            "ErrorCode": code,
-            "RefundsDeadLettered": count,
-        });
-        line["_aws"] = envelope(
-            timestamp_ms,
-            &["Service", "ErrorCode"],
-            vec![json!({"Name": "RefundsDeadLettered", "Unit": "Count"})],
-        );
-        lines.push(line.to_string());
-    }
+    lines.extend(dead_lettered_lines(&tally, timestamp_ms));
     lines
 }
 
-/// The counts emitted only where they apply: `StatusWriteFailed` by a worker with a store,
-/// the events' by a worker with a bus (as 0 too), the other two when there were any.
-fn conditional_counts(tally: &Tally, events: Option<EventTally>) -> Vec<(&'static str, u64)> {
-    let mut counts = Vec::new();
-    if tally.status_recorded {
-        counts.push(("StatusWriteFailed", tally.status_write_failed));
-    }
-    if let Some(events) = events {
-        counts.push(("EventsPublished", u64::from(events.published)));
-        counts.push(("EventsUnpublished", u64::from(events.unpublished)));
-    }
-    if tally.foreign_keys > 0 {
-        counts.push(("ForeignIdempotencyKey", tally.foreign_keys));
-    }
-    if tally.unauthorized > 0 {
-        counts.push(("UpstreamUnauthorized", tally.unauthorized));
-    }
-    counts
+/// One line per `error_code` dead-lettered, under `Service` + `ErrorCode`.
+fn dead_lettered_lines(tally: &Tally, timestamp_ms: u64) -> Vec<String> {
+    tally
+        .dead_lettered
+        .iter()
+        .map(|(code, count)| {
+            let mut line = json!({
+                "Service": SERVICE,
+                "ErrorCode": code,
+                "RefundsDeadLettered": count,
+            });
+            line["_aws"] = envelope(
+                timestamp_ms,
+                &["Service", "ErrorCode"],
+                vec![json!({"Name": "RefundsDeadLettered", "Unit": "Count"})],
+            );
+            line.to_string()
+        })
+        .collect()
 }
 
 fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Value {
@@ -173,7 +178,7 @@ mod tests {
     use refund::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
 
     use super::*;
-    use crate::outcome::RecordOutcome;
+    use crate::outcome::{EventTally, RecordOutcome};
 
     fn record(disposition: Disposition, latency_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {

@@ -52,18 +52,25 @@ impl EventSource {
             .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .message_attribute_names("All")
             .customize()
-            // The long poll outlasts the project's 5 s SQS operation timeout.
+            // The long poll outlasts the project's 5 s SQS operation timeout, and an empty
+            // one sends no byte for `wait_s`: the SDK's stalled-stream guard would cut it
+            // (`ThroughputBelowMinimum`) and lose a message that arrives meanwhile to its
+            // visibility timeout. The timeouts below bound the poll instead.
             .config_override(
-                aws_sdk_sqs::config::Config::builder().timeout_config(
-                    aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
-                        .operation_attempt_timeout(Duration::from_secs(
-                            u64::try_from(wait_s).unwrap_or(0) + 10,
-                        ))
-                        .operation_timeout(Duration::from_secs(
-                            u64::try_from(wait_s).unwrap_or(0) + 15,
-                        ))
-                        .build(),
-                ),
+                aws_sdk_sqs::config::Config::builder()
+                    .stalled_stream_protection(
+                        aws_sdk_sqs::config::StalledStreamProtectionConfig::disabled(),
+                    )
+                    .timeout_config(
+                        aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                            .operation_attempt_timeout(Duration::from_secs(
+                                u64::try_from(wait_s).unwrap_or(0) + 10,
+                            ))
+                            .operation_timeout(Duration::from_secs(
+                                u64::try_from(wait_s).unwrap_or(0) + 15,
+                            ))
+                            .build(),
+                    ),
             )
             .send()
             .await
