@@ -40,31 +40,41 @@ pub struct Timeouts {
 
 impl Timeouts {
     /// SQS: short connects and attempts, [`SQS_OPERATION_TIMEOUT`] in all.
-    pub const SQS: Self = Self {
-        connect: Duration::from_secs(1),
-        attempt: Duration::from_secs(2),
-        operation: SQS_OPERATION_TIMEOUT,
-    };
+    pub const SQS: Self = Self::new(
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        SQS_OPERATION_TIMEOUT,
+    );
     /// DynamoDB: single-digit-millisecond operations, so short attempts and
     /// [`DYNAMODB_OPERATION_TIMEOUT`] in all.
-    pub const DYNAMODB: Self = Self {
-        connect: Duration::from_secs(1),
-        attempt: Duration::from_secs(1),
-        operation: DYNAMODB_OPERATION_TIMEOUT,
-    };
+    pub const DYNAMODB: Self = Self::new(
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+        DYNAMODB_OPERATION_TIMEOUT,
+    );
     /// Secrets Manager: a sick endpoint fails the read quickly instead of hanging it.
-    pub const SECRETS: Self = Self {
-        connect: Duration::from_secs(1),
-        attempt: Duration::from_secs(2),
-        operation: SECRET_READ_TIMEOUT,
-    };
+    pub const SECRETS: Self = Self::new(
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+        SECRET_READ_TIMEOUT,
+    );
 
     /// EventBridge: one short call per batch, [`PUT_EVENTS_TIMEOUT`] in all.
-    pub const EVENTS: Self = Self {
-        connect: Duration::from_millis(500),
-        attempt: Duration::from_millis(500),
-        operation: PUT_EVENTS_TIMEOUT,
-    };
+    pub const EVENTS: Self = Self::new(
+        Duration::from_millis(500),
+        Duration::from_millis(500),
+        PUT_EVENTS_TIMEOUT,
+    );
+
+    /// A connect bound, a bound per attempt, and a bound for the whole operation
+    /// (its retries included).
+    pub const fn new(connect: Duration, attempt: Duration, operation: Duration) -> Self {
+        Self {
+            connect,
+            attempt,
+            operation,
+        }
+    }
 
     pub fn config(self) -> TimeoutConfig {
         TimeoutConfig::builder()

@@ -248,50 +248,35 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
 
     /// Unset or blank is `None`: the status feature is off.
     fn table_name(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        let Some(value) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let valid = (3..=255).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if valid {
-            Ok(Some(value))
-        } else {
-            Err(ConfigError::Malformed {
-                name,
-                value,
-                meaning: TABLE_NAME,
-            })
-        }
+        self.optional_name(name, TABLE_NAME, |value| name_chars(value, 3, 255, b""))
     }
 
     /// A bus name (what `!Ref` of a bus gives) or its ARN; unset or blank: no bus.
     fn bus_name(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        let Some(value) = (self.0)(name).filter(|v| !v.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let name_chars = |text: &str, max: usize| {
-            (1..=max).contains(&text.len())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'))
-        };
-        let valid = match value.strip_prefix("arn:") {
+        self.optional_name(name, BUS_NAME, |value| match value.strip_prefix("arn:") {
             // arn:PARTITION:events:REGION:ACCOUNT:event-bus/NAME
-            Some(rest) => rest
-                .split_once(":event-bus/")
-                .is_some_and(|(scope, bus)| name_chars(bus, 256) && scope.contains(":events:")),
-            None => name_chars(&value, 256),
-        };
-        if valid {
-            Ok(Some(value))
-        } else {
-            Err(ConfigError::Malformed {
+            Some(rest) => rest.split_once(":event-bus/").is_some_and(|(scope, bus)| {
+                name_chars(bus, 1, 256, b"/") && scope.contains(":events:")
+            }),
+            None => name_chars(value, 1, 256, b"/"),
+        })
+    }
+
+    /// An optional resource name: unset or blank is `None`, else it must be `valid`.
+    fn optional_name(
+        &self,
+        name: &'static str,
+        meaning: &'static str,
+        valid: impl Fn(&str) -> bool,
+    ) -> Result<Option<String>, ConfigError> {
+        match (self.0)(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(value) if valid(&value) => Ok(Some(value)),
+            Some(value) => Err(ConfigError::Malformed {
                 name,
                 value,
-                meaning: BUS_NAME,
-            })
+                meaning,
+            }),
         }
     }
 
@@ -309,6 +294,15 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             }),
         }
     }
+}
+
+/// `text` is `min..=max` bytes of ASCII letters, digits, `_`, `-`, `.` and `extra`: the
+/// characters AWS allows in table and bus names.
+fn name_chars(text: &str, min: usize, max: usize, extra: &[u8]) -> bool {
+    (min..=max).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b) || extra.contains(&b))
 }
 
 #[cfg(test)]
@@ -391,12 +385,10 @@ mod tests {
     #[test]
     fn the_event_bus_is_optional_and_must_be_a_bus_name_or_arn() {
         assert_eq!(worker_with(&[]).unwrap().event_bus_name, None);
-        assert_eq!(
-            worker_with(&[(EVENT_BUS_NAME, " ")])
-                .unwrap()
-                .event_bus_name,
-            None
-        );
+        for blank in ["", " "] {
+            let config = worker_with(&[(EVENT_BUS_NAME, blank)]).unwrap();
+            assert_eq!(config.event_bus_name, None, "{blank:?}");
+        }
         for good in [
             "ticket-refunds-prod-ticket-refunds",
             "default",

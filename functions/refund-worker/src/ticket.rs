@@ -45,13 +45,8 @@ pub(crate) struct Pending {
 /// A failed message's disposition and the failure's public reason, for the status ending.
 type Failed = (usize, Disposition, RefundFailure);
 
-impl<G, V, D, S, B> Worker<G, V, D, S, B>
-where
-    G: Gateway,
-    V: VisibilityControl,
-    D: CommandQueue,
-    S: RefundStore,
-    B: EventBus,
+impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: EventBus>
+    Worker<G, V, D, S, B>
 {
     /// One unit; a panic fails that unit's records only.
     pub(crate) async fn settle_unit(

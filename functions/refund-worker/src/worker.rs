@@ -20,9 +20,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
 use refund::{
-    announce::EventBus,
+    announce::{EventBus, PublishError},
     config::WorkerConfig,
     gateway::Gateway,
+    outcome::{ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
     store::{Disabled, RefundStore},
 };
@@ -32,7 +33,9 @@ use crate::{
     deadline::{check_budget, cutoff},
     delivery::Delivery,
     group,
-    outcome::{BatchOutcome, RecordOutcome},
+    outcome::{BatchOutcome, Disposition, EventTally, RecordOutcome},
+    publish::publish,
+    ticket::Settled,
 };
 
 /// Records of one batch in flight at once: a batch of 10 (the default batch size) runs
@@ -130,14 +133,7 @@ impl<G, V, D, S> Worker<G, V, D, S, Disabled> {
     }
 }
 
-impl<G, V, D, S, B> Worker<G, V, D, S, B>
-where
-    G: Gateway,
-    V: VisibilityControl,
-    D: CommandQueue,
-    S: RefundStore,
-    B: EventBus,
-{
+impl<G, V, D, S, B> Worker<G, V, D, S, B> {
     /// The upstream client, so a benchmark can time one call through the same pool.
     pub fn gateway(&self) -> &G {
         &self.gateway
@@ -157,7 +153,11 @@ where
     pub fn into_parts(self) -> (G, V, D) {
         (self.gateway, self.source_queue, self.dead_letter_queue)
     }
+}
 
+impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: EventBus>
+    Worker<G, V, D, S, B>
+{
     /// The Lambda entry point. Never fails: anything that goes wrong is confined to its
     /// record, so one bad record cannot make Lambda retry the whole batch.
     pub async fn handle(
@@ -192,7 +192,10 @@ where
             .buffer_unordered(self.settings.max_concurrent_records.max(1))
             .collect()
             .await;
-        let events = self.publish(&deliveries, &mut units, cutoff).await;
+        let events = match &self.bus {
+            Some(bus) => Some(self.announce(bus, &deliveries, &mut units, cutoff).await),
+            None => None,
+        };
         let mut records: Vec<(usize, RecordOutcome)> =
             units.into_iter().flat_map(|unit| unit.records).collect();
         records.sort_by_key(|(index, _)| *index);
@@ -201,5 +204,55 @@ where
             record.log();
         }
         BatchOutcome { records, events }
+    }
+
+    /// Publishes the batch's refund events and settles each done record whose event the
+    /// bus refused.
+    async fn announce(
+        &self,
+        bus: &B,
+        deliveries: &[Delivery],
+        units: &mut [Settled],
+        cutoff: Instant,
+    ) -> EventTally {
+        let (tally, refused) = publish(bus, units, cutoff).await;
+        for (index, error) in refused {
+            let mut records = units.iter_mut().flat_map(|unit| unit.records.iter_mut());
+            if let Some((_, outcome)) = records.find(|(i, _)| *i == index) {
+                self.unpublished(&deliveries[index], outcome, &error, cutoff)
+                    .await;
+            }
+        }
+        tally
+    }
+
+    /// A done record whose event the bus refused: back to its queue with the backoff, or
+    /// at the last receive to the dead-letter queue as `event_unpublished`. The status
+    /// record stays `succeeded`: the refund is done, only its announcement is not.
+    async fn unpublished(
+        &self,
+        delivery: &Delivery,
+        outcome: &mut RecordOutcome,
+        error: &PublishError,
+        cutoff: Instant,
+    ) {
+        let failure = RefundFailure::EventUnpublished {
+            receive_count: delivery.receive_count,
+            detail: error.to_string(),
+        };
+        outcome.error = Some(failure.to_string());
+        let last = delivery.receive_count >= self.settings.max_receive_count;
+        // Past the cutoff no copy is started; the redrive policy takes the message at its
+        // next receive instead.
+        if last && Instant::now() < cutoff {
+            outcome.class = Some(failure.class());
+            outcome.disposition = self
+                .dead_letter(delivery, ErrorCode::EventUnpublished, &failure)
+                .await;
+            return;
+        }
+        outcome.disposition = Disposition::EventUnpublished {
+            visibility_s: self.retry_later(delivery, cutoff).await,
+        };
     }
 }

@@ -23,8 +23,9 @@ type BusWorker = Worker<
     InMemoryEventBus,
 >;
 
-fn bus_worker(gateway: ScriptedGateway) -> BusWorker {
-    in_memory_worker(gateway).with_bus(Some(InMemoryEventBus::new()))
+/// A worker with an in-memory bus, over a gateway answering as `script` says.
+fn bus_worker(script: &[(Call, &str, Answer)]) -> BusWorker {
+    in_memory_worker(ScriptedGateway::answering(script)).with_bus(Some(InMemoryEventBus::new()))
 }
 
 fn traced(mut record: serde_json::Value) -> serde_json::Value {
@@ -35,31 +36,24 @@ fn traced(mut record: serde_json::Value) -> serde_json::Value {
 #[tokio::test]
 async fn a_batch_publishes_once_and_each_ticket_once() {
     let (a, b, c) = (ticket(), ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &b, [Answer::Status(503)]);
-    gateway.on(Call::Void, &c, [Answer::Status(409)]);
-    let worker = bus_worker(gateway);
+    let worker = bus_worker(&[
+        (Call::Refund, &b, Answer::Status(503)),
+        (Call::Void, &c, Answer::Status(409)),
+    ]);
+    let mut records = deliveries(&[("a1", &a), ("b1", &b), ("a2", &a), ("c1", &c)]);
+    records.push(record("poison", "{}", 1));
 
-    let outcome = deliver(
-        &worker,
-        vec![
-            record("a1", &command(&a), 1),
-            record("b1", &command(&b), 1),
-            record("a2", &command(&a), 1),
-            record("c1", &command(&c), 1),
-            record("poison", "{}", 1),
-        ],
-    )
-    .await;
+    let outcome = deliver(&worker, records).await;
 
-    let dispositions: Vec<&str> = outcome
-        .records
-        .iter()
-        .map(|r| r.disposition.as_str())
-        .collect();
     assert_eq!(
-        dispositions,
-        ["done", "retry", "done", "dead_lettered", "dead_lettered"]
+        endings(&outcome),
+        [
+            ("done", None),
+            ("retry", None),
+            ("done", None),
+            ("dead_lettered", Some(ErrorCode::VoidRejected)),
+            ("dead_lettered", Some(ErrorCode::InvalidCommand)),
+        ]
     );
     assert_eq!(outcome.failed_message_ids(), ["b1"]);
     let bus = worker.bus().unwrap();
@@ -79,10 +73,7 @@ async fn a_batch_publishes_once_and_each_ticket_once() {
     // Both of a's messages wait for the one event, and name it.
     assert_eq!(outcome.records[0].event_id, outcome.records[2].event_id);
     assert!(outcome.records[0].event_id.is_some());
-    assert_eq!(
-        outcome.events.map(|e| (e.published, e.unpublished)),
-        Some((2, 0))
-    );
+    assert_eq!(tally(&outcome), Some((2, 0)));
     let (gateway, _, _) = worker.into_parts();
     assert_eq!(
         gateway.seen().iter().filter(|s| s.ticket_id == a).count(),
@@ -94,24 +85,16 @@ async fn a_batch_publishes_once_and_each_ticket_once() {
 #[tokio::test]
 async fn a_refused_ticket_refunded_hands_back_only_the_messages_waiting_for_it() {
     let (a, c) = (ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &c, [Answer::Status(409)]);
-    let worker = bus_worker(gateway);
+    let worker = bus_worker(&[(Call::Void, &c, Answer::Status(409))]);
     let refused = PublishError::Entry("InternalFailure: try again".into());
     worker
         .bus()
         .unwrap()
         .refuse(Some((refused, Some("TicketRefunded"))));
+    let mut records = deliveries(&[("a1", &a), ("c1", &c)]);
+    records.insert(1, record("a2", &command(&a), 15));
 
-    let outcome = deliver(
-        &worker,
-        vec![
-            record("a1", &command(&a), 1),
-            record("a2", &command(&a), 15),
-            record("c1", &command(&c), 1),
-        ],
-    )
-    .await;
+    let outcome = deliver(&worker, records).await;
 
     assert_eq!(
         outcome.records[0].disposition,
@@ -119,27 +102,17 @@ async fn a_refused_ticket_refunded_hands_back_only_the_messages_waiting_for_it()
             visibility_s: Some(3)
         }
     );
-    // The copy at its last receive goes to the DLQ, to be published by a redrive.
-    assert!(matches!(
-        outcome.records[1].disposition,
-        Disposition::DeadLettered {
-            code: ErrorCode::EventUnpublished,
-            ..
-        }
-    ));
-    // The failure's event is not refused, and its message is settled already.
-    assert!(matches!(
-        outcome.records[2].disposition,
-        Disposition::DeadLettered {
-            code: ErrorCode::VoidRejected,
-            ..
-        }
-    ));
-    assert_eq!(outcome.failed_message_ids(), ["a1"]);
     assert_eq!(
-        outcome.events.map(|e| (e.published, e.unpublished)),
-        Some((1, 1))
+        endings(&outcome)[1..],
+        [
+            // The copy at its last receive goes to the DLQ, to be published by a redrive.
+            ("dead_lettered", Some(ErrorCode::EventUnpublished)),
+            // The failure's event is not refused, and its message is settled already.
+            ("dead_lettered", Some(ErrorCode::VoidRejected)),
+        ]
     );
+    assert_eq!(outcome.failed_message_ids(), ["a1"]);
+    assert_eq!(tally(&outcome), Some((1, 1)));
     let published = worker.bus().unwrap().published();
     assert!(matches!(published[..], [ref only] if matches!(only.ending, Ending::Failed { .. })));
 }
@@ -147,18 +120,10 @@ async fn a_refused_ticket_refunded_hands_back_only_the_messages_waiting_for_it()
 #[tokio::test]
 async fn the_records_trace_reaches_both_services_its_event_and_its_dead_letter_copy() {
     let (t, u) = (ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &u, [Answer::Status(422)]);
-    let worker = bus_worker(gateway);
+    let worker = bus_worker(&[(Call::Refund, &u, Answer::Status(422))]);
+    let records = deliveries(&[("m", &t), ("n", &u)]);
 
-    deliver(
-        &worker,
-        vec![
-            traced(record("m", &command(&t), 1)),
-            traced(record("n", &command(&u), 1)),
-        ],
-    )
-    .await;
+    deliver(&worker, records.into_iter().map(traced).collect()).await;
 
     let published = worker.bus().unwrap().published();
     assert_eq!(published.len(), 2);
@@ -181,26 +146,19 @@ async fn the_records_trace_reaches_both_services_its_event_and_its_dead_letter_c
 #[tokio::test]
 async fn a_panic_in_a_tickets_attempt_fails_that_tickets_messages_only() {
     let (t, u) = (ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &t, [Answer::Panic]);
-    let worker = bus_worker(gateway);
+    let worker = bus_worker(&[(Call::Void, &t, Answer::Panic)]);
+    let mut records = deliveries(&[("t1", &t), ("u1", &u)]);
+    records.push(record("t2", &command(&t), 2));
 
-    let outcome = deliver(
-        &worker,
-        vec![
-            record("t1", &command(&t), 1),
-            record("u1", &command(&u), 1),
-            record("t2", &command(&t), 2),
-        ],
-    )
-    .await;
+    let outcome = deliver(&worker, records).await;
 
-    let dispositions: Vec<&str> = outcome
-        .records
-        .iter()
-        .map(|r| r.disposition.as_str())
-        .collect();
+    let dispositions: Vec<&str> = endings(&outcome).iter().map(|(d, _)| *d).collect();
     assert_eq!(dispositions, ["panicked", "done", "panicked"]);
     assert_eq!(outcome.failed_message_ids(), ["t1", "t2"]);
     assert_eq!(worker.bus().unwrap().published().len(), 1);
+}
+
+/// The batch's event tally: (published, unpublished).
+fn tally(outcome: &refund_worker::BatchOutcome) -> Option<(u32, u32)> {
+    outcome.events.map(|e| (e.published, e.unpublished))
 }

@@ -103,6 +103,15 @@ impl Stack {
         received
     }
 
+    /// A delivery of a ticket its record confirms refunded: done without a call, and its
+    /// `TicketRefunded` on the bus again with the `expected` id.
+    async fn assert_confirmed_done(&self, outcome: &refund_worker::BatchOutcome, expected: Uuid) {
+        assert_eq!(outcome.records[0].disposition, Disposition::Done);
+        assert_eq!(outcome.records[0].skipped, Some("both"));
+        let events = self.copied(1).await;
+        assert_eq!(events[0].1["header"]["id"], expected.to_string());
+    }
+
     /// Every event copied so far: (detail-type, detail).
     async fn copied(&self, count: usize) -> Vec<(String, Value)> {
         let messages = self
@@ -163,12 +172,12 @@ async fn a_done_refund_is_on_the_bus_with_its_stable_id_and_a_repeat_carries_it_
     // A duplicate delivery of the refunded ticket: no call, the same id again.
     stack.queues.send(&command(&t), &[]).await;
     let again = stack.deliver(&worker, 1).await;
-    assert_eq!(again.records[0].disposition, Disposition::Done);
-    assert_eq!(again.records[0].skipped, Some("both"));
-    let events = stack.copied(1).await;
-    assert_eq!(events[0].1["header"]["id"], expected.to_string());
-    let (gateway, _, _) = worker.into_parts();
-    assert_eq!(gateway.seen().len(), 2, "a succeeded ticket makes no call");
+    stack.assert_confirmed_done(&again, expected).await;
+    assert_eq!(
+        worker.gateway().seen().len(),
+        2,
+        "a succeeded ticket makes no call"
+    );
 }
 
 #[tokio::test]
@@ -180,15 +189,15 @@ async fn a_refused_put_events_keeps_the_message_and_its_redelivery_publishes_the
 
     // No bus yet: the refund is done, but its message is not deleted without its event.
     let first = stack.deliver(&worker, 1).await;
+    let disposition = &first.records[0].disposition;
     assert!(
         matches!(
-            first.records[0].disposition,
+            disposition,
             Disposition::EventUnpublished {
                 visibility_s: Some(_)
             }
         ),
-        "{:?}",
-        first.records[0].disposition
+        "{disposition:?}"
     );
     assert_eq!(first.failed_message_ids(), std::slice::from_ref(&id));
     assert_eq!(first.events.map(|e| e.unpublished), Some(1));
@@ -199,13 +208,9 @@ async fn a_refused_put_events_keeps_the_message_and_its_redelivery_publishes_the
     // The message comes back after the backoff's visibility (3 s here).
     let second = stack.deliver(&worker, 1).await;
     assert_eq!(second.records[0].message_id.as_deref(), Some(id.as_str()));
-    assert_eq!(second.records[0].disposition, Disposition::Done);
-    assert_eq!(second.records[0].skipped, Some("both"));
-    let events = stack.copied(1).await;
     let expected = Uuid::new_v5(&key(&t), b"TicketRefunded");
-    assert_eq!(events[0].1["header"]["id"], expected.to_string());
-    let (gateway, _, _) = worker.into_parts();
-    assert_eq!(gateway.seen().len(), 2, "the calls were made once");
+    stack.assert_confirmed_done(&second, expected).await;
+    assert_eq!(worker.gateway().seen().len(), 2, "the calls were made once");
 }
 
 #[tokio::test]
@@ -213,10 +218,9 @@ async fn a_dead_lettered_command_announces_its_failure_and_poison_announces_noth
     let stack = stack().await;
     stack.create_bus().await;
     let t = ticket();
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &t, [Answer::Status(409)]);
     let rejected = stack.queues.send(&command(&t), &[]).await;
     stack.queues.send("not a command", &[]).await;
+    let gateway = ScriptedGateway::answering(&[(Call::Void, &t, Answer::Status(409))]);
     let worker = stack.worker(gateway, settings());
 
     let outcome = stack.deliver(&worker, 2).await;
@@ -264,9 +268,8 @@ async fn a_command_whose_record_confirms_the_void_makes_only_the_refund_call() {
     let stack = stack().await;
     stack.create_bus().await;
     let t = ticket();
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &t, [Answer::Status(503)]);
     stack.queues.send(&command(&t), &[]).await;
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &t, Answer::Status(503))]);
     let worker = stack.worker(gateway, settings());
 
     let first = stack.deliver(&worker, 1).await;

@@ -77,6 +77,16 @@ impl ScriptedGateway {
             .extend(answers);
     }
 
+    /// A gateway that gives each `(call, ticket)` its one scripted answer, and answers
+    /// every other call 200.
+    pub fn answering(script: &[(Call, &str, Answer)]) -> Self {
+        let gateway = Self::new();
+        for (call, ticket, answer) in script {
+            gateway.on(*call, ticket, [answer.clone()]);
+        }
+        gateway
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -249,4 +259,24 @@ pub fn in_memory_worker(
         InMemoryQueue::new(),
         settings(),
     )
+}
+
+/// Each record's disposition and, when it went to the DLQ, its code: what the tables
+/// of the batch tests assert, in batch order.
+pub fn endings(
+    outcome: &refund_worker::BatchOutcome,
+) -> Vec<(&'static str, Option<refund::outcome::ErrorCode>)> {
+    outcome
+        .records
+        .iter()
+        .map(|r| (r.disposition.as_str(), r.error_code()))
+        .collect()
+}
+
+/// One first delivery per `(message id, ticket)`, in order.
+pub fn deliveries(messages: &[(&str, &str)]) -> Vec<Value> {
+    messages
+        .iter()
+        .map(|(id, ticket)| record(id, &command(ticket), 1))
+        .collect()
 }
