@@ -38,33 +38,22 @@ pub struct Timeouts {
     pub operation: Duration,
 }
 
+/// Milliseconds, so each service's bounds read on one line.
+const fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
 impl Timeouts {
     /// SQS: short connects and attempts, [`SQS_OPERATION_TIMEOUT`] in all.
-    pub const SQS: Self = Self::new(
-        Duration::from_secs(1),
-        Duration::from_secs(2),
-        SQS_OPERATION_TIMEOUT,
-    );
+    pub const SQS: Self = Self::new(ms(1000), ms(2000), SQS_OPERATION_TIMEOUT);
     /// DynamoDB: single-digit-millisecond operations, so short attempts and
     /// [`DYNAMODB_OPERATION_TIMEOUT`] in all.
-    pub const DYNAMODB: Self = Self::new(
-        Duration::from_secs(1),
-        Duration::from_secs(1),
-        DYNAMODB_OPERATION_TIMEOUT,
-    );
+    pub const DYNAMODB: Self = Self::new(ms(1000), ms(1000), DYNAMODB_OPERATION_TIMEOUT);
     /// Secrets Manager: a sick endpoint fails the read quickly instead of hanging it.
-    pub const SECRETS: Self = Self::new(
-        Duration::from_secs(1),
-        Duration::from_secs(2),
-        SECRET_READ_TIMEOUT,
-    );
+    pub const SECRETS: Self = Self::new(ms(1000), ms(2000), SECRET_READ_TIMEOUT);
 
     /// EventBridge: one short call per batch, [`PUT_EVENTS_TIMEOUT`] in all.
-    pub const EVENTS: Self = Self::new(
-        Duration::from_millis(500),
-        Duration::from_millis(500),
-        PUT_EVENTS_TIMEOUT,
-    );
+    pub const EVENTS: Self = Self::new(ms(500), ms(500), PUT_EVENTS_TIMEOUT);
 
     /// A connect bound, a bound per attempt, and a bound for the whole operation
     /// (its retries included).

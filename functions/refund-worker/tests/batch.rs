@@ -73,8 +73,7 @@ async fn all_done_reports_no_failures_and_touches_no_queue() {
 #[tokio::test]
 async fn a_transient_failure_alone_is_reported_and_delayed_by_the_backoff() {
     let (ok, flaky) = (ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &flaky, [Answer::Status(503)]);
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &flaky, Answer::Status(503))]);
     let worker = worker(gateway);
 
     let outcome = deliver(
@@ -169,8 +168,7 @@ async fn a_failed_visibility_change_still_reports_the_record() {
 #[tokio::test]
 async fn transient_at_max_receive_count_is_dead_lettered_as_retries_exhausted() {
     let flaky = ticket();
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &flaky, [Answer::Status(500)]);
+    let gateway = ScriptedGateway::answering(&[(Call::Void, &flaky, Answer::Status(500))]);
     let worker = worker(gateway);
 
     let outcome = deliver(&worker, vec![record("last", &command(&flaky), 15)]).await;
@@ -325,8 +323,7 @@ async fn a_failed_dead_letter_copy_reports_the_record_failed() {
 #[tokio::test]
 async fn a_panicking_record_fails_alone() {
     let (ok, panics) = (ticket(), ticket());
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &panics, [Answer::Panic]);
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &panics, Answer::Panic)]);
     let worker = worker(gateway);
 
     let outcome = deliver(

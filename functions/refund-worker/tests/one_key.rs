@@ -51,8 +51,7 @@ async fn the_same_command_delivered_twice_calls_upstream_with_one_key() {
 async fn void_done_refund_failed_then_retried_repeats_both_with_the_same_key() {
     let t = ticket();
     let body = command(&t);
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &t, [Answer::Status(503)]);
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &t, Answer::Status(503))]);
     let worker = in_memory_worker(gateway);
 
     let first = deliver(&worker, vec![record("m", &body, 1)]).await;

@@ -151,8 +151,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
 #[tokio::test]
 async fn a_rejected_refund_is_dead_lettered_and_failed_with_the_copys_reason() {
     let t = ticket();
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Refund, &t, [Answer::Status(409)]);
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &t, Answer::Status(409))]);
     let worker = worker(gateway);
 
     let outcome = run(&worker, vec![record("m", &command(&t), 1)]).await;
@@ -175,8 +174,7 @@ async fn a_rejected_refund_is_dead_lettered_and_failed_with_the_copys_reason() {
 #[tokio::test]
 async fn exhausted_retries_end_failed() {
     let t = ticket();
-    let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &t, [Answer::Status(500)]);
+    let gateway = ScriptedGateway::answering(&[(Call::Void, &t, Answer::Status(500))]);
     let worker = worker(gateway);
 
     run(&worker, vec![record("last", &command(&t), 15)]).await;
