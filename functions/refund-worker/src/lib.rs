@@ -12,8 +12,8 @@
 //! - [`backoff`]: when a transiently failed message comes back;
 //! - [`dead_letter`]: the copy of a message the worker gives up on;
 //! - [`recorder`]: what each delivery records in the refund store, every write bounded;
-//! - `publish`: the batch's refund events in one `PutEvents`, and the done records that
-//!   wait for theirs;
+//! - `publish`: the batch's refund events in one `PutEvents`, and which done records'
+//!   events were refused (the worker hands those back);
 //! - [`outcome`]: the dispositions, each record's log line, the batch response;
 //! - [`deadline`]: when unfinished records are given up;
 //! - [`metrics`]: the batch's CloudWatch metrics as EMF lines.
