@@ -14,6 +14,10 @@ export PATH := $(BIN):$(PATH)
 export MOTO_SERVER := $(BIN)/moto_server
 # pip keeps no second copy of every wheel (a CI disk once filled up during the install).
 export PIP_NO_CACHE_DIR := 1
+# A CI run compiles each crate once: incremental state would only take disk.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 
 .PHONY: help test fmt lint unit smoke e2e schemathesis fuzz chaos bench template run refund venv build deploy deploy-ci dlq redrive events clean
 
