@@ -6,8 +6,8 @@
 //!   (init + first invocation − the warm median) and peak RSS.
 //! - [`runtime_api`]: the Lambda Runtime API on loopback, timestamping what the function
 //!   does, so the cold start is measured without Lambda.
-//! - [`fake_sqs`]: SQS and DynamoDB answering in constant time, so moto's wandering answer
-//!   time does not swamp the start-up cost.
+//! - [`fake_aws`]: SQS, DynamoDB and EventBridge answering in constant time, so moto's
+//!   wandering answer time does not swamp the start-up cost.
 //! - [`worker_batch`]: the real worker against the gateway emulator with a fixed latency:
 //!   a batch of ten costs about one call, and a hanging upstream holds back no other record.
 //! - [`api_overhead`]: the API handler against moto, as a ratio of a bare `SendMessage`.
@@ -19,7 +19,7 @@
 
 pub mod api_overhead;
 pub mod cold_start;
-pub mod fake_sqs;
+pub mod fake_aws;
 pub mod runtime_api;
 pub mod stats;
 pub mod worker_batch;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use refund_local::gateway::{self as emulator, GatewayConfig};
 
-use refund_bench::{api_overhead, cold_start, fake_sqs::FakeSqs, worker_batch};
+use refund_bench::{api_overhead, cold_start, fake_aws::FakeAws, worker_batch};
 
 #[derive(Parser)]
 #[command(
@@ -64,11 +64,11 @@ async fn cold_start(
     runs: usize,
     log: &Path,
 ) -> Result<serde_json::Value, String> {
-    let sqs = FakeSqs::start()
+    let aws = FakeAws::start()
         .await
-        .map_err(|e| format!("fake SQS: {e}"))?;
-    let refund_queue = sqs.queue_url("RefundTicket");
-    let dead_letter_queue = sqs.queue_url("RefundTicket-dlq");
+        .map_err(|e| format!("fake AWS endpoint: {e}"))?;
+    let refund_queue = aws.queue_url("RefundTicket");
+    let dead_letter_queue = aws.queue_url("RefundTicket-dlq");
     let gateway = emulator::spawn(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         GatewayConfig::default(),
@@ -77,9 +77,10 @@ async fn cold_start(
     .map_err(|e| format!("gateway emulator: {e}"))?;
     let api_event = Bytes::from(fixture(events, "api-refund.json")?);
     // As deployed: the status table is set, so both functions build their DynamoDB client
-    // at start-up and write the status on the first event.
+    // at start-up and write the status on the first event; the worker also builds its
+    // EventBridge client and announces the first refund.
     let common = vec![
-        ("AWS_ENDPOINT_URL".to_owned(), sqs.endpoint.clone()),
+        ("AWS_ENDPOINT_URL".to_owned(), aws.endpoint.clone()),
         ("REFUND_QUEUE_URL".to_owned(), refund_queue),
         ("REFUND_TABLE_NAME".to_owned(), "Refunds".to_owned()),
     ];
@@ -93,6 +94,7 @@ async fn cold_start(
     worker_env.extend([
         ("DEAD_LETTER_QUEUE_URL".to_owned(), dead_letter_queue),
         ("GATEWAY_ADDR".to_owned(), gateway.url()),
+        ("EVENT_BUS_NAME".to_owned(), "ticket-refunds".to_owned()),
     ]);
     let subject = |name: &str, env: Vec<(String, String)>, event: Bytes| cold_start::Subject {
         name: name.to_owned(),

@@ -1,7 +1,10 @@
 //! Worker concurrency: the real handler and HTTP client, in-process, against the gateway
 //! emulator with a fixed latency per call. A batch of ten should take about as long as
 //! one call, because records run concurrently and so do the two calls of each; and a
-//! record whose upstream hangs must not hold back the other nine.
+//! record whose upstream hangs must not hold back the other nine. Then the same batch with
+//! its refund events published (one `PutEvents` to [`FakeAws`], which answers at once), so
+//! what the worker adds to announce ten refunds is measured without the bus's own answer
+//! time, which a batch pays once and this machine cannot measure.
 
 use std::{
     collections::HashMap,
@@ -12,19 +15,24 @@ use std::{
 
 use aws_lambda_events::sqs::SqsEvent;
 use refund::{
+    announce::{EventBridgeBus, EventBus},
     command::{RefundTicket, TicketId},
     correlation::CorrelationId,
     gateway::{Gateway, HttpGateway, RefundCall},
     idempotency::IdempotencyKey,
     outcome::UpstreamResult,
     queue::InMemoryQueue,
+    store::Disabled,
 };
 use refund_local::gateway::{self as emulator, Faults, GatewayConfig};
 use refund_worker::{Disposition, Settings, Worker};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::stats::{Summary, micros};
+use crate::{
+    fake_aws::FakeAws,
+    stats::{Summary, micros},
+};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -37,6 +45,8 @@ pub struct Report {
     pub batch_of_one_us: Summary,
     /// A batch of ten records, in µs.
     pub batch_of_ten_us: Summary,
+    /// A batch of ten records with their ten `TicketRefunded` events published, in µs.
+    pub batch_of_ten_with_events_us: Summary,
     /// The batch of ten whose first record's upstream hangs past the timeout.
     pub hanging: Hanging,
 }
@@ -90,7 +100,7 @@ fn deadline_in(d: Duration) -> Result<u64, String> {
     Ok(u64::try_from((now + d).as_millis()).unwrap_or(u64::MAX))
 }
 
-type BenchWorker = Worker<Timed, InMemoryQueue, InMemoryQueue>;
+type BenchWorker<B = Disabled> = Worker<Timed, InMemoryQueue, InMemoryQueue, Disabled, B>;
 
 /// The worker's HTTP client, noting when each call's answer arrived: the proof that the
 /// nine healthy records finished while the tenth was still waiting.
@@ -132,7 +142,12 @@ impl Gateway for Timed {
     }
 }
 
-async fn timed_batch(worker: &BenchWorker, tickets: &[TicketId]) -> Result<u64, String> {
+/// One batch of `tickets`, in µs; an error unless every record is done and, with a bus,
+/// every event was published.
+async fn timed_batch<B: EventBus>(
+    worker: &BenchWorker<B>,
+    tickets: &[TicketId],
+) -> Result<u64, String> {
     let event = batch(tickets)?;
     let started = Instant::now();
     let outcome = worker
@@ -145,6 +160,11 @@ async fn timed_batch(worker: &BenchWorker, tickets: &[TicketId]) -> Result<u64, 
         .find(|r| r.disposition != Disposition::Done)
     {
         return Err(format!("a record did not succeed: {failed:?}"));
+    }
+    if let Some(events) = outcome.events {
+        if events.published as usize != tickets.len() || events.unpublished != 0 {
+            return Err(format!("events of {} refunds: {events:?}", tickets.len()));
+        }
     }
     Ok(micros(elapsed))
 }
@@ -165,14 +185,21 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
     .map_err(|e| format!("gateway emulator: {e}"))?;
     let timeout = Duration::from_millis(refund::config::DEFAULT_UPSTREAM_TIMEOUT_MS);
     let worker = bench_worker(&running, timeout)?;
+    let aws = FakeAws::start()
+        .await
+        .map_err(|e| format!("fake AWS endpoint: {e}"))?;
+    let announcing = bench_worker(&running, timeout)?.with_bus(Some(bus(&aws).await));
     // Connections are pooled across invocations in a warm environment: open them first.
     timed_batch(&worker, &tickets(10)).await?;
+    timed_batch(&announcing, &tickets(10)).await?;
 
-    let (mut one_call, mut one, mut ten) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut one_call, mut one, mut ten, mut ten_events) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..repetitions {
         one_call.push(timed_call(&worker).await?);
         one.push(timed_batch(&worker, &tickets(1)).await?);
         ten.push(timed_batch(&worker, &tickets(10)).await?);
+        ten_events.push(timed_batch(&announcing, &tickets(10)).await?);
     }
 
     let hanging = hanging_batch(&worker, &running).await?;
@@ -183,8 +210,18 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
         one_call_us: Summary::of(one_call),
         batch_of_one_us: Summary::of(one),
         batch_of_ten_us: Summary::of(ten),
+        batch_of_ten_with_events_us: Summary::of(ten_events),
         hanging,
     })
+}
+
+/// The worker's EventBridge adapter on the project's HTTP client, towards `aws`.
+async fn bus(aws: &FakeAws) -> EventBridgeBus {
+    let loader = testkit::loader_for(&aws.endpoint).http_client(refund::http::aws_http_client());
+    EventBridgeBus::new(
+        refund::aws::eventbridge_client(loader).await,
+        "ticket-refunds",
+    )
 }
 
 /// The real worker, with in-memory queues and the real HTTP client towards `running`.

@@ -1,13 +1,15 @@
-//! An SQS `SendMessage` and DynamoDB item endpoint that answers in constant time, for the
-//! cold-start runs.
+//! The AWS calls the functions make, answered in constant time: SQS `SendMessage`,
+//! DynamoDB's item calls and EventBridge's `PutEvents`, for the cold-start runs and the
+//! worker's batch with events.
 //!
-//! moto is the real SQS and DynamoDB of the tests, but its answer time wanders by
-//! milliseconds from one call to the next; start-up cost subtracts a warm call from the
+//! moto is the real SQS, DynamoDB and EventBridge of the tests, but its answer time wanders
+//! by milliseconds from one call to the next; start-up cost subtracts a warm call from the
 //! first, so that noise would be as large as the cost being measured. This endpoint answers
-//! `SendMessage` (JSON protocol) with the body's MD5 and a fresh id, and DynamoDB's
-//! `GetItem`, `PutItem` and `UpdateItem` as a table without the item (`{}`: the API's
-//! accept creates the record, the worker's writes find none and put theirs), and nothing
-//! else; the adapters' real behaviour is what the moto tests check.
+//! `SendMessage` (JSON protocol) with the body's MD5 and a fresh id, DynamoDB's `GetItem`,
+//! `PutItem` and `UpdateItem` as a table without the item (`{}`: the API's accept creates
+//! the record, the worker's writes find none and put theirs), `PutEvents` by accepting
+//! every entry with a fresh id, and nothing else; the adapters' real behaviour is what the
+//! moto tests check.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -17,12 +19,12 @@ use refund_local::http::{self, DropConnection};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
 
-pub struct FakeSqs {
+pub struct FakeAws {
     pub endpoint: String,
     task: JoinHandle<()>,
 }
 
-impl FakeSqs {
+impl FakeAws {
     pub async fn start() -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let endpoint = format!("http://{}", listener.local_addr()?);
@@ -41,7 +43,16 @@ impl FakeSqs {
     }
 }
 
-impl Drop for FakeSqs {
+/// Every entry accepted, each with its own id, as EventBridge answers.
+fn put_events_answer(request: &Value) -> Value {
+    let entries = request["Entries"].as_array().map_or(0, Vec::len);
+    let ids: Vec<Value> = (0..entries)
+        .map(|_| json!({"EventId": uuid::Uuid::new_v4().to_string()}))
+        .collect();
+    json!({"FailedEntryCount": 0, "Entries": ids})
+}
+
+impl Drop for FakeAws {
     fn drop(&mut self) {
         self.task.abort();
     }
@@ -65,6 +76,9 @@ async fn answer(request: Request<Incoming>) -> hyper::Response<http::Body> {
     ) {
         return http::json(StatusCode::OK, &json!({}));
     }
+    if target == "AWSEvents.PutEvents" {
+        return http::json(StatusCode::OK, &put_events_answer(&body));
+    }
     let Some(message) = body["MessageBody"]
         .as_str()
         .filter(|_| target == "AmazonSQS.SendMessage")
@@ -80,4 +94,25 @@ async fn answer(request: Request<Incoming>) -> hyper::Response<http::Body> {
         StatusCode::OK,
         &json!({"MD5OfMessageBody": md5, "MessageId": uuid::Uuid::new_v4().to_string()}),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_events_accepts_every_entry_with_its_own_id() {
+        for entries in [0, 1, 10] {
+            let request = json!({"Entries": vec![json!({"Source": "refunds"}); entries]});
+            let answer = put_events_answer(&request);
+            assert_eq!(answer["FailedEntryCount"], 0);
+            let ids: std::collections::HashSet<_> = answer["Entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["EventId"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(ids.len(), entries, "{answer}");
+        }
+    }
 }
