@@ -8,7 +8,8 @@
 4. API overhead: criterion with the in-memory queue, and against moto as a ratio of a bare
    SendMessage (`refund-bench api-overhead`).
 5. 1,000 refunds end to end on the local stack.
-6. The cost per million refunds: Lambda from the measured durations, and API Gateway, SQS,
+6. Upstream calls per refund under the chaos fault mix (`scripts/chaos.py`, 200 tickets).
+7. The cost per million refunds: Lambda from the measured durations, and API Gateway, SQS,
    DynamoDB and EventBridge from the billed units per refund (PER_REFUND), each priced.
 
 The figures go between the markers in docs/BENCHMARKS.md; the prose around them, the
@@ -384,11 +385,43 @@ def render(results):
         f"| {with_status / 1000:.2f} ms ({with_status / handler:.2f}× the handler without it) | |",
         "",
         *(end_to_end_lines(e2e)),
+        *(chaos_lines(results.get("chaos"))),
         "### Cost",
         "",
         *cost_lines(money),
     ]
     return "\n".join(lines)
+
+
+def chaos(tickets):
+    """Upstream calls per refund under the chaos fault mix: scripts/chaos.py on its own local
+    stack (every command delivered twice, 28% of calls failing transiently, worker kills). A
+    run whose invariants fail is reported as such; its figures are still the run's."""
+    report = OUT / "chaos.json"
+    report.unlink(missing_ok=True)
+    command = [sys.executable, ROOT / "scripts/chaos.py", "--tickets", tickets, "--kills", 2,
+               "--report", report, "--logs", OUT / "chaos-logs"]
+    say(" ".join(str(c) for c in command))
+    subprocess.run([str(c) for c in command], cwd=ROOT, check=False)
+    if not report.exists():
+        raise SystemExit("bench: the chaos run wrote no report (its output above says why)")
+    return json.loads(report.read_text())
+
+
+def chaos_lines(figures):
+    if figures is None:
+        return ["### Upstream calls per refund under the chaos fault mix", "", "Not measured in this run.", ""]
+    calls, goal = figures["calls_per_ticket"], figures["goal"]
+    verdict = "every invariant held" if not figures["failures"] else "FAILED: " + "; ".join(figures["failures"])
+    return [
+        f"### Upstream calls per refund under the chaos fault mix ({figures['refunded']} refunded tickets; "
+        f"`scripts/chaos.py`, {figures['kills_landed']} worker kills; {verdict})",
+        "",
+        f"| `void_receipt` calls per ticket | `refund_payment` calls per ticket | goal (each ≤ {goal}) |",
+        "| --- | --- | --- |",
+        f"| {calls['void']:.2f} | {calls['refund']:.2f} | {mark(max(calls['void'], calls['refund']) <= goal)} |",
+        "",
+    ]
 
 
 def end_to_end_lines(e2e):
@@ -418,13 +451,15 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 21)))
     parser.add_argument("--refunds", type=int, default=int(os.environ.get("BENCH_REFUNDS", 1000)))
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--skip-e2e", action="store_true", help="leave out the 1,000 refunds on the local stack")
-    parser.add_argument("--e2e-only", action="store_true",
-                        help="run only the refunds on the local stack; the other figures are the reports the "
-                             "last run left in target/bench (for an end-to-end run that was interrupted)")
+    parser.add_argument("--chaos-tickets", type=int, default=200)
+    parser.add_argument("--skip-e2e", action="store_true",
+                        help="leave out the steps on the local stack (the 1,000 refunds and the chaos run)")
+    parser.add_argument("--only", choices=("e2e", "chaos"),
+                        help="run only this step on the local stack; the other figures are the reports the "
+                             "last run left in target/bench (for a run that was interrupted)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    if args.e2e_only:
+    if args.only:
         results = json.loads((OUT / "results.json").read_text()) if (OUT / "results.json").exists() else {}
         results.update({
             "cold": {r["name"]: r for r in json.loads((OUT / "cold-start.json").read_text())},
@@ -438,7 +473,10 @@ def main(argv=None):
         })
         results.setdefault("when", time.strftime("%Y-%m-%d", time.gmtime()))
         results.setdefault("machine", f"{os.cpu_count()} cores, {os.uname().machine}")
-        results["e2e"] = end_to_end(args.refunds, args.clients)
+        if args.only == "e2e":
+            results["e2e"] = end_to_end(args.refunds, args.clients)
+        else:
+            results["chaos"] = chaos(args.chaos_tickets)
         finish(results)
         return
 
@@ -453,6 +491,7 @@ def main(argv=None):
         "api": {"moto": bench_tool("api-overhead", "api-overhead"), "in_memory_ns": criterion_median_ns()},
         "sizes": package_sizes(),
         "e2e": None if args.skip_e2e else end_to_end(args.refunds, args.clients),
+        "chaos": None if args.skip_e2e else chaos(args.chaos_tickets),
     }
     finish(results)
 

@@ -642,6 +642,7 @@ def main(argv=None):
     parser.add_argument("--max-chance", type=float, default=1e-6,
                         help="largest acceptable chance that transient faults alone exhaust the budget")
     parser.add_argument("--logs", type=Path, help="where the stack's logs go (default: a temporary directory)")
+    parser.add_argument("--report", type=Path, help="a JSON file for the figures (make bench reads it)")
     # Hook for the fixed-length fuzz run `make chaos` will add: a command run after the checks.
     parser.add_argument("--after", help="a shell command run after the invariants hold (e.g. the fuzz run)")
     args = parser.parse_args(argv)
@@ -883,7 +884,8 @@ def run(stack, args, stop):
     # The goal of the events issue: a call the status record already confirms is not made again.
     # A goal, not an invariant (nothing is wrong with a repeat: both services are idempotent on
     # K), but a missed one fails the run, as a broken invariant does.
-    call_lines, calls_not_met = calls_goal_lines(calls_per_ticket(listings, expected_done))
+    per_ticket = calls_per_ticket(listings, expected_done)
+    call_lines, calls_not_met = calls_goal_lines(per_ticket)
     for line in call_lines:
         say(f"  {line}")
     most = {s: max((e["calls"] for e in listings[s] if e["ticket_id"] in sent), default=0) for s in listings}
@@ -944,6 +946,12 @@ def run(stack, args, stop):
 
     say("")
     say(f"chaos: {'PASS' if not failures else 'FAIL: ' + '; '.join(failures)}")
+    if args.report:
+        args.report.write_text(json.dumps({
+            "tickets": len(sent), "refunded": len(expected_done), "rejected": len(rejected),
+            "kills_landed": killer.landed, "calls_per_ticket": per_ticket, "goal": CALLS_PER_TICKET_GOAL,
+            "drain_s": (drained_at or time.monotonic()) - t0, "failures": failures,
+        }, indent=2) + "\n")
     return not failures
 
 

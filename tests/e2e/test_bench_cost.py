@@ -53,3 +53,16 @@ def test_the_report_lists_every_service_and_the_total():
         assert row in text, row
     assert "Lambda $0.33, API Gateway $1.00, SQS $0.48, DynamoDB $7.12, EventBridge $1.00." in text
     assert "Each retry adds $0.50 per million" in text
+
+
+@pytest.mark.parametrize("void, refund, failures, verdict, goal", [
+    (1.06, 1.06, [], "every invariant held", "| 1.06 | 1.06 | met |"),
+    (1.2, 1.7, [], "every invariant held", "| 1.20 | 1.70 | **not met** |"),
+    (1.0, 1.0, ["the queue is empty"], "FAILED: the queue is empty", "| 1.00 | 1.00 | met |"),
+])
+def test_the_chaos_figures_hold_each_service_to_the_goal(void, refund, failures, verdict, goal):
+    figures = {"refunded": 195, "kills_landed": 2, "goal": 1.6, "failures": failures,
+               "calls_per_ticket": {"void": void, "refund": refund, "both": void + refund}}
+    text = "\n".join(bench.chaos_lines(figures))
+    assert "(195 refunded tickets; `scripts/chaos.py`, 2 worker kills; " + verdict + ")" in text
+    assert goal in text
