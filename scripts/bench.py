@@ -448,7 +448,7 @@ def write_doc(table):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 21)))
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", 61)))
     parser.add_argument("--refunds", type=int, default=int(os.environ.get("BENCH_REFUNDS", 1000)))
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--chaos-tickets", type=int, default=200)
