@@ -19,8 +19,8 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode, body::Incoming};
 use refund_local::{
     event_source::{
-        BatchReport, EventSource, EventSourceConfig, InvokeError, invoke_url, md5_hex,
-        region_of_arn, settle, sqs_event,
+        BatchReport, EventSource, EventSourceArgs, EventSourceConfig, InvokeError, invoke_url,
+        md5_hex, region_of_arn, settle, settle_whole_batch, sqs_event,
     },
     http::{self, DropConnection},
 };
@@ -264,6 +264,92 @@ fn settle_deletes_nothing_when_the_invocation_failed() {
     }
 }
 
+#[test]
+fn without_report_batch_item_failures_an_answer_deletes_the_whole_batch() {
+    // Lambda ignores batchItemFailures then: whatever the body lists, all of it goes.
+    for body in [
+        r#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#,
+        r#"{"batchItemFailures":[{"itemIdentifier":"zzz"}]}"#,
+        r#"{"batchItemFailures":{}}"#,
+        "not json",
+        "[]",
+        "{}",
+        "",
+    ] {
+        assert_eq!(
+            settle_whole_batch(&IDS, 200, None, body.as_bytes()).as_deref(),
+            Ok(&IDS[..]),
+            "{body}"
+        );
+    }
+    // A failed invocation still deletes nothing.
+    let failed = |status, error: Option<&str>, body: &str| {
+        settle_whole_batch(&IDS, status, error, body.as_bytes())
+    };
+    assert!(matches!(
+        failed(500, None, "{}"),
+        Err(InvokeError::Status { .. })
+    ));
+    assert!(matches!(
+        failed(200, Some("Unhandled"), "{}"),
+        Err(InvokeError::Function(_))
+    ));
+    assert!(matches!(
+        failed(200, None, r#"{"errorType":"Panic","errorMessage":"boom"}"#),
+        Err(InvokeError::Function(_))
+    ));
+}
+
+fn parse(flags: &[&str]) -> Result<EventSourceConfig, clap::Error> {
+    use clap::Parser;
+    let argv = ["event-source", "--queue-url", "http://q"]
+        .iter()
+        .chain(flags);
+    EventSourceArgs::try_parse_from(argv).map(|args| args.config())
+}
+
+#[test]
+fn the_mappings_settings_are_flags() {
+    let cases: [(&[&str], usize, bool); 7] = [
+        // Defaults: one batch at a time, batchItemFailures honoured.
+        (&[], 1, true),
+        (&["--maximum-concurrency", "5"], 5, true),
+        (&["--maximum-concurrency", "1000"], 1000, true),
+        (
+            &["--function-response-types", "ReportBatchItemFailures"],
+            1,
+            true,
+        ),
+        (
+            &["--function-response-types", " ReportBatchItemFailures ,"],
+            1,
+            true,
+        ),
+        (&["--function-response-types", ""], 1, false),
+        (&["--function-response-types="], 1, false),
+    ];
+    for (flags, concurrency, reports) in cases {
+        let config = parse(flags).expect("flags");
+        assert_eq!(
+            (
+                config.maximum_concurrency,
+                config.report_batch_item_failures
+            ),
+            (concurrency, reports),
+            "{flags:?}"
+        );
+    }
+    let bad: [&[&str]; 4] = [
+        &["--maximum-concurrency", "0"],
+        &["--maximum-concurrency", "1001"],
+        &["--function-response-types", "ReportBatchItemFailure"],
+        &["--function-response-types", "ReportBatchItemFailures,Other"],
+    ];
+    for flags in bad {
+        assert!(parse(flags).is_err(), "{flags:?}");
+    }
+}
+
 // ---------------------------------------------------------------- against moto
 
 /// A stand-in for `cargo lambda watch`'s invoke API: records each event it is sent and
@@ -365,6 +451,8 @@ fn config(url: &str, function_url: String, batch_size: i32) -> EventSourceConfig
         function_url,
         batch_size,
         batching_window: Duration::ZERO,
+        maximum_concurrency: 1,
+        report_batch_item_failures: true,
         invoke_timeout: Duration::from_secs(10),
         connect_patience: Duration::ZERO,
     }
@@ -609,4 +697,83 @@ async fn a_batch_holds_at_most_batch_size_messages() {
             .iter()
             .all(|(_, e)| e["Records"].as_array().is_some_and(|r| r.len() <= 2))
     );
+}
+
+#[tokio::test]
+async fn without_report_batch_item_failures_a_reported_record_is_deleted_with_its_batch() {
+    let moto = Moto::start();
+    let (sqs, url) = queue(&moto).await;
+    let ids = send(&sqs, &url, 3).await;
+    let fake = FakeInvoke::start().await;
+    fake.answer(
+        200,
+        json!({"batchItemFailures": [{"itemIdentifier": ids[1]}]}),
+    );
+    let mut settings = config(&url, fake.url(), 10);
+    settings.report_batch_item_failures = false;
+    let source = EventSource::new(sqs.clone(), settings)
+        .await
+        .expect("source");
+    let mut deleted = 0;
+    while deleted < 3 {
+        let report = source.run_once().await.expect("round").expect("a batch");
+        assert_eq!(report.failures, 0, "{report:?}");
+        deleted += report.deleted;
+    }
+    assert!(remaining(&sqs, &url).await.is_empty(), "the batch is gone");
+}
+
+/// A function that takes `hold` to answer, counting the invocations in flight at once.
+async fn slow_function(hold: Duration) -> (String, Arc<Mutex<(usize, usize)>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // (in flight now, most in flight at once)
+    let counts = Arc::new(Mutex::new((0, 0)));
+    let handler = {
+        let counts = Arc::clone(&counts);
+        Arc::new(move |request: Request<Incoming>| {
+            let counts = Arc::clone(&counts);
+            async move {
+                drop(request);
+                {
+                    let mut c = counts.lock().expect("counts");
+                    c.0 += 1;
+                    c.1 = c.1.max(c.0);
+                }
+                tokio::time::sleep(hold).await;
+                counts.lock().expect("counts").0 -= 1;
+                Ok::<_, DropConnection>(http::json(
+                    StatusCode::OK,
+                    &json!({"batchItemFailures": []}),
+                ))
+            }
+        })
+    };
+    tokio::spawn(async move { http::serve(listener, handler).await });
+    (invoke_url("127.0.0.1", port, "refund-worker"), counts)
+}
+
+#[tokio::test]
+async fn up_to_maximum_concurrency_batches_are_in_flight_at_once() {
+    for concurrency in [1, 3] {
+        let moto = Moto::start();
+        let (sqs, url) = queue(&moto).await;
+        send(&sqs, &url, 6).await;
+        let (function_url, counts) = slow_function(Duration::from_millis(1500)).await;
+        let mut settings = config(&url, function_url, 1);
+        settings.maximum_concurrency = concurrency;
+        let source = Arc::new(
+            EventSource::new(sqs.clone(), settings)
+                .await
+                .expect("source"),
+        );
+        let running = tokio::spawn({
+            let source = Arc::clone(&source);
+            async move { source.run().await }
+        });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        running.abort();
+        let most = counts.lock().expect("counts").1;
+        assert_eq!(most, concurrency, "MaximumConcurrency {concurrency}");
+    }
 }

@@ -24,6 +24,8 @@ async fn main() {
         function_url = %config.function_url,
         batch_size = config.batch_size,
         batching_window_s = config.batching_window.as_secs(),
+        maximum_concurrency = config.maximum_concurrency,
+        report_batch_item_failures = config.report_batch_item_failures,
         "event source polling"
     );
     tokio::select! {

@@ -4,6 +4,24 @@ use std::time::Duration;
 
 use super::{EventSourceConfig, invoke_url};
 
+/// The one response type an SQS event source mapping knows.
+pub const REPORT_BATCH_ITEM_FAILURES: &str = "ReportBatchItemFailures";
+
+/// Whether a `FunctionResponseTypes` list (comma-separated, possibly empty) holds
+/// `ReportBatchItemFailures`; any other type is refused, as Lambda refuses it.
+pub fn reports_batch_item_failures(types: &str) -> Result<bool, String> {
+    let mut reports = false;
+    for kind in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if kind != REPORT_BATCH_ITEM_FAILURES {
+            return Err(format!(
+                "unknown function response type {kind:?} (only {REPORT_BATCH_ITEM_FAILURES})"
+            ));
+        }
+        reports = true;
+    }
+    Ok(reports)
+}
+
 /// The event source's command line.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -31,6 +49,16 @@ pub struct EventSourceArgs {
     /// Seconds to gather a batch that is not full (the template's BatchingWindowSeconds).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub batching_window_s: u64,
+    /// Most batches in flight at once (the mapping's ScalingConfig.MaximumConcurrency).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub maximum_concurrency: u16,
+    /// The mapping's FunctionResponseTypes, comma-separated, "" for none. With
+    /// ReportBatchItemFailures the function's `batchItemFailures` stay on the queue; without
+    /// it an invocation that answers deletes its whole batch, as Lambda does.
+    #[arg(long = "function-response-types", action = clap::ArgAction::Set,
+          default_value = REPORT_BATCH_ITEM_FAILURES,
+          value_parser = reports_batch_item_failures)]
+    pub report_batch_item_failures: bool,
     /// Limit of one invocation; the first one waits for the worker to compile.
     #[arg(long, default_value_t = 900)]
     pub invoke_timeout_s: u64,
@@ -48,6 +76,8 @@ impl EventSourceArgs {
             }),
             batch_size: self.batch_size,
             batching_window: Duration::from_secs(self.batching_window_s),
+            maximum_concurrency: usize::from(self.maximum_concurrency),
+            report_batch_item_failures: self.report_batch_item_failures,
             invoke_timeout: Duration::from_secs(self.invoke_timeout_s),
             connect_patience: Duration::from_secs(self.connect_patience_s),
         }

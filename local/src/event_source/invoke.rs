@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use refund::text::error_chain;
 use serde_json::Value;
 
-use super::{EventSource, InvokeError, settle};
+use super::{EventSource, InvokeError, settle, settle_whole_batch};
 
 /// The path of the Lambda Invoke API, which `cargo lambda watch` serves (and
 /// `cargo lambda invoke` calls) on its invoke port.
@@ -53,6 +53,10 @@ impl EventSource {
         let body = response.bytes().await.map_err(|e| {
             InvokeError::Unreachable(format!("reading the answer: {}", error_chain(&e)))
         })?;
-        settle(ids, status, function_error.as_deref(), &body)
+        if self.config.report_batch_item_failures {
+            settle(ids, status, function_error.as_deref(), &body)
+        } else {
+            settle_whole_batch(ids, status, function_error.as_deref(), &body)
+        }
     }
 }

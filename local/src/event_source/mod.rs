@@ -4,8 +4,10 @@
 //! would build, through `cargo lambda watch`'s invoke API, and then settles the batch as
 //! Lambda does with `ReportBatchItemFailures`: every message the function did not list in
 //! `batchItemFailures` is deleted; a failed invocation deletes nothing, so the queue's
-//! visibility timeout brings the whole batch back. The worker's own
-//! `ChangeMessageVisibility` calls (its backoff) are left alone.
+//! visibility timeout brings the whole batch back. Without `ReportBatchItemFailures` (the
+//! mapping's `FunctionResponseTypes`) an invocation that answers deletes its whole batch.
+//! Up to `MaximumConcurrency` batches are in flight at once, one per poller. The worker's
+//! own `ChangeMessageVisibility` calls (its backoff) are left alone.
 //!
 //! The pure parts ([`sqs_event`], [`settle`]) are separate from the I/O so that the tests
 //! check the event's exact shape without a queue and the settling rule without a function.
@@ -25,11 +27,11 @@ use aws_sdk_sqs::{
 };
 
 pub use self::{
-    args::EventSourceArgs,
+    args::{EventSourceArgs, REPORT_BATCH_ITEM_FAILURES, reports_batch_item_failures},
     event::{md5_hex, region_of_arn, sqs_event},
     invoke::invoke_url,
     poll::{LONG_POLL_S, MAX_BATCH_SIZE},
-    settle::{InvokeError, settle},
+    settle::{InvokeError, settle, settle_whole_batch},
 };
 
 /// How the event source runs.
@@ -43,6 +45,12 @@ pub struct EventSourceConfig {
     /// How long to keep gathering messages for a batch that is not full (the template's
     /// `MaximumBatchingWindowInSeconds`); zero invokes with what one poll returned.
     pub batching_window: Duration,
+    /// Most batches in flight at once (the mapping's `ScalingConfig.MaximumConcurrency`):
+    /// as many pollers, each receiving and invoking on its own.
+    pub maximum_concurrency: usize,
+    /// The mapping's `FunctionResponseTypes` holds `ReportBatchItemFailures`: see
+    /// [`settle`] and [`settle_whole_batch`].
+    pub report_batch_item_failures: bool,
     /// Limit of one invocation. Long: the first call makes `cargo lambda watch` compile
     /// the worker, which takes minutes on a fresh machine.
     pub invoke_timeout: Duration,
@@ -139,9 +147,17 @@ impl EventSource {
         &self.queue_arn
     }
 
-    /// Polls for ever, one log line per batch; a queue error is logged and retried, so a
-    /// briefly absent queue does not stop the local stack. Ends when the task is dropped.
+    /// Polls for ever with `maximum_concurrency` pollers, so that many batches may be in
+    /// flight at once, as Lambda's pollers scale up to a mapping's `MaximumConcurrency`.
+    /// Ends when the task is dropped.
     pub async fn run(&self) {
+        let pollers = (0..self.config.maximum_concurrency.max(1)).map(|_| self.poll());
+        futures::future::join_all(pollers).await;
+    }
+
+    /// One poller: one batch at a time, one log line per batch; a queue error is logged and
+    /// retried, so a briefly absent queue does not stop the local stack.
+    async fn poll(&self) {
         loop {
             match self.run_once().await {
                 Ok(None) => {}

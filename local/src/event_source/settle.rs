@@ -1,5 +1,6 @@
-//! Settling a batch, the pure half: what the function's answer means under Lambda's
-//! `ReportBatchItemFailures` rules, as the list of messages to delete.
+//! Settling a batch, the pure half: what the function's answer means under Lambda's rules,
+//! with `ReportBatchItemFailures` ([`settle`]) or without ([`settle_whole_batch`]), as the
+//! list of messages to delete.
 
 use std::collections::HashSet;
 
@@ -32,21 +33,7 @@ pub fn settle<'a>(
     function_error: Option<&str>,
     body: &[u8],
 ) -> Result<Vec<&'a str>, InvokeError> {
-    let text = || {
-        String::from_utf8_lossy(body)
-            .chars()
-            .take(500)
-            .collect::<String>()
-    };
-    if !(200..300).contains(&status) {
-        return Err(InvokeError::Status {
-            status,
-            body: text(),
-        });
-    }
-    if let Some(kind) = function_error {
-        return Err(InvokeError::Function(format!("{kind}: {}", text())));
-    }
+    failed_invocation(status, function_error, body)?;
     let response: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -54,17 +41,12 @@ pub fn settle<'a>(
     };
     let failures = match &response {
         Value::Null => Vec::new(),
-        Value::Object(fields)
-            if fields.contains_key("errorType") || fields.contains_key("errorMessage") =>
-        {
-            return Err(InvokeError::Function(text()));
-        }
         Value::Object(fields) => match fields.get("batchItemFailures") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(items)) => items.clone(),
-            Some(_) => return Err(InvokeError::BadResponse(text())),
+            Some(_) => return Err(InvokeError::BadResponse(excerpt(body))),
         },
-        _ => return Err(InvokeError::BadResponse(text())),
+        _ => return Err(InvokeError::BadResponse(excerpt(body))),
     };
     let mut failed = HashSet::new();
     for item in &failures {
@@ -82,4 +64,48 @@ pub fn settle<'a>(
         .copied()
         .filter(|id| !failed.contains(id))
         .collect())
+}
+
+/// The same answer read as Lambda reads it for a mapping without `ReportBatchItemFailures`:
+/// an invocation that did not fail deletes its whole batch, whatever `batchItemFailures`
+/// its body lists; a failed one deletes nothing.
+pub fn settle_whole_batch<'a>(
+    message_ids: &[&'a str],
+    status: u16,
+    function_error: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<&'a str>, InvokeError> {
+    failed_invocation(status, function_error, body)?;
+    Ok(message_ids.to_vec())
+}
+
+/// Why the invocation failed as a whole, if it did: a non-2xx answer, the
+/// `X-Amz-Function-Error` header, or an error object (`errorType`, `errorMessage`) as body.
+fn failed_invocation(
+    status: u16,
+    function_error: Option<&str>,
+    body: &[u8],
+) -> Result<(), InvokeError> {
+    if !(200..300).contains(&status) {
+        return Err(InvokeError::Status {
+            status,
+            body: excerpt(body),
+        });
+    }
+    if let Some(kind) = function_error {
+        return Err(InvokeError::Function(format!("{kind}: {}", excerpt(body))));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields))
+            if fields.contains_key("errorType") || fields.contains_key("errorMessage") =>
+        {
+            Err(InvokeError::Function(excerpt(body)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first 500 characters of a body, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(500).collect()
 }
