@@ -228,26 +228,33 @@ fn settle_deletes_every_record_not_reported_failed() {
     );
 }
 
+type Settle = for<'a> fn(&[&'a str], u16, Option<&str>, &[u8]) -> Result<Vec<&'a str>, InvokeError>;
+
+/// A failed invocation deletes nothing, with or without `ReportBatchItemFailures`.
+fn assert_a_failed_invocation_deletes_nothing(settle: Settle) {
+    let cases: [(u16, Option<&str>, &str); 4] = [
+        (500, None, "{}"),
+        (404, None, ""),
+        (200, Some("Unhandled"), "{}"),
+        (200, None, r#"{"errorType":"Panic","errorMessage":"boom"}"#),
+    ];
+    for (status, error, body) in cases {
+        let got = settle(&IDS, status, error, body.as_bytes());
+        assert!(
+            matches!(
+                (status, &got),
+                (500 | 404, Err(InvokeError::Status { .. })) | (200, Err(InvokeError::Function(_)))
+            ),
+            "{status} {error:?} {body}: {got:?}"
+        );
+    }
+}
+
 #[test]
 fn settle_deletes_nothing_when_the_invocation_failed() {
+    assert_a_failed_invocation_deletes_nothing(settle);
     let failed =
         |status, error: Option<&str>, body: &str| settle(&IDS, status, error, body.as_bytes());
-    assert!(matches!(
-        failed(500, None, "{}"),
-        Err(InvokeError::Status { status: 500, .. })
-    ));
-    assert!(matches!(
-        failed(404, None, ""),
-        Err(InvokeError::Status { .. })
-    ));
-    assert!(matches!(
-        failed(200, Some("Unhandled"), "{}"),
-        Err(InvokeError::Function(_))
-    ));
-    assert!(matches!(
-        failed(200, None, r#"{"errorType":"Panic","errorMessage":"boom"}"#),
-        Err(InvokeError::Function(_))
-    ));
     for body in [
         "not json",
         "[]",
@@ -282,22 +289,7 @@ fn without_report_batch_item_failures_an_answer_deletes_the_whole_batch() {
             "{body}"
         );
     }
-    // A failed invocation still deletes nothing.
-    let failed = |status, error: Option<&str>, body: &str| {
-        settle_whole_batch(&IDS, status, error, body.as_bytes())
-    };
-    assert!(matches!(
-        failed(500, None, "{}"),
-        Err(InvokeError::Status { .. })
-    ));
-    assert!(matches!(
-        failed(200, Some("Unhandled"), "{}"),
-        Err(InvokeError::Function(_))
-    ));
-    assert!(matches!(
-        failed(200, None, r#"{"errorType":"Panic","errorMessage":"boom"}"#),
-        Err(InvokeError::Function(_))
-    ));
+    assert_a_failed_invocation_deletes_nothing(settle_whole_batch);
 }
 
 fn parse(flags: &[&str]) -> Result<EventSourceConfig, clap::Error> {
@@ -484,8 +476,17 @@ async fn remaining(sqs: &aws_sdk_sqs::Client, url: &str) -> HashMap<String, Stri
         .collect()
 }
 
-#[tokio::test]
-async fn deletes_what_the_function_did_not_report_failed() {
+/// Three messages on a fresh queue, and a function that reports the second one failed.
+struct OneReportedFailure {
+    _moto: Moto,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    ids: Vec<String>,
+    fake: FakeInvoke,
+    source: EventSource,
+}
+
+async fn one_reported_failure(report_batch_item_failures: bool) -> OneReportedFailure {
     let moto = Moto::start();
     let (sqs, url) = queue(&moto).await;
     let ids = send(&sqs, &url, 3).await;
@@ -494,9 +495,32 @@ async fn deletes_what_the_function_did_not_report_failed() {
         200,
         json!({"batchItemFailures": [{"itemIdentifier": ids[1]}]}),
     );
-    let source = EventSource::new(sqs.clone(), config(&url, fake.url(), 10))
+    let mut settings = config(&url, fake.url(), 10);
+    settings.report_batch_item_failures = report_batch_item_failures;
+    let source = EventSource::new(sqs.clone(), settings)
         .await
         .expect("source");
+    OneReportedFailure {
+        _moto: moto,
+        sqs,
+        url,
+        ids,
+        fake,
+        source,
+    }
+}
+
+#[tokio::test]
+async fn deletes_what_the_function_did_not_report_failed() {
+    // `_moto` bound, not `..`: the server lives until the end of the test.
+    let OneReportedFailure {
+        _moto,
+        sqs,
+        url,
+        ids,
+        fake,
+        source,
+    } = one_reported_failure(true).await;
 
     let report = source.run_once().await.expect("round").expect("a batch");
     assert_eq!(
@@ -701,19 +725,14 @@ async fn a_batch_holds_at_most_batch_size_messages() {
 
 #[tokio::test]
 async fn without_report_batch_item_failures_a_reported_record_is_deleted_with_its_batch() {
-    let moto = Moto::start();
-    let (sqs, url) = queue(&moto).await;
-    let ids = send(&sqs, &url, 3).await;
-    let fake = FakeInvoke::start().await;
-    fake.answer(
-        200,
-        json!({"batchItemFailures": [{"itemIdentifier": ids[1]}]}),
-    );
-    let mut settings = config(&url, fake.url(), 10);
-    settings.report_batch_item_failures = false;
-    let source = EventSource::new(sqs.clone(), settings)
-        .await
-        .expect("source");
+    let OneReportedFailure {
+        _moto,
+        sqs,
+        url,
+        fake: _fake,
+        source,
+        ..
+    } = one_reported_failure(false).await;
     let mut deleted = 0;
     while deleted < 3 {
         let report = source.run_once().await.expect("round").expect("a batch");
