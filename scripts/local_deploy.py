@@ -21,6 +21,7 @@ DEVIATIONS says where the deployed copy differs from template.yaml, and why.
 import argparse
 import copy
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -32,10 +33,14 @@ from pathlib import Path
 import boto3
 from cfnlint.decode import cfn_yaml
 
+import local_iam
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
 STACK = "ticket-refunds-local"
 REGION = "us-east-1"
+# Any key pair does while moto does not enforce IAM (local_iam.py).
+LOCAL_CREDENTIALS = ("local", "local")
 # The functions run under `cargo lambda watch`; moto only needs their code to exist.
 CODE_BUCKET, CODE_KEY = f"{STACK}-code", "placeholder.zip"
 
@@ -109,9 +114,11 @@ class Deployment:
     deviations: list
 
 
-def client(endpoint, service, credentials=("local", "local")):
-    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                        aws_access_key_id=credentials[0], aws_secret_access_key=credentials[1])
+def client(endpoint, service, credentials=LOCAL_CREDENTIALS):
+    """A client of moto at `endpoint`: (key id, secret) or (key id, secret, session token)."""
+    key, secret, *token = credentials
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token[0] if token else None)
 
 
 def load_template(path=TEMPLATE):
@@ -119,7 +126,7 @@ def load_template(path=TEMPLATE):
     return json.loads(json.dumps(cfn_yaml.load(str(path))))
 
 
-def translate(sam, parameters, endpoint):
+def translate(sam, parameters, aws):
     """The CloudFormation of a SAM template, by SAM's own translator; every function's code at
     the placeholder zip."""
     # samtranslator needs a region for the pseudo parameters (AWS::Region, AWS::Partition).
@@ -131,7 +138,7 @@ def translate(sam, parameters, endpoint):
     for resource in sam["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource.setdefault("Properties", {})["CodeUri"] = f"s3://{CODE_BUCKET}/{CODE_KEY}"
-    return transform(sam, parameters, ManagedPolicyLoader(client(endpoint, "iam")))
+    return transform(sam, parameters, ManagedPolicyLoader(aws("iam")))
 
 
 def check_types(cfn):
@@ -156,13 +163,13 @@ def replace(node, match, by):
     return node
 
 
-def create_secret(endpoint, stack, logical, resource):
+def create_secret(aws, stack, logical, resource):
     """A secret moto's CloudFormation skips, created as CloudFormation would: its SecretString,
     or a random one drawn as its GenerateSecretString asks. Returns its ARN."""
     props = resource.get("Properties", {})
     if "Condition" in resource or "SecretStringTemplate" in props.get("GenerateSecretString", {}):
         raise DeployError(f"{logical}: a conditional secret or a SecretStringTemplate is not created locally yet")
-    secrets = client(endpoint, "secretsmanager")
+    secrets = aws("secretsmanager")
     value = props.get("SecretString")
     if not isinstance(value, str):
         generate = props.get("GenerateSecretString", {})
@@ -176,14 +183,14 @@ def create_secret(endpoint, stack, logical, resource):
 CREATORS = {"AWS::SecretsManager::Secret": create_secret}
 
 
-def local_copy(cfn, endpoint, stack):
+def local_copy(cfn, aws, stack):
     """The translated template as moto can deploy it (DEVIATIONS), and the resources this
     script created in moto's place: logical id -> (type, physical id)."""
     cfn = copy.deepcopy(cfn)
     created = {}
     for logical, resource in list(cfn["Resources"].items()):
         if resource["Type"] in CREATORS:
-            created[logical] = (resource["Type"], CREATORS[resource["Type"]](endpoint, stack, logical, resource))
+            created[logical] = (resource["Type"], CREATORS[resource["Type"]](aws, stack, logical, resource))
             del cfn["Resources"][logical]
         elif resource["Type"] == "AWS::Events::Archive":
             resource["Properties"].pop("EventPattern", None)
@@ -196,18 +203,18 @@ def local_copy(cfn, endpoint, stack):
     return cfn, created
 
 
-def upload_code(endpoint):
+def upload_code(aws):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("bootstrap", "#!/bin/sh\necho 'runs under cargo lambda watch' >&2\nexit 1\n")
-    s3 = client(endpoint, "s3")
+    s3 = aws("s3")
     s3.create_bucket(Bucket=CODE_BUCKET)
     s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buffer.getvalue())
 
 
-def create_stack(endpoint, stack, cfn, parameters, timeout_s=120):
+def create_stack(aws, stack, cfn, parameters, timeout_s=120):
     """Creates the stack and waits for CREATE_COMPLETE; returns its outputs."""
-    cloudformation = client(endpoint, "cloudformation")
+    cloudformation = aws("cloudformation")
     declared = cfn.get("Parameters", {})
     try:
         cloudformation.create_stack(
@@ -227,19 +234,19 @@ def create_stack(endpoint, stack, cfn, parameters, timeout_s=120):
     raise DeployError(f"stack {stack} not CREATE_COMPLETE within {timeout_s} s")
 
 
-def stack_resources(endpoint, stack):
+def stack_resources(aws, stack):
     """logical id -> (type, physical id) of what moto's CloudFormation created (it lists the
     resources it skipped without a logical id)."""
-    cloudformation = client(endpoint, "cloudformation")
+    cloudformation = aws("cloudformation")
     summaries = cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
     return {r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
             for r in summaries if r["LogicalResourceId"]}
 
 
-def read_functions(endpoint, cfn, resources):
+def read_functions(aws, cfn, resources):
     """Each function as deployed; fails when the deployment left out a variable the template
     sets unconditionally (one that refers to a resource moto skipped)."""
-    lambda_ = client(endpoint, "lambda")
+    lambda_ = aws("lambda")
     functions = {}
     for logical, resource in cfn["Resources"].items():
         if resource["Type"] != "AWS::Lambda::Function":
@@ -257,10 +264,10 @@ def read_functions(endpoint, cfn, resources):
     return functions
 
 
-def read_and_disable_mappings(endpoint, resources):
+def read_and_disable_mappings(aws, resources):
     """The settings of every event source mapping, read, then the mapping disabled: moto would
     otherwise run it itself (take the messages, try Docker, let them go)."""
-    lambda_ = client(endpoint, "lambda")
+    lambda_ = aws("lambda")
     mappings = {}
     for logical, (type_, uuid) in resources.items():
         if type_ != "AWS::Lambda::EventSourceMapping":
@@ -279,23 +286,31 @@ def read_and_disable_mappings(endpoint, resources):
     return mappings
 
 
-def deploy(endpoint, parameters=None, customize=None, template_path=TEMPLATE, stack=STACK):
+def deploy(endpoint, parameters=None, customize=None, credentials=LOCAL_CREDENTIALS, strict_iam=False,
+           template_path=TEMPLATE, stack=STACK):
     """Deploys template.yaml (after `customize(sam_template)`, which returns its own deviations)
-    into moto at `endpoint` and returns the Deployment."""
+    into moto at `endpoint` with `credentials` and returns the Deployment. `strict_iam`: the
+    roles' statements as moto can enforce them (local_iam.IAM_DEVIATIONS)."""
+    aws = functools.partial(client, endpoint, credentials=credentials)
     sam = load_template(template_path)
     deviations = [*DEVIATIONS, *(customize(sam) if customize else [])]
     parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
-    upload_code(endpoint)
-    cfn = translate(sam, parameters, endpoint)
+    upload_code(aws)
+    cfn = translate(sam, parameters, aws)
     check_types(cfn)
-    deployed, created = local_copy(cfn, endpoint, stack)
+    deployed, created = local_copy(cfn, aws, stack)
     deviations += [(logical, f"created by scripts/local_deploy.py as {physical}, Refs to it replaced by that",
                     "moto's CloudFormation skips its type") for logical, (_, physical) in created.items()]
-    outputs = create_stack(endpoint, stack, deployed, parameters)
-    resources = {**stack_resources(endpoint, stack), **created}
+    if strict_iam:
+        deployed = local_iam.strict_copy(deployed)
+        deviations += local_iam.IAM_DEVIATIONS
+    outputs = create_stack(aws, stack, deployed, parameters)
+    resources = {**stack_resources(aws, stack), **created}
+    if strict_iam:
+        local_iam.reput_inline_policies(aws("iam"), [p for t, p in resources.values() if t == "AWS::IAM::Role"])
     return Deployment(stack=stack, resources=resources, outputs=outputs,
-                      functions=read_functions(endpoint, deployed, resources),
-                      mappings=read_and_disable_mappings(endpoint, resources), deviations=deviations)
+                      functions=read_functions(aws, deployed, resources),
+                      mappings=read_and_disable_mappings(aws, resources), deviations=deviations)
 
 
 def main():
