@@ -144,7 +144,9 @@ requirements-deploy: ## Re-lock requirements-deploy.txt (hashes) from requiremen
 # ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
 ifeq ($(ENV),local)
 SQS_LOCAL := http://127.0.0.1:$(or $(SQS_PORT),4566)
-DLQ_ARGS := --queue-url $(SQS_LOCAL)/123456789012/RefundTicket --dlq-url $(SQS_LOCAL)/123456789012/RefundTicket-dlq
+# The queues of the stack `make run` deploys (scripts/local_deploy.py STACK; its ready line names them).
+LOCAL_STACK := ticket-refunds-local
+DLQ_ARGS := --queue-url $(SQS_LOCAL)/123456789012/$(LOCAL_STACK)-RefundTicket --dlq-url $(SQS_LOCAL)/123456789012/$(LOCAL_STACK)-RefundTicket-dlq
 REDRIVE_ARGS := --copy
 dlq redrive: export AWS_ENDPOINT_URL := $(SQS_LOCAL)
 dlq redrive: export AWS_DEFAULT_REGION := us-east-1
@@ -184,7 +186,7 @@ bench: $(STAMP) ## Release builds measured against a hello-world Lambda: cold st
 	rustup target add aarch64-unknown-linux-gnu
 	python3 scripts/bench.py
 
-run: $(STAMP) ## The local stack on loopback: SQS (moto), gateway emulator, both functions, event source
+run: $(STAMP) ## The local stack on loopback: template.yaml deployed into moto, gateway emulator, both functions, event source
 	python3 scripts/local_stack.py
 
 refund: ## Send one refund to the running local stack and show what the gateway emulator received

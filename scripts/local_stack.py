@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """`make run`: the whole refund pipeline on loopback, as CONTRACT.md section 7 lays it out.
 
-Starts, in the foreground: moto (SQS, DynamoDB, Secrets Manager and EventBridge) with the
-queues, the refund status table and the event bus created from template.yaml's definitions
-(plus the few local-only resources of LOCAL_ONLY), the gateway emulator (unless GATEWAY_ADDR is set), both functions under
-`cargo lambda watch` with a router, and the event source that feeds refund-worker real SQS
-events. Prints one `ready ...` line when every part answers, and stops every process it
-started on Ctrl-C or SIGTERM. The end-to-end tests drive this same script.
+Starts, in the foreground: moto, with template.yaml deployed into its CloudFormation
+(scripts/local_deploy.py: every queue, the table, the bus, the roles and the functions'
+environments are the stack's) plus the few local-only resources of LOCAL_ONLY; the gateway
+emulator (unless GATEWAY_ADDR is set); each function under its own `cargo lambda watch`, with
+the environment of its deployed function and only the LOCAL_OVERRIDES, refund-api's with the
+router on API_PORT; and the event source that feeds refund-worker real SQS events with the
+deployed mapping's settings. Prints one `ready ...` line when every part answers, and stops
+every process it started on Ctrl-C or SIGTERM. The end-to-end tests drive this same script.
 """
 
-import functools
 import json
 import secrets
 import os
@@ -22,52 +23,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import boto3
-from cfnlint.decode import cfn_yaml
+import local_deploy
+from running_stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-REGION = "us-east-1"
+REGION = local_deploy.REGION
 
 
 def log(message):
     print(f"local-stack: {message}", file=sys.stderr, flush=True)
 
 
-@functools.cache
-def template():
-    """template.yaml, read once: every local definition below is taken from it."""
-    return cfn_yaml.load(str(ROOT / "template.yaml"))
-
-
-def queue_attributes():
-    """The queues' attributes as template.yaml gives them, so local and AWS never drift."""
-    resources, parameters = template()["Resources"], template()["Parameters"]
-    queue = resources["RefundQueue"]["Properties"]
-    dlq = resources["DeadLetterQueue"]["Properties"]
-    max_receive = queue["RedrivePolicy"]["maxReceiveCount"]
-    if isinstance(max_receive, dict):
-        max_receive = parameters[max_receive["Ref"]]["Default"]
-    # Overrides for `make chaos` only (scripts/chaos.py, docs/RELIABILITY.md); unset, as for
-    # `make run` and the e2e tests, the template's values apply. LOCAL_VISIBILITY_TIMEOUT_S:
-    # the chaos run SIGKILLs the worker mid-batch, and each killed batch would otherwise wait
-    # 210 s to come back. LOCAL_MAX_RECEIVE_COUNT: a value the template's MaxReceiveCount
-    # parameter allows, for both the redrive policy and the worker's MAX_RECEIVE_COUNT.
-    visibility = os.environ.get("LOCAL_VISIBILITY_TIMEOUT_S") or queue["VisibilityTimeout"]
-    max_receive = os.environ.get("LOCAL_MAX_RECEIVE_COUNT") or max_receive
-    return {
-        "queue": {
-            "VisibilityTimeout": str(int(visibility)),
-            "MessageRetentionPeriod": str(queue["MessageRetentionPeriod"]),
-        },
-        "dlq": {"MessageRetentionPeriod": str(dlq["MessageRetentionPeriod"])},
-        "max_receive_count": int(max_receive),
-    }
-
-
-# The refund status table on the local stack (CONTRACT section 8: REFUND_TABLE_NAME).
-LOCAL_TABLE = "Refunds"
-# The upstream token's secret (local by nature: in AWS the operator creates it).
+# The upstream token's secret (local by nature: in AWS the operator creates it). Its ARN is the
+# stack's GatewayTokenSecretArn parameter, so the worker reads it as it would in AWS.
 GATEWAY_TOKEN_SECRET = "gateway-token"
 # The queue that receives a copy of every refund event (CONTRACT section 9), for `make events`
 # and the end-to-end tests.
@@ -75,54 +44,57 @@ EVENTS_QUEUE = "RefundEvents"
 EVENTS_RULE = "copy-refund-events"
 # The event source the worker publishes under (CONTRACT section 9).
 EVENT_SOURCE = "ticket-refunds"
-# The bus name when template.yaml declares no RefundEventBus (yet).
-DEFAULT_BUS = "ticket-refunds"
 
 # Resources the local stack creates that template.yaml has not, and why each is local by nature.
 LOCAL_ONLY = (
-    (GATEWAY_TOKEN_SECRET, "the gateway token: in AWS the operator creates the secret"),
+    (GATEWAY_TOKEN_SECRET, "the gateway token: in AWS the operator creates the secret (the stack's "
+                           "GatewayTokenSecretArn parameter names it)"),
     (EVENTS_QUEUE, "a queue that keeps every refund event, so a developer (`make events`) and "
                    "the tests can read what was published; in AWS consumers subscribe their own rules"),
-    (EVENTS_RULE, f"the rule on the bus that copies every event of source {EVENT_SOURCE} to {EVENTS_QUEUE}"),
+    (EVENTS_RULE, f"the rule on the stack's bus that copies every event of source {EVENT_SOURCE} to {EVENTS_QUEUE}"),
 )
 
-STACK_PREFIX = "${AWS::StackName}-"
+# The function each binary is, and the one thing `cargo lambda watch` serves it on.
+API, WORKER = "refund-api", "refund-worker"
+
+# The only variables a function gets that its deployed environment does not say (CONTRACT
+# section 7): (variable, the binaries it is set for, why). Values: Stack.override_values.
+LOCAL_OVERRIDES = (
+    ("AWS_ENDPOINT_URL", (API, WORKER), "every AWS call goes to moto"),
+    ("GATEWAY_ADDR", (WORKER,), "the gateway emulator (or the GATEWAY_ADDR given)"),
+    ("RETRY_BASE_S", (WORKER,), "retries seen in seconds, not minutes"),
+    ("RETRY_MAX_S", (WORKER,), "retries seen in seconds, not minutes"),
+    ("ALLOW_UNAUTHENTICATED", (API,), "curl and the browser carry no token (there is no JWT authorizer "
+                                      "locally): served as support, and refused unless the endpoint is loopback"),
+)
 
 
-def local_name(name):
-    """A resource's local name from its template `Name`: `!Sub "${AWS::StackName}-X"` is X, as
-    the local stack's queues are named without the stack's prefix."""
-    if isinstance(name, dict):
-        name = name.get("Fn::Sub", "")
-    if not isinstance(name, str) or not name:
-        raise SystemExit(f"local-stack: cannot name a local resource after {name!r}")
-    return name.removeprefix(STACK_PREFIX)
+def chaos_overrides(sam):
+    """`make chaos` only (scripts/chaos.py, docs/RELIABILITY.md): changes to the local copy of
+    the template, each returned as a deviation; unset, as for `make run` and the e2e tests, the
+    template applies. LOCAL_VISIBILITY_TIMEOUT_S: the chaos run SIGKILLs the worker mid-batch,
+    and each killed batch would otherwise wait 210 s to come back. UPSTREAM_TIMEOUT_MS: the
+    worker's, shorter so that slow answers time out sooner."""
+    deviations = []
+    visibility = os.environ.get("LOCAL_VISIBILITY_TIMEOUT_S")
+    if visibility:
+        sam["Resources"]["RefundQueue"]["Properties"]["VisibilityTimeout"] = int(visibility)
+        deviations.append(("RefundQueue", f"VisibilityTimeout {visibility}", "LOCAL_VISIBILITY_TIMEOUT_S (chaos)"))
+    timeout = os.environ.get("UPSTREAM_TIMEOUT_MS")
+    if timeout:
+        variables = sam["Resources"]["RefundWorkerFunction"]["Properties"]["Environment"]["Variables"]
+        variables["UPSTREAM_TIMEOUT_MS"] = timeout
+        deviations.append(("RefundWorkerFunction", f"UPSTREAM_TIMEOUT_MS {timeout}", "UPSTREAM_TIMEOUT_MS (chaos)"))
+    return deviations
 
 
-def bus_name():
-    """The event bus of template.yaml's RefundEventBus, or DEFAULT_BUS while it declares none."""
-    bus = template()["Resources"].get("RefundEventBus")
-    if bus is None:
-        return DEFAULT_BUS
-    return local_name(bus["Properties"]["Name"])
-
-
-def table_definition():
-    """The status table's keys and indexes as template.yaml declares them: the local table
-    is created from the same definition, so a key the code relies on cannot exist only here."""
-    tables = [r["Properties"] for r in template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"]
-    if len(tables) != 1:
-        raise SystemExit(f"local-stack: template.yaml declares {len(tables)} DynamoDB tables, expected 1")
-    table = tables[0]
-    return {
-        "AttributeDefinitions": table["AttributeDefinitions"],
-        "KeySchema": table["KeySchema"],
-        "GlobalSecondaryIndexes": [
-            {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
-            for i in table.get("GlobalSecondaryIndexes", [])
-        ],
-        "BillingMode": table["BillingMode"],
-    }
+def stack_parameters(token_secret_arn):
+    """The stack's parameters beyond local_deploy's. LOCAL_MAX_RECEIVE_COUNT (chaos only): a
+    MaxReceiveCount the template allows, for both the redrive policy and the worker."""
+    parameters = {"GatewayTokenSecretArn": token_secret_arn}
+    if os.environ.get("LOCAL_MAX_RECEIVE_COUNT"):
+        parameters["MaxReceiveCount"] = os.environ["LOCAL_MAX_RECEIVE_COUNT"]
+    return parameters
 
 
 def wait_until(what, check, timeout_s, procs):
@@ -151,24 +123,33 @@ def http_ok(url, data=None, method="GET", timeout=900):
         return 200 <= response.status < 300
 
 
+def binary_of(function):
+    """The binary a deployed function runs (its SAM Metadata, as `sam build` reads it)."""
+    return function["metadata"].get("BuildProperties", {}).get("Binary")
+
+
 class Stack:
     def __init__(self):
         self.sqs_port = int(os.environ.get("SQS_PORT", "4566"))
         self.gateway_port = int(os.environ.get("GATEWAY_PORT", "8888"))
         self.api_port = int(os.environ.get("API_PORT", "9000"))
+        # The worker's own watch server: only the event source calls it.
+        self.worker_port = int(os.environ.get("WORKER_PORT") or free_port())
         self.external_gateway = os.environ.get("GATEWAY_ADDR")
         self.gateway_args = os.environ.get("GATEWAY_FLAGS", "").split()
         self.logs = Path(os.environ.get("LOCAL_STACK_LOGS", ROOT / "target" / "local-stack"))
+        self.endpoint = f"http://127.0.0.1:{self.sqs_port}"
         self.procs = {}
 
-    def spawn(self, name, args, env=None):
+    def spawn(self, name, args, env=None, log_name=None):
         self.logs.mkdir(parents=True, exist_ok=True)
-        out = open(self.logs / f"{name}.log", "ab")
+        path = self.logs / f"{log_name or name}.log"
+        out = open(path, "ab")
         # A process group of its own, so stopping it also stops what it started (cargo run).
-        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+        proc = subprocess.Popen(args, cwd=ROOT, env=env if env is not None else os.environ,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
-        log(f"started {name} (pid {proc.pid}), log {self.logs / (name + '.log')}")
+        log(f"started {name} (pid {proc.pid}), log {path}")
         return proc
 
     def stop(self):
@@ -186,38 +167,35 @@ class Stack:
                 proc.wait()
         log("stopped every process it started")
 
-    def aws_env(self):
-        return {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.sqs_port}",
-            "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
-        }
+    def runtime_env(self):
+        """What Lambda's runtime gives every process, not the function's configuration: the
+        region and credentials (moto takes any), and the log settings of the developer."""
+        env = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+               "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+               "RUST_LOG": os.environ.get("RUST_LOG", "info")}
+        if os.environ.get("AWS_LAMBDA_LOG_FORMAT"):
+            env["AWS_LAMBDA_LOG_FORMAT"] = os.environ["AWS_LAMBDA_LOG_FORMAT"]
+        return env
 
-    def create_queues(self):
-        attributes = queue_attributes()
-        sqs = self.client("sqs")
-        dlq_url = sqs.create_queue(QueueName="RefundTicket-dlq", Attributes=attributes["dlq"])["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": attributes["max_receive_count"]})
-        queue_url = sqs.create_queue(QueueName="RefundTicket",
-                                     Attributes={**attributes["queue"], "RedrivePolicy": redrive})["QueueUrl"]
-        return queue_url, dlq_url, attributes["max_receive_count"]
-
-    def create_table(self):
-        self.client("dynamodb").create_table(TableName=LOCAL_TABLE, **table_definition())
-        return LOCAL_TABLE
+    def base_env(self, deployment):
+        """The environment of this script without anything that could configure a function:
+        every AWS_ variable and every variable a deployed function or an override sets."""
+        configured = {name for f in deployment.functions.values() for name in f["environment"]}
+        configured |= {name for name, _, _ in LOCAL_OVERRIDES}
+        return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in configured}
 
     def client(self, service):
-        return boto3.client(service, endpoint_url=f"http://127.0.0.1:{self.sqs_port}", region_name=REGION,
-                            aws_access_key_id="local", aws_secret_access_key="local")
+        return local_deploy.client(self.endpoint, service)
 
-    def create_event_bus(self):
-        """The worker's bus (CONTRACT section 9) and, local only, a rule that copies every refund
-        event to the RefundEvents queue. moto delivers a matching PutEvents entry to an SQS
-        target itself; the queue policy is the one AWS would need for EventBridge to send."""
-        bus = bus_name()
+    def queue_url(self, deployed_url):
+        """A deployed queue's URL as moto answers it on loopback (the stack's is AWS's form)."""
+        return self.client("sqs").get_queue_url(QueueName=deployed_url.rsplit("/", 1)[1])["QueueUrl"]
+
+    def create_events_copy(self, bus):
+        """Local only: a rule on the stack's bus that copies every refund event to the
+        RefundEvents queue. moto delivers a matching PutEvents entry to an SQS target itself;
+        the queue policy is the one AWS would need for EventBridge to send."""
         events, sqs = self.client("events"), self.client("sqs")
-        events.create_event_bus(Name=bus)
         url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule_arn = events.put_rule(Name=EVENTS_RULE, EventBusName=bus,
@@ -231,81 +209,107 @@ class Stack:
             }],
         })})
         events.put_targets(Rule=EVENTS_RULE, EventBusName=bus, Targets=[{"Id": EVENTS_QUEUE, "Arn": queue_arn}])
-        return bus, url
+        return url
 
     def create_gateway_token(self):
         """The upstream token, local by nature: a secret in moto that the worker reads (as in
         AWS) and the emulator requires; a rotation puts a new version and tells the emulator
         (`PUT /admin/token`)."""
-        client = self.client("secretsmanager")
         token = secrets.token_urlsafe(32)
-        arn = client.create_secret(Name=GATEWAY_TOKEN_SECRET, SecretString=token)["ARN"]
+        arn = self.client("secretsmanager").create_secret(Name=GATEWAY_TOKEN_SECRET, SecretString=token)["ARN"]
         return arn, token
 
-    def run(self):
-        env = self.aws_env()
-        self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
-        wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
+    def deploy(self, token_secret):
         for name, why in LOCAL_ONLY:
             log(f"local only, not in template.yaml: {name}: {why}")
-        queue_url, dlq_url, max_receive = self.create_queues()
-        table = self.create_table()
-        token_secret, token = self.create_gateway_token()
-        bus, events_url = self.create_event_bus()
+        deployment = local_deploy.deploy(self.endpoint, stack_parameters(token_secret), customize=chaos_overrides)
+        log(f"deployed template.yaml as stack {deployment.stack} in moto's CloudFormation")
+        for what, how, why in deployment.deviations:
+            log(f"deviation from template.yaml: {what}: {how} ({why})")
+        return deployment
 
-        log("building the functions and the local tools (minutes on a fresh clone)")
-        subprocess.run(["cargo", "build", "--quiet", "-p", "refund-api", "-p", "refund-worker", "-p", "refund-local"],
-                       cwd=ROOT, check=True)
-
+    def start_gateway(self, token):
         if self.external_gateway:
-            gateway = self.external_gateway
-        else:
-            gateway = f"http://127.0.0.1:{self.gateway_port}"
-            self.spawn("gateway-emulator", [str(TARGET / "debug/gateway-emulator"),
-                                            "--addr", f"127.0.0.1:{self.gateway_port}", *self.gateway_args],
-                       {"GATEWAY_TOKEN": token})
-            wait_until("gateway emulator", lambda: http_ok(f"{gateway}/health", timeout=2), 60, self.procs)
+            return self.external_gateway
+        gateway = f"http://127.0.0.1:{self.gateway_port}"
+        self.spawn("gateway-emulator", [str(TARGET / "debug/gateway-emulator"),
+                                        "--addr", f"127.0.0.1:{self.gateway_port}", *self.gateway_args],
+                   {**os.environ, "GATEWAY_TOKEN": token})
+        wait_until("gateway emulator", lambda: http_ok(f"{gateway}/health", timeout=2), 60, self.procs)
+        return gateway
 
-        function_env = {
-            **env,
-            "REFUND_QUEUE_URL": queue_url, "DEAD_LETTER_QUEUE_URL": dlq_url, "GATEWAY_ADDR": gateway,
-            "MAX_RECEIVE_COUNT": str(max_receive), "RETRY_BASE_S": "1", "RETRY_MAX_S": "5",
-            "REFUND_TABLE_NAME": table,
-            "GATEWAY_TOKEN_SECRET_ARN": token_secret,
-            "EVENT_BUS_NAME": bus,
-            # curl and the browser have no token here: such a caller is served as support
-            # (CONTRACT section 1a; refused by the function unless the endpoint is loopback).
-            "ALLOW_UNAUTHENTICATED": "true",
-            # One key for this run: every process of the stack must sign cursors alike.
-            "REFUND_CURSOR_KEY": secrets.token_urlsafe(48),
-            "UPSTREAM_TIMEOUT_MS": os.environ.get("UPSTREAM_TIMEOUT_MS", "5000"),
-            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
-        }
-        self.spawn("functions", [str(ROOT / ".venv/bin/cargo-lambda"), "lambda", "watch", "--invoke-address",
-                                 "127.0.0.1", "--invoke-port", str(self.api_port)], function_env)
-        wait_until("cargo lambda watch", lambda: listening(self.api_port), 120, self.procs)
-        api = f"http://127.0.0.1:{self.api_port}"
+    def override_values(self, gateway):
+        return {"AWS_ENDPOINT_URL": self.endpoint, "GATEWAY_ADDR": gateway, "RETRY_BASE_S": "1",
+                "RETRY_MAX_S": "5", "ALLOW_UNAUTHENTICATED": "true"}
+
+    def start_functions(self, deployment, gateway, mapping):
+        """Each function under its own `cargo lambda watch` (one watch gives every function it
+        runs one environment): its deployed environment, then the LOCAL_OVERRIDES, listed."""
+        values = self.override_values(gateway)
+        for name, binaries, why in LOCAL_OVERRIDES:
+            log(f"local override: {name}={values[name]} for {', '.join(binaries)}: {why}")
+        ports = {API: self.api_port, WORKER: self.worker_port}
+        base, runtime = self.base_env(deployment), self.runtime_env()
+        for logical, function in deployment.functions.items():
+            binary = binary_of(function)
+            if binary not in ports:
+                raise SystemExit(f"local-stack: {logical} runs {binary!r}, which the local stack does not start")
+            overrides = {name: values[name] for name, binaries, _ in LOCAL_OVERRIDES if binary in binaries}
+            # The worker's watch runs as many instances as the mapping invokes at once.
+            concurrency = str(mapping["maximum_concurrency"] or 1) if binary == WORKER else "1"
+            self.spawn(f"{binary} watch", [str(ROOT / ".venv/bin/cargo-lambda"), "lambda", "watch", "--bin", binary,
+                                           "--invoke-address", "127.0.0.1", "--invoke-port", str(ports[binary]),
+                                           "--concurrency", concurrency],
+                       {**base, **runtime, **function["environment"], **overrides}, log_name="functions")
+        for port in ports.values():
+            wait_until("cargo lambda watch", lambda: listening(port), 120, self.procs)
+        api, worker = (f"http://127.0.0.1:{ports[b]}" for b in (API, WORKER))
         # Readiness is both functions answering: the first call compiles each under watch.
-        wait_until("refund-api", lambda: self.api_answers(api), 900, self.procs)
-        wait_until("refund-worker", lambda: http_ok(
-            f"{api}/2015-03-31/functions/refund-worker/invocations", data=b'{"Records":[]}', method="POST"),
-            900, self.procs)
+        wait_until(API, lambda: self.api_answers(api), 900, self.procs)
+        wait_until(WORKER, lambda: http_ok(f"{worker}/2015-03-31/functions/{WORKER}/invocations",
+                                           data=b'{"Records":[]}', method="POST"), 900, self.procs)
+        return api
 
-        # LOCAL_INVOKE_TIMEOUT_S (chaos only): `cargo lambda watch` never answers an invocation
-        # whose process was killed, so the event source gives it up after this long, as Lambda
-        # does at the function's timeout. Default: the event source's own (first compiles).
+    def start_event_source(self, mapping, queue_url):
+        """The deployed mapping's part: its batch size, window, concurrency and response types.
+        LOCAL_INVOKE_TIMEOUT_S (chaos only): `cargo lambda watch` never answers an invocation
+        whose process was killed, so the event source gives it up after this long, as Lambda
+        does at the function's timeout. Default: the event source's own (first compiles)."""
         invoke_timeout = os.environ.get("LOCAL_INVOKE_TIMEOUT_S")
-        self.spawn("event-source", [str(TARGET / "debug/event-source"), "--queue-url", queue_url,
-                                    "--invoke-port", str(self.api_port),
-                                    *(["--invoke-timeout-s", invoke_timeout] if invoke_timeout else [])],
-                   function_env)
+        args = ["--queue-url", queue_url, "--invoke-port", str(self.worker_port), "--function", WORKER,
+                "--batch-size", str(mapping["batch_size"]),
+                "--batching-window-s", str(mapping["maximum_batching_window_s"]),
+                "--maximum-concurrency", str(mapping["maximum_concurrency"] or 1),
+                "--function-response-types", ",".join(mapping["function_response_types"]),
+                *(["--invoke-timeout-s", invoke_timeout] if invoke_timeout else [])]
+        log(f"event source: {' '.join(args)}")
+        self.spawn("event-source", [str(TARGET / "debug/event-source"), *args],
+                   {**os.environ, **self.runtime_env(), "AWS_ENDPOINT_URL": self.endpoint})
         time.sleep(1)
         if self.procs["event-source"].poll() is not None:
             raise SystemExit("local-stack: the event source exited at start-up")
 
-        print(f"ready api={api} sqs=http://127.0.0.1:{self.sqs_port} gateway={gateway} "
-              f"queue={queue_url} dlq={dlq_url} table={table} gateway_token_secret={token_secret} "
-              f"bus={bus} events={events_url}", flush=True)
+    def run(self):
+        self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
+        wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
+        token_secret, token = self.create_gateway_token()
+        deployment = self.deploy(token_secret)
+        (mapping,) = deployment.mappings.values()
+        outputs = deployment.outputs
+        queue, dlq = self.queue_url(outputs["RefundQueueUrl"]), self.queue_url(outputs["DeadLetterQueueUrl"])
+        events_url = self.create_events_copy(outputs["EventBusName"])
+
+        log("building the functions and the local tools (minutes on a fresh clone)")
+        subprocess.run(["cargo", "build", "--quiet", "-p", API, "-p", WORKER, "-p", "refund-local"],
+                       cwd=ROOT, check=True)
+        gateway = self.start_gateway(token)
+        api = self.start_functions(deployment, gateway, mapping)
+        self.start_event_source(mapping, queue)
+
+        print(f"ready api={api} sqs={self.endpoint} gateway={gateway} queue={queue} dlq={dlq} "
+              f"table={outputs['RefundTableName']} gateway_token_secret={token_secret} "
+              f"bus={outputs['EventBusName']} events={events_url} stack={deployment.stack} "
+              f"worker=http://127.0.0.1:{self.worker_port}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

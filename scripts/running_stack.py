@@ -27,7 +27,7 @@ class StackDidNotStart(RuntimeError):
 @contextlib.contextmanager
 def local_stack(logs, **env_overrides):
     """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq, table,
-    gateway_token_secret, bus, events: every `key=value` it prints)."""
+    gateway_token_secret, bus, events, stack, worker: every `key=value` it prints)."""
     env = {
         **os.environ,
         "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),

@@ -31,24 +31,25 @@ wait_port "$sqs_port" 60 "moto"
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$sqs_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=smoke AWS_SECRET_ACCESS_KEY=smoke
-read -r queue_url dlq_url < <(python3 - <<'PY'
-import boto3, os
-sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-print(sqs.create_queue(QueueName="RefundTicket")["QueueUrl"], sqs.create_queue(QueueName="RefundTicket-dlq")["QueueUrl"])
+# template.yaml deployed into moto's CloudFormation (scripts/local_deploy.py), as the local
+# stack does: the queues, the table and the cursor key secret are the stack's.
+read -r queue_url dlq_url table cursor_secret < <(python3 - <<'PY'
+import os, sys
+sys.path.insert(0, "scripts")
+import local_deploy
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+deployment = local_deploy.deploy(endpoint)
+sqs = local_deploy.client(endpoint, "sqs")
+outputs = deployment.outputs
+urls = [sqs.get_queue_url(QueueName=outputs[k].rsplit("/", 1)[1])["QueueUrl"] for k in ("RefundQueueUrl", "DeadLetterQueueUrl")]
+api = deployment.functions["RefundApiFunction"]["environment"]
+print(*urls, outputs["RefundTableName"], api["REFUND_CURSOR_KEY_SECRET_ARN"])
 PY
 )
 export REFUND_QUEUE_URL="$queue_url" DEAD_LETTER_QUEUE_URL="$dlq_url"
-# The status table, from template.yaml's definition as the local stack creates it.
-python3 - <<'PY'
-import boto3, os, sys
-sys.path.insert(0, "scripts")
-from local_stack import table_definition
-boto3.client("dynamodb", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_table(
-    TableName="Refunds", **table_definition())
-PY
 # As the local stack: curl below has no token, so it is served as support.
 export ALLOW_UNAUTHENTICATED=true
-export REFUND_TABLE_NAME=Refunds REFUND_CURSOR_KEY="smoke-cursor-key-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+export REFUND_TABLE_NAME="$table" REFUND_CURSOR_KEY_SECRET_ARN="$cursor_secret"
 
 cargo build --quiet -p refund-local --bin gateway-emulator
 gateway_port=$(free_port)
