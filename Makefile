@@ -141,6 +141,12 @@ requirements-deploy: ## Re-lock requirements-deploy.txt (hashes) from requiremen
 	env -u PIP_FIND_LINKS '$(PIP_TOOLS_VENV)/bin/pip-compile' --quiet --generate-hashes --allow-unsafe --no-strip-extras \
 	  --no-emit-index-url --no-emit-find-links $(PIP_COMPILE_FLAGS) --output-file=requirements-deploy.txt requirements-deploy.in
 
+# The administrator `make run` writes (its ready line's admin_credentials; under STRICT_IAM=1
+# no other credentials are taken), for the tools that read its moto. Empty key variables leave
+# the file to the SDK.
+LOCAL_ADMIN := $(or $(LOCAL_STACK_LOGS),$(CURDIR)/target/local-stack)/admin-credentials
+LOCAL_TOOLS := events
+
 # ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
 ifeq ($(ENV),local)
 SQS_LOCAL := http://127.0.0.1:$(or $(SQS_PORT),4566)
@@ -150,11 +156,14 @@ DLQ_ARGS := --queue-url $(SQS_LOCAL)/123456789012/$(LOCAL_STACK)-RefundTicket --
 REDRIVE_ARGS := --copy
 dlq redrive: export AWS_ENDPOINT_URL := $(SQS_LOCAL)
 dlq redrive: export AWS_DEFAULT_REGION := us-east-1
-dlq redrive: export AWS_ACCESS_KEY_ID := local
-dlq redrive: export AWS_SECRET_ACCESS_KEY := local
+LOCAL_TOOLS += dlq redrive
 else
 DLQ_ARGS := --stack $(STACK_NAME)
 endif
+$(LOCAL_TOOLS): export AWS_SHARED_CREDENTIALS_FILE := $(LOCAL_ADMIN)
+$(LOCAL_TOOLS): export AWS_ACCESS_KEY_ID :=
+$(LOCAL_TOOLS): export AWS_SECRET_ACCESS_KEY :=
+$(LOCAL_TOOLS): export AWS_SESSION_TOKEN :=
 
 dlq: $(STAMP) ## Show what is in ENV's dead-letter queue (ENV=local: make run's), with each message's reason
 	python3 scripts/dlq.py show $(DLQ_ARGS)
@@ -186,7 +195,7 @@ bench: $(STAMP) ## Release builds measured against a hello-world Lambda: cold st
 	rustup target add aarch64-unknown-linux-gnu
 	python3 scripts/bench.py
 
-run: $(STAMP) ## The local stack on loopback: template.yaml deployed into moto, gateway emulator, both functions, event source
+run: $(STAMP) ## The local stack on loopback: template.yaml deployed into moto, gateway emulator, both functions, event source (STRICT_IAM=1: moto enforces IAM)
 	python3 scripts/local_stack.py
 
 refund: ## Send one refund to the running local stack and show what the gateway emulator received

@@ -57,7 +57,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import boto3
+import local_deploy
+import local_iam
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
@@ -319,6 +320,8 @@ class Stack:
         self.api, self.gateway, self.queue, self.dlq = fields["api"], fields["gateway"], fields["queue"], fields["dlq"]
         self.sqs_url = fields["sqs"]
         self.token_secret = fields["gateway_token_secret"]
+        # The administrator's credentials: the only ones valid when the stack enforces IAM.
+        self.admin = local_iam.read_credentials(Path(fields["admin_credentials"]))
         # The queue the local rule copies every event of the bus to (CONTRACT section 9): the
         # event invariants need it, so a stack without it fails the run rather than skip them.
         self.events = fields.get("events")
@@ -331,16 +334,14 @@ class Stack:
     def rotate_token(self):
         """A rotation: a new version of the secret, and the services take only it from now on."""
         token = f"rotated-{uuid.uuid4()}"
-        boto3.client("secretsmanager", endpoint_url=self.sqs_url, region_name="us-east-1",
-                     aws_access_key_id="chaos", aws_secret_access_key="chaos").put_secret_value(
+        local_deploy.client(self.sqs_url, "secretsmanager", self.admin).put_secret_value(
             SecretId=self.token_secret, SecretString=token)
         status, body, _ = http("PUT", f"{self.gateway}/admin/token", body={"token": token})
         if status != 200:
             raise SystemExit(f"chaos: the emulator refused the new token: {status} {body}")
 
     def sqs(self):
-        return boto3.client("sqs", endpoint_url=self.sqs_url, region_name="us-east-1",
-                            aws_access_key_id="chaos", aws_secret_access_key="chaos")
+        return local_deploy.client(self.sqs_url, "sqs", self.admin)
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:

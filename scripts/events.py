@@ -88,9 +88,12 @@ def main():
     parser.add_argument("--endpoint-url", default=default_endpoint)
     parser.add_argument("--queue-url", help=f"default: the {EVENTS_QUEUE} queue at --endpoint-url")
     args = parser.parse_args()
+    # The credentials configured (`make events`: the stack's administrator's file), else any
+    # key pair, which a stack that does not enforce IAM takes.
+    credentials = {} if boto3.Session().get_credentials() else {"aws_access_key_id": "local",
+                                                                 "aws_secret_access_key": "local"}
     # One quick attempt: a stack that is not running should be said so at once.
-    sqs = boto3.client("sqs", endpoint_url=args.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id="local", aws_secret_access_key="local",
+    sqs = boto3.client("sqs", endpoint_url=args.endpoint_url, region_name="us-east-1", **credentials,
                        config=botocore.config.Config(connect_timeout=2, retries={"total_max_attempts": 1}))
     try:
         url = args.queue_url or sqs.get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]

@@ -7,8 +7,13 @@ environments are the stack's) plus the few local-only resources of LOCAL_ONLY; t
 emulator (unless GATEWAY_ADDR is set); each function under its own `cargo lambda watch`, with
 the environment of its deployed function and only the LOCAL_OVERRIDES, refund-api's with the
 router on API_PORT; and the event source that feeds refund-worker real SQS events with the
-deployed mapping's settings. Prints one `ready ...` line when every part answers, and stops
-every process it started on Ctrl-C or SIGTERM. The end-to-end tests drive this same script.
+deployed mapping's settings. Each function, and the event source, calls AWS with the
+credentials of its own deployed role (STS AssumeRole, scripts/local_iam.py); the stack is
+deployed by an administrator whose credentials go to one file the ready line names. With
+STRICT_IAM=1 (the end-to-end tests) moto enforces IAM from the first call after that set-up;
+without, any credentials do, for ad-hoc `aws --endpoint-url` calls. Prints one `ready ...`
+line when every part answers, and stops every process it started on Ctrl-C or SIGTERM. The
+end-to-end tests drive this same script.
 """
 
 import json
@@ -24,6 +29,7 @@ import urllib.request
 from pathlib import Path
 
 import local_deploy
+import local_iam
 from running_stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +145,8 @@ class Stack:
         self.gateway_args = os.environ.get("GATEWAY_FLAGS", "").split()
         self.logs = Path(os.environ.get("LOCAL_STACK_LOGS", ROOT / "target" / "local-stack"))
         self.endpoint = f"http://127.0.0.1:{self.sqs_port}"
+        self.strict_iam = os.environ.get("STRICT_IAM", "") not in ("", "0")
+        self.admin = local_deploy.LOCAL_CREDENTIALS
         self.procs = {}
 
     def spawn(self, name, args, env=None, log_name=None):
@@ -167,25 +175,38 @@ class Stack:
                 proc.wait()
         log("stopped every process it started")
 
-    def runtime_env(self):
+    def runtime_env(self, role):
         """What Lambda's runtime gives every process, not the function's configuration: the
-        region and credentials (moto takes any), and the log settings of the developer."""
-        env = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-               "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        region, the credentials of its role (`role`: local_iam.role_credentials), and the log
+        settings of the developer."""
+        env = {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, **role,
                "RUST_LOG": os.environ.get("RUST_LOG", "info")}
         if os.environ.get("AWS_LAMBDA_LOG_FORMAT"):
             env["AWS_LAMBDA_LOG_FORMAT"] = os.environ["AWS_LAMBDA_LOG_FORMAT"]
         return env
 
-    def base_env(self, deployment):
-        """The environment of this script without anything that could configure a function:
-        every AWS_ variable and every variable a deployed function or an override sets."""
-        configured = {name for f in deployment.functions.values() for name in f["environment"]}
-        configured |= {name for name, _, _ in LOCAL_OVERRIDES}
+    @staticmethod
+    def base_env(deployment=None):
+        """The environment of this script without anything that could configure a process of
+        the stack: every AWS_ variable and every variable a deployed function or an override
+        sets."""
+        configured = {name for name, _, _ in LOCAL_OVERRIDES}
+        configured |= {name for f in (deployment.functions.values() if deployment else ()) for name in f["environment"]}
         return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in configured}
 
     def client(self, service):
-        return local_deploy.client(self.endpoint, service)
+        return local_deploy.client(self.endpoint, service, self.admin)
+
+    def set_up_iam(self):
+        """The administrator, made first (its credentials in the file the ready line names)."""
+        self.admin = local_iam.create_admin(self.client("iam"))
+        return local_iam.write_credentials(self.logs / "admin-credentials", self.admin)
+
+    def role_sessions(self, deployment):
+        """Each function's role credentials by binary, as Lambda assumes its execution role."""
+        sts = self.client("sts")
+        return {binary_of(f): local_iam.role_credentials(sts, f["role"], binary_of(f))
+                for f in deployment.functions.values()}
 
     def queue_url(self, deployed_url):
         """A deployed queue's URL as moto answers it on loopback (the stack's is AWS's form)."""
@@ -222,7 +243,8 @@ class Stack:
     def deploy(self, token_secret):
         for name, why in LOCAL_ONLY:
             log(f"local only, not in template.yaml: {name}: {why}")
-        deployment = local_deploy.deploy(self.endpoint, stack_parameters(token_secret), customize=chaos_overrides)
+        deployment = local_deploy.deploy(self.endpoint, stack_parameters(token_secret), customize=chaos_overrides,
+                                         credentials=self.admin, strict_iam=self.strict_iam)
         log(f"deployed template.yaml as stack {deployment.stack} in moto's CloudFormation")
         for what, how, why in deployment.deviations:
             log(f"deviation from template.yaml: {what}: {how} ({why})")
@@ -242,14 +264,14 @@ class Stack:
         return {"AWS_ENDPOINT_URL": self.endpoint, "GATEWAY_ADDR": gateway, "RETRY_BASE_S": "1",
                 "RETRY_MAX_S": "5", "ALLOW_UNAUTHENTICATED": "true"}
 
-    def start_functions(self, deployment, gateway, mapping):
+    def start_functions(self, deployment, gateway, mapping, roles):
         """Each function under its own `cargo lambda watch` (one watch gives every function it
         runs one environment): its deployed environment, then the LOCAL_OVERRIDES, listed."""
         values = self.override_values(gateway)
         for name, binaries, why in LOCAL_OVERRIDES:
             log(f"local override: {name}={values[name]} for {', '.join(binaries)}: {why}")
         ports = {API: self.api_port, WORKER: self.worker_port}
-        base, runtime = self.base_env(deployment), self.runtime_env()
+        base = self.base_env(deployment)
         for logical, function in deployment.functions.items():
             binary = binary_of(function)
             if binary not in ports:
@@ -260,7 +282,8 @@ class Stack:
             self.spawn(f"{binary} watch", [str(ROOT / ".venv/bin/cargo-lambda"), "lambda", "watch", "--bin", binary,
                                            "--invoke-address", "127.0.0.1", "--invoke-port", str(ports[binary]),
                                            "--concurrency", concurrency],
-                       {**base, **runtime, **function["environment"], **overrides}, log_name="functions")
+                       {**base, **self.runtime_env(roles[binary]), **function["environment"], **overrides},
+                       log_name="functions")
         for port in ports.values():
             wait_until("cargo lambda watch", lambda: listening(port), 120, self.procs)
         api, worker = (f"http://127.0.0.1:{ports[b]}" for b in (API, WORKER))
@@ -270,8 +293,9 @@ class Stack:
                                            data=b'{"Records":[]}', method="POST"), 900, self.procs)
         return api
 
-    def start_event_source(self, mapping, queue_url):
-        """The deployed mapping's part: its batch size, window, concurrency and response types.
+    def start_event_source(self, mapping, queue_url, role):
+        """The deployed mapping's part, with the worker's role: its batch size, window,
+        concurrency and response types.
         LOCAL_INVOKE_TIMEOUT_S (chaos only): `cargo lambda watch` never answers an invocation
         whose process was killed, so the event source gives it up after this long, as Lambda
         does at the function's timeout. Default: the event source's own (first compiles)."""
@@ -284,7 +308,7 @@ class Stack:
                 *(["--invoke-timeout-s", invoke_timeout] if invoke_timeout else [])]
         log(f"event source: {' '.join(args)}")
         self.spawn("event-source", [str(TARGET / "debug/event-source"), *args],
-                   {**os.environ, **self.runtime_env(), "AWS_ENDPOINT_URL": self.endpoint})
+                   {**self.base_env(), **self.runtime_env(role), "AWS_ENDPOINT_URL": self.endpoint})
         time.sleep(1)
         if self.procs["event-source"].poll() is not None:
             raise SystemExit("local-stack: the event source exited at start-up")
@@ -292,24 +316,30 @@ class Stack:
     def run(self):
         self.spawn("moto", [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(self.sqs_port)])
         wait_until("moto", lambda: listening(self.sqs_port), 60, self.procs)
+        admin_file = self.set_up_iam()
         token_secret, token = self.create_gateway_token()
         deployment = self.deploy(token_secret)
         (mapping,) = deployment.mappings.values()
         outputs = deployment.outputs
         queue, dlq = self.queue_url(outputs["RefundQueueUrl"]), self.queue_url(outputs["DeadLetterQueueUrl"])
         events_url = self.create_events_copy(outputs["EventBusName"])
+        roles = self.role_sessions(deployment)
+        if self.strict_iam:
+            local_iam.enforce(self.endpoint)
+            log(f"strict IAM: moto checks every call from now on; the administrator's credentials: {admin_file}")
 
         log("building the functions and the local tools (minutes on a fresh clone)")
         subprocess.run(["cargo", "build", "--quiet", "-p", API, "-p", WORKER, "-p", "refund-local"],
                        cwd=ROOT, check=True)
         gateway = self.start_gateway(token)
-        api = self.start_functions(deployment, gateway, mapping)
-        self.start_event_source(mapping, queue)
+        api = self.start_functions(deployment, gateway, mapping, roles)
+        self.start_event_source(mapping, queue, roles[WORKER])
 
         print(f"ready api={api} sqs={self.endpoint} gateway={gateway} queue={queue} dlq={dlq} "
               f"table={outputs['RefundTableName']} gateway_token_secret={token_secret} "
               f"bus={outputs['EventBusName']} events={events_url} stack={deployment.stack} "
-              f"worker=http://127.0.0.1:{self.worker_port}", flush=True)
+              f"worker=http://127.0.0.1:{self.worker_port} admin_credentials={admin_file} "
+              f"strict_iam={int(self.strict_iam)}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

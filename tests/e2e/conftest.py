@@ -19,9 +19,10 @@ from local_stack import listening, wait_until  # noqa: E402
 
 @contextlib.contextmanager
 def local_stack(logs, **env_overrides):
-    """Yields the fields of the stack's `ready ...` line (running_stack.local_stack)."""
+    """Yields the fields of the stack's `ready ...` line (running_stack.local_stack), under
+    strict IAM unless told otherwise: a permission the template lacks fails here too."""
     try:
-        with running_stack.local_stack(logs, **env_overrides) as fields:
+        with running_stack.local_stack(logs, **{"STRICT_IAM": "1", **env_overrides}) as fields:
             yield fields
     except running_stack.StackDidNotStart as e:
         pytest.fail(str(e))

@@ -16,8 +16,9 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import boto3
 import events
+import local_deploy
+import local_iam
 import pytest
 from conftest import local_stack
 
@@ -50,10 +51,11 @@ class Stack:
     def __init__(self, fields):
         self.api, self.gateway = fields["api"], fields["gateway"]
         self.queue, self.dlq = fields["queue"], fields["dlq"]
-        self.sqs = boto3.client("sqs", endpoint_url=fields["sqs"], region_name="us-east-1",
-                                aws_access_key_id="e2e", aws_secret_access_key="e2e")
-        self.secrets = boto3.client("secretsmanager", endpoint_url=fields["sqs"], region_name="us-east-1",
-                                    aws_access_key_id="e2e", aws_secret_access_key="e2e")
+        # The administrator's: the stack enforces IAM (the functions have their roles').
+        self.credentials_file = Path(fields["admin_credentials"])
+        admin = local_iam.read_credentials(self.credentials_file)
+        self.sqs = local_deploy.client(fields["sqs"], "sqs", admin)
+        self.secrets = local_deploy.client(fields["sqs"], "secretsmanager", admin)
         self.token_secret = fields["gateway_token_secret"]
         self.events = fields["events"]
         self.logs = fields["logs"]
@@ -319,8 +321,9 @@ def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(sta
     assert stack.put_refund(ticket, "e2e-redrive")[0] == 202
     wait_for("the rejected ticket in the DLQ", lambda: [m for m in stack.dead_letters() if ticket in m["body"]], 120)
     stack.faults(reject_tickets=[])
-    env = {**os.environ, "AWS_ENDPOINT_URL": stack.sqs.meta.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "e2e", "AWS_SECRET_ACCESS_KEY": "e2e"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+           "AWS_ENDPOINT_URL": stack.sqs.meta.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_SHARED_CREDENTIALS_FILE": str(stack.credentials_file)}
     subprocess.run([sys.executable, str(ROOT / "scripts/dlq.py"), "redrive", "--copy",
                     "--queue-url", stack.queue, "--dlq-url", stack.dlq], env=env, check=True, timeout=120)
 
