@@ -290,6 +290,9 @@ class Stack:
             **os.environ,
             "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
             "LOCAL_STACK_LOGS": str(logs),
+            # Under strict IAM, as the end-to-end tests' stack: the functions may do only what
+            # their roles say (STRICT_IAM=0 turns it off).
+            "STRICT_IAM": os.environ.get("STRICT_IAM", "1"),
             "LOCAL_VISIBILITY_TIMEOUT_S": str(visibility_s),
             "LOCAL_INVOKE_TIMEOUT_S": str(invoke_timeout_s),
             "LOCAL_MAX_RECEIVE_COUNT": str(max_receive),
