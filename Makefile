@@ -147,18 +147,15 @@ requirements-deploy: ## Re-lock requirements-deploy.txt (hashes) from requiremen
 LOCAL_ADMIN := $(or $(LOCAL_STACK_LOGS),$(CURDIR)/target/local-stack)/admin-credentials
 LOCAL_TOOLS := events
 
+# The queues come from the stack's outputs, in AWS as locally: `make run` deploys
+# template.yaml as ticket-refunds-local (scripts/local_deploy.py STACK), ENV=local's STACK_NAME.
+DLQ_ARGS := --stack $(STACK_NAME)
 # ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
 ifeq ($(ENV),local)
-SQS_LOCAL := http://127.0.0.1:$(or $(SQS_PORT),4566)
-# The queues of the stack `make run` deploys (scripts/local_deploy.py STACK; its ready line names them).
-LOCAL_STACK := ticket-refunds-local
-DLQ_ARGS := --queue-url $(SQS_LOCAL)/123456789012/$(LOCAL_STACK)-RefundTicket --dlq-url $(SQS_LOCAL)/123456789012/$(LOCAL_STACK)-RefundTicket-dlq
 REDRIVE_ARGS := --copy
-dlq redrive: export AWS_ENDPOINT_URL := $(SQS_LOCAL)
+dlq redrive: export AWS_ENDPOINT_URL := http://127.0.0.1:$(or $(SQS_PORT),4566)
 dlq redrive: export AWS_DEFAULT_REGION := us-east-1
 LOCAL_TOOLS += dlq redrive
-else
-DLQ_ARGS := --stack $(STACK_NAME)
 endif
 $(LOCAL_TOOLS): export AWS_SHARED_CREDENTIALS_FILE := $(LOCAL_ADMIN)
 $(LOCAL_TOOLS): export AWS_ACCESS_KEY_ID :=

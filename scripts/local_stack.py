@@ -30,6 +30,9 @@ from pathlib import Path
 
 import local_deploy
 import local_iam
+# The queue that receives a copy of every refund event (CONTRACT section 9), by the name
+# `make events` reads.
+from events import EVENTS_QUEUE
 from running_stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +47,6 @@ def log(message):
 # The upstream token's secret (local by nature: in AWS the operator creates it). Its ARN is the
 # stack's GatewayTokenSecretArn parameter, so the worker reads it as it would in AWS.
 GATEWAY_TOKEN_SECRET = "gateway-token"
-# The queue that receives a copy of every refund event (CONTRACT section 9), for `make events`
-# and the end-to-end tests.
-EVENTS_QUEUE = "RefundEvents"
 EVENTS_RULE = "copy-refund-events"
 # The event source the worker publishes under (CONTRACT section 9).
 EVENT_SOURCE = "ticket-refunds"
@@ -127,6 +127,21 @@ def http_ok(url, data=None, method="GET", timeout=900):
     request = urllib.request.Request(url, data=data, method=method)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return 200 <= response.status < 300
+
+
+def configuration_error(line):
+    """The error of a function's `configuration error` line (shared/src/config.rs
+    ConfigError::exit), in the text or the JSON log format; None for any other line."""
+    if "configuration error" not in line:
+        return None
+    if line.lstrip().startswith("{"):
+        try:
+            fields = json.loads(line)["fields"]
+            return fields["error"] if fields["message"] == "configuration error" else None
+        except (ValueError, KeyError, TypeError):
+            return None
+    _, found, error = line.partition("configuration error error=")
+    return error.strip() or None if found else None
 
 
 def binary_of(function):
@@ -243,9 +258,11 @@ class Stack:
     def deploy(self, token_secret):
         for name, why in LOCAL_ONLY:
             log(f"local only, not in template.yaml: {name}: {why}")
+        # LOCAL_TEMPLATE (the mutation tests): a changed copy of template.yaml deployed instead.
+        template = Path(os.environ.get("LOCAL_TEMPLATE") or local_deploy.TEMPLATE)
         deployment = local_deploy.deploy(self.endpoint, stack_parameters(token_secret), customize=chaos_overrides,
-                                         credentials=self.admin, strict_iam=self.strict_iam)
-        log(f"deployed template.yaml as stack {deployment.stack} in moto's CloudFormation")
+                                         credentials=self.admin, strict_iam=self.strict_iam, template_path=template)
+        log(f"deployed {template} as stack {deployment.stack} in moto's CloudFormation")
         for what, how, why in deployment.deviations:
             log(f"deviation from template.yaml: {what}: {how} ({why})")
         return deployment
@@ -288,10 +305,30 @@ class Stack:
             wait_until("cargo lambda watch", lambda: listening(port), 120, self.procs)
         api, worker = (f"http://127.0.0.1:{ports[b]}" for b in (API, WORKER))
         # Readiness is both functions answering: the first call compiles each under watch.
-        wait_until(API, lambda: self.api_answers(api), 900, self.procs)
-        wait_until(WORKER, lambda: http_ok(f"{worker}/2015-03-31/functions/{WORKER}/invocations",
-                                           data=b'{"Records":[]}', method="POST"), 900, self.procs)
+        # One at a time, so a configuration error in the log is the function being waited for.
+        wait_until(API, self.unless_stopped(API, lambda: self.api_answers(api)), 900, self.procs)
+        wait_until(WORKER, self.unless_stopped(WORKER, lambda: http_ok(
+            f"{worker}/2015-03-31/functions/{WORKER}/invocations", data=b'{"Records":[]}', method="POST",
+            timeout=10)), 900, self.procs)
         return api
+
+    def unless_stopped(self, binary, answers):
+        """`answers`, unless the function stopped at start-up: `cargo lambda watch` then holds
+        the invocation until a file changes, so the stack would wait in vain. Lambda reports
+        such an init failure at once; the stack stops with the function's one line."""
+        log_file = self.logs / "functions.log"
+        start = log_file.stat().st_size if log_file.exists() else 0
+
+        def check():
+            with open(log_file, "rb") as f:
+                f.seek(start)
+                for line in f.read().decode(errors="replace").splitlines():
+                    error = configuration_error(line)
+                    if error:
+                        raise SystemExit(f"local-stack: {binary} stopped at start-up: {error}")
+            return answers()
+
+        return check
 
     def start_event_source(self, mapping, queue_url, role):
         """The deployed mapping's part, with the worker's role: its batch size, window,
@@ -349,7 +386,7 @@ class Stack:
     def api_answers(api):
         # A method refund-api does not serve: it answers 405 without queueing anything.
         try:
-            http_ok(f"{api}/ticket-refund/00000000-0000-0000-0000-000000000000", method="DELETE", timeout=900)
+            http_ok(f"{api}/ticket-refund/00000000-0000-0000-0000-000000000000", method="DELETE", timeout=10)
         except urllib.error.HTTPError as e:
             return e.code == 405
         return False

@@ -24,17 +24,26 @@ class StackDidNotStart(RuntimeError):
     pass
 
 
-@contextlib.contextmanager
-def local_stack(logs, **env_overrides):
-    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq, table,
-    gateway_token_secret, bus, events, stack, worker: every `key=value` it prints)."""
+SCRIPT = [sys.executable, str(ROOT / "scripts/local_stack.py")]
+
+
+def stack_env(logs, **env_overrides):
+    """The environment of a local stack on free ports, logging to `logs`, with its own gateway
+    emulator."""
     env = {
         **os.environ,
         "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
         "LOCAL_STACK_LOGS": str(logs), **env_overrides,
     }
     env.pop("GATEWAY_ADDR", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT, env=env,
+    return env
+
+
+@contextlib.contextmanager
+def local_stack(logs, **env_overrides):
+    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq, table,
+    gateway_token_secret, bus, events, stack, worker: every `key=value` it prints)."""
+    proc = subprocess.Popen(SCRIPT, cwd=ROOT, env=stack_env(logs, **env_overrides),
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     ready = []
 
