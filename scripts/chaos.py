@@ -452,8 +452,8 @@ class Killer(threading.Thread):
     100 ms while a worker process is alive. A kill counts as landed when the event source's
     next batch line is a failed invocation (it deletes nothing; the batch comes back after
     the visibility timeout); a kill between batches is retried, up to 4 x kills attempts.
-    Every refund-worker process alive is killed (a `cargo lambda watch` restart may have left
-    two), and one is started in their place (see start_replacement).
+    Every refund-worker process alive is killed (the watch runs up to MaximumConcurrency, and
+    a restart may leave more), and each is started again in its place (see start_replacement).
     """
 
     def __init__(self, stack, kills, interval_s, invoke_timeout_s, stop):
@@ -471,7 +471,8 @@ class Killer(threading.Thread):
             if not pids:
                 continue
             before = len(event_source_batches(self.stack.logs))
-            sandbox = self.sandbox_of(pids[0])
+            # Every instance the worker's watch runs (up to the mapping's MaximumConcurrency).
+            sandboxes = [self.sandbox_of(pid) for pid in pids]
             for pid in pids:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -479,7 +480,7 @@ class Killer(threading.Thread):
                     pass
             self.sent += 1
             at = time.monotonic()
-            if sandbox:
+            for sandbox in filter(None, sandboxes):
                 self.start_replacement(*sandbox)
             landed = self.wait_landed(before)
             self.landed += landed
@@ -527,11 +528,13 @@ class Killer(threading.Thread):
         return None
 
     def wait_landed(self, before):
+        """Whether a batch line after the kill is a failed invocation. With batches in flight
+        at once, the first line after the kill may be another batch that had just answered,
+        and the killed one fails only at the invoke timeout: so wait for that long."""
         deadline = time.monotonic() + self.invoke_timeout_s + 30
         while time.monotonic() < deadline:
-            batches = event_source_batches(self.stack.logs)
-            if len(batches) > before:
-                return any(b[3] for b in batches[before:])
+            if any(b[3] for b in event_source_batches(self.stack.logs)[before:]):
+                return True
             time.sleep(0.2)
         return False
 
@@ -663,6 +666,9 @@ def main(argv=None):
 
     logs = args.logs or Path(tempfile.mkdtemp(prefix="chaos-"))
     logs.mkdir(parents=True, exist_ok=True)
+    # The figures are read from these logs (the stack appends): an earlier run's must go.
+    for old_log in logs.glob("*.log"):
+        old_log.unlink()
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt
@@ -879,7 +885,8 @@ def run(stack, args, stop):
         f"{(drained_at or time.monotonic()) - t_sent:.1f} s after the last one (run {elapsed:.0f} s)")
     say(f"  event source: {len(batches)} invocations, {sum(b[0] for b in batches)} records, "
         f"{len(failed_invocations)} failed invocations (kills landed {killer.landed}, sent {killer.sent}; "
-        f"others are `cargo lambda watch` restarts)")
+        f"a kill fails every batch in flight, up to MaximumConcurrency, and `cargo lambda watch` restarts "
+        f"fail theirs)")
     say(f"  emulator: {json.dumps(stats, sort_keys=True)}")
     # A call refused 401 (the rotation) never reached the fault draw.
     reached = stats["calls"] - stats.get("rejected", 0) - stats.get("invalid", 0) - stats.get("unauthorized", 0)

@@ -20,12 +20,10 @@ import json
 import secrets
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import local_deploy
@@ -33,7 +31,7 @@ import local_iam
 # The queue that receives a copy of every refund event (CONTRACT section 9), by the name
 # `make events` reads.
 from events import EVENTS_QUEUE
-from running_stack import free_port
+from running_stack import free_port, http_ok, listening, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -101,32 +99,6 @@ def stack_parameters(token_secret_arn):
     if os.environ.get("LOCAL_MAX_RECEIVE_COUNT"):
         parameters["MaxReceiveCount"] = os.environ["LOCAL_MAX_RECEIVE_COUNT"]
     return parameters
-
-
-def wait_until(what, check, timeout_s, procs):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                raise SystemExit(f"local-stack: {name} exited with {proc.returncode} while waiting for {what}")
-        try:
-            if check():
-                return
-        except (OSError, urllib.error.URLError, ValueError):
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"local-stack: {what} not ready within {timeout_s} s")
-
-
-def listening(port):
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def http_ok(url, data=None, method="GET", timeout=900):
-    request = urllib.request.Request(url, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return 200 <= response.status < 300
 
 
 def configuration_error(line):
@@ -376,7 +348,8 @@ class Stack:
               f"table={outputs['RefundTableName']} gateway_token_secret={token_secret} "
               f"bus={outputs['EventBusName']} events={events_url} stack={deployment.stack} "
               f"worker=http://127.0.0.1:{self.worker_port} admin_credentials={admin_file} "
-              f"strict_iam={int(self.strict_iam)}", flush=True)
+              f"strict_iam={int(self.strict_iam)} batch_size={mapping['batch_size']} "
+              f"maximum_concurrency={mapping['maximum_concurrency'] or 1}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

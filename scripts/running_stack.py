@@ -9,6 +9,9 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,6 +21,32 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until(what, check, timeout_s, procs):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                raise SystemExit(f"local-stack: {name} exited with {proc.returncode} while waiting for {what}")
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"local-stack: {what} not ready within {timeout_s} s")
+
+
+def listening(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def http_ok(url, data=None, method="GET", timeout=900):
+    request = urllib.request.Request(url, data=data, method=method)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return 200 <= response.status < 300
 
 
 class StackDidNotStart(RuntimeError):

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import running_stack  # noqa: E402
-from local_stack import listening, wait_until  # noqa: E402
+from running_stack import listening, wait_until  # noqa: E402
 
 
 @contextlib.contextmanager
