@@ -149,9 +149,10 @@ LOCAL_TOOLS := events
 
 # The queues come from the stack's outputs, in AWS as locally: `make run` deploys
 # template.yaml as ticket-refunds-local (scripts/local_deploy.py STACK), ENV=local's STACK_NAME.
-DLQ_ARGS := --stack $(STACK_NAME)
+DLQ_ARGS = --stack $(STACK_NAME)
 # ENV=local points dlq/redrive at `make run`'s moto, which has no message-move task.
 ifeq ($(ENV),local)
+override STACK_NAME := ticket-refunds-local
 REDRIVE_ARGS := --copy
 dlq redrive: export AWS_ENDPOINT_URL := http://127.0.0.1:$(or $(SQS_PORT),4566)
 dlq redrive: export AWS_DEFAULT_REGION := us-east-1
@@ -161,6 +162,10 @@ $(LOCAL_TOOLS): export AWS_SHARED_CREDENTIALS_FILE := $(LOCAL_ADMIN)
 $(LOCAL_TOOLS): export AWS_ACCESS_KEY_ID :=
 $(LOCAL_TOOLS): export AWS_SECRET_ACCESS_KEY :=
 $(LOCAL_TOOLS): export AWS_SESSION_TOKEN :=
+# The file's one profile, and no ~/.aws/config (an SSO or role profile there would win).
+$(LOCAL_TOOLS): export AWS_PROFILE := default
+$(LOCAL_TOOLS): export AWS_CONFIG_FILE := /dev/null
+$(LOCAL_TOOLS): export AWS_REGION := us-east-1
 
 dlq: $(STAMP) ## Show what is in ENV's dead-letter queue (ENV=local: make run's), with each message's reason
 	python3 scripts/dlq.py show $(DLQ_ARGS)

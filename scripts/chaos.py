@@ -44,7 +44,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ from pathlib import Path
 
 import local_deploy
 import local_iam
+import running_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
@@ -70,7 +70,9 @@ REPLACEMENTS = []  # workers this script started in place of killed ones; stoppe
 
 PRESETS = {
     # make chaos
-    "full": dict(tickets=500, kills=5, clients=4, rejects=5, kill_interval=20.0, drain_timeout=1200.0),
+    # A kill every 2 s after the last one settled: with the mapping's five batches in flight
+    # the 500 tickets drain in about two minutes, and each kill takes the invoke timeout.
+    "full": dict(tickets=500, kills=5, clients=4, rejects=5, kill_interval=2.0, drain_timeout=1200.0),
     # the small run in make test (tests/e2e/test_chaos_small.py): at most 4 minutes
     "small": dict(tickets=60, kills=1, clients=3, rejects=2, kill_interval=3.0, drain_timeout=240.0),
 }
@@ -82,12 +84,6 @@ def say(message=""):
 
 def key_of(ticket):
     return str(uuid.uuid5(NAMESPACE, ticket.lower()))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method, url, body=None, headers=None, timeout=30):
@@ -286,40 +282,25 @@ class Stack:
 
     def __init__(self, logs, visibility_s, invoke_timeout_s, max_receive, upstream_timeout_ms):
         self.logs = logs
-        self.env = {
-            **os.environ,
-            "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
-            "LOCAL_STACK_LOGS": str(logs),
+        self.env = running_stack.stack_env(
+            logs,
             # Under strict IAM, as the end-to-end tests' stack: the functions may do only what
             # their roles say (STRICT_IAM=0 turns it off).
-            "STRICT_IAM": os.environ.get("STRICT_IAM", "1"),
-            "LOCAL_VISIBILITY_TIMEOUT_S": str(visibility_s),
-            "LOCAL_INVOKE_TIMEOUT_S": str(invoke_timeout_s),
-            "LOCAL_MAX_RECEIVE_COUNT": str(max_receive),
-            "UPSTREAM_TIMEOUT_MS": str(upstream_timeout_ms),
+            STRICT_IAM=os.environ.get("STRICT_IAM", "1"),
+            LOCAL_VISIBILITY_TIMEOUT_S=str(visibility_s),
+            LOCAL_INVOKE_TIMEOUT_S=str(invoke_timeout_s),
+            LOCAL_MAX_RECEIVE_COUNT=str(max_receive),
+            UPSTREAM_TIMEOUT_MS=str(upstream_timeout_ms),
             # One JSON object per worker log line: the retries per ticket are read from them.
-            "AWS_LAMBDA_LOG_FORMAT": "JSON",
-        }
-        self.env.pop("GATEWAY_ADDR", None)
+            AWS_LAMBDA_LOG_FORMAT="JSON",
+        )
         self.proc = None
 
     def start(self, timeout_s=1500):
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "scripts/local_stack.py")], cwd=ROOT,
-                                     env=self.env, stdout=subprocess.PIPE, text=True, start_new_session=True)
-        ready = []
-
-        def read_ready():
-            for line in self.proc.stdout:
-                if line.startswith("ready "):
-                    ready.append(line.strip())
-                    return
-
-        reader = threading.Thread(target=read_ready, daemon=True)
-        reader.start()
-        reader.join(timeout=timeout_s)
-        if not ready:
-            raise SystemExit(f"chaos: the local stack did not print its ready line; logs in {self.logs}")
-        fields = dict(part.split("=", 1) for part in ready[0].split()[1:])
+        try:
+            self.proc, fields = running_stack.start(self.env, timeout_s)
+        except running_stack.StackDidNotStart as e:
+            raise SystemExit(f"chaos: {e}") from None
         self.api, self.gateway, self.queue, self.dlq = fields["api"], fields["gateway"], fields["queue"], fields["dlq"]
         self.sqs_url = fields["sqs"]
         self.token_secret = fields["gateway_token_secret"]
@@ -330,8 +311,8 @@ class Stack:
         self.events = fields.get("events")
         if not self.events:
             raise SystemExit("chaos: the local stack's ready line has no events=<RefundEvents queue url> field, "
-                             "so the refund events cannot be checked (CONTRACT section 9; the line was: "
-                             f"{ready[0]!r}); logs in {self.logs}")
+                             f"so the refund events cannot be checked (CONTRACT section 9; its fields: "
+                             f"{sorted(fields)}); logs in {self.logs}")
         return self
 
     def rotate_token(self):
@@ -347,16 +328,8 @@ class Stack:
         return local_deploy.client(self.sqs_url, "sqs", self.admin)
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:
-            pass
+        if self.proc is not None:
+            running_stack.stop(self.proc)
 
     def descendants(self):
         """PIDs of every process below this script (the stack and the workers it started in
@@ -449,9 +422,10 @@ class Killer(threading.Thread):
     """SIGKILLs refund-worker while it is handling a batch, `kills` times.
 
     "Handling a batch" is seen from outside: the emulator's call counter moved in the last
-    100 ms while a worker process is alive. A kill counts as landed when the event source's
-    next batch line is a failed invocation (it deletes nothing; the batch comes back after
-    the visibility timeout); a kill between batches is retried, up to 4 x kills attempts.
+    100 ms while a worker process is alive. A kill counts as landed when a batch line after
+    it is a failed invocation within the invoke timeout (it deletes nothing; the batch comes
+    back after the visibility timeout); a kill between batches is retried, up to 4 x kills
+    attempts, and the killer stops once no batch has run for a minute.
     Every refund-worker process alive is killed (the watch runs up to MaximumConcurrency, and
     a restart may leave more), and each is started again in its place (see start_replacement).
     """
@@ -469,7 +443,7 @@ class Killer(threading.Thread):
             self.attempts += 1
             pids = self.wait_busy_worker(timeout_s=60)
             if not pids:
-                continue
+                return  # a minute without a batch: the pipeline has drained, nothing to kill
             before = len(event_source_batches(self.stack.logs))
             # Every instance the worker's watch runs (up to the mapping's MaximumConcurrency).
             sandboxes = [self.sandbox_of(pid) for pid in pids]
@@ -666,9 +640,9 @@ def main(argv=None):
 
     logs = args.logs or Path(tempfile.mkdtemp(prefix="chaos-"))
     logs.mkdir(parents=True, exist_ok=True)
-    # The figures are read from these logs (the stack appends): an earlier run's must go.
-    for old_log in logs.glob("*.log"):
-        old_log.unlink()
+    # The figures are read from the stack's logs, which it appends to: an earlier run's go.
+    for name in ("functions", "event-source", "gateway-emulator", "moto"):
+        (logs / f"{name}.log").unlink(missing_ok=True)
 
     def on_term(_signum, _frame):
         raise KeyboardInterrupt

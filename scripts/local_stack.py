@@ -61,6 +61,10 @@ LOCAL_ONLY = (
 # The function each binary is, and the one thing `cargo lambda watch` serves it on.
 API, WORKER = "refund-api", "refund-worker"
 
+# Of this script's environment, what the stack's processes are given (Stack.base_env).
+TOOL_VARIABLES = {"PATH", "HOME", "USER", "LANG", "TMPDIR", "TERM", "SHELL"}
+TOOL_PREFIXES = ("CARGO", "RUSTUP", "RUSTC", "RUSTFLAGS", "RUST_BACKTRACE", "LC_", "ZIG")
+
 # The only variables a function gets that its deployed environment does not say (CONTRACT
 # section 7): (variable, the binaries it is set for, why). Values: Stack.override_values.
 LOCAL_OVERRIDES = (
@@ -74,9 +78,9 @@ LOCAL_OVERRIDES = (
 
 
 def chaos_overrides(sam):
-    """`make chaos` only (scripts/chaos.py, docs/RELIABILITY.md): changes to the local copy of
-    the template, each returned as a deviation; unset, as for `make run` and the e2e tests, the
-    template applies. LOCAL_VISIBILITY_TIMEOUT_S: the chaos run SIGKILLs the worker mid-batch,
+    """`make chaos` (scripts/chaos.py, docs/RELIABILITY.md) and one mutation test: changes to
+    the local copy of the template, each returned as a deviation; unset, as for `make run` and
+    the other e2e tests, the template applies. LOCAL_VISIBILITY_TIMEOUT_S: the chaos run SIGKILLs the worker mid-batch,
     and each killed batch would otherwise wait 210 s to come back. UPSTREAM_TIMEOUT_MS: the
     worker's, shorter so that slow answers time out sooner."""
     deviations = []
@@ -114,6 +118,12 @@ def configuration_error(line):
             return None
     _, found, error = line.partition("configuration error error=")
     return error.strip() or None if found else None
+
+
+def batches_at_once(mapping):
+    """The mapping's MaximumConcurrency. Without a ScalingConfig Lambda scales its pollers on
+    its own (up to 1,000 at once); locally that is one batch at a time."""
+    return mapping["maximum_concurrency"] or 1
 
 
 def binary_of(function):
@@ -173,13 +183,12 @@ class Stack:
         return env
 
     @staticmethod
-    def base_env(deployment=None):
-        """The environment of this script without anything that could configure a process of
-        the stack: every AWS_ variable and every variable a deployed function or an override
-        sets."""
-        configured = {name for name, _, _ in LOCAL_OVERRIDES}
-        configured |= {name for f in (deployment.functions.values() if deployment else ()) for name in f["environment"]}
-        return {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k not in configured}
+    def base_env():
+        """What a process of the stack takes from this script's environment: only what runs
+        the tools (cargo, cargo-lambda, zig, the locale), never a variable that could configure
+        a function, so a function sees what its deployed environment says and nothing a shell
+        happened to export."""
+        return {k: v for k, v in os.environ.items() if k in TOOL_VARIABLES or k.startswith(TOOL_PREFIXES)}
 
     def client(self, service):
         return local_deploy.client(self.endpoint, service, self.admin)
@@ -190,7 +199,11 @@ class Stack:
         return local_iam.write_credentials(self.logs / "admin-credentials", self.admin)
 
     def role_sessions(self, deployment):
-        """Each function's role credentials by binary, as Lambda assumes its execution role."""
+        """Each function's role credentials by binary, as Lambda assumes its execution role.
+        First, each deployed function must be one the stack runs."""
+        for logical, function in deployment.functions.items():
+            if binary_of(function) not in (API, WORKER):
+                raise SystemExit(f"local-stack: {logical} runs {binary_of(function)!r}, which the local stack does not start")
         sts = self.client("sts")
         return {binary_of(f): local_iam.role_credentials(sts, f["role"], binary_of(f))
                 for f in deployment.functions.values()}
@@ -253,6 +266,13 @@ class Stack:
         return {"AWS_ENDPOINT_URL": self.endpoint, "GATEWAY_ADDR": gateway, "RETRY_BASE_S": "1",
                 "RETRY_MAX_S": "5", "ALLOW_UNAUTHENTICATED": "true"}
 
+    def function_env(self, function, role, values):
+        """A function's whole environment: the tools', the runtime's (its role's credentials),
+        its deployed environment, and the LOCAL_OVERRIDES for its binary (`values`)."""
+        binary = binary_of(function)
+        overrides = {name: values[name] for name, binaries, _ in LOCAL_OVERRIDES if binary in binaries}
+        return {**self.base_env(), **self.runtime_env(role), **function["environment"], **overrides}
+
     def start_functions(self, deployment, gateway, mapping, roles):
         """Each function under its own `cargo lambda watch` (one watch gives every function it
         runs one environment): its deployed environment, then the LOCAL_OVERRIDES, listed."""
@@ -260,19 +280,14 @@ class Stack:
         for name, binaries, why in LOCAL_OVERRIDES:
             log(f"local override: {name}={values[name]} for {', '.join(binaries)}: {why}")
         ports = {API: self.api_port, WORKER: self.worker_port}
-        base = self.base_env(deployment)
-        for logical, function in deployment.functions.items():
+        for function in deployment.functions.values():
             binary = binary_of(function)
-            if binary not in ports:
-                raise SystemExit(f"local-stack: {logical} runs {binary!r}, which the local stack does not start")
-            overrides = {name: values[name] for name, binaries, _ in LOCAL_OVERRIDES if binary in binaries}
             # The worker's watch runs as many instances as the mapping invokes at once.
-            concurrency = str(mapping["maximum_concurrency"] or 1) if binary == WORKER else "1"
+            concurrency = str(batches_at_once(mapping)) if binary == WORKER else "1"
             self.spawn(f"{binary} watch", [str(ROOT / ".venv/bin/cargo-lambda"), "lambda", "watch", "--bin", binary,
                                            "--invoke-address", "127.0.0.1", "--invoke-port", str(ports[binary]),
                                            "--concurrency", concurrency],
-                       {**base, **self.runtime_env(roles[binary]), **function["environment"], **overrides},
-                       log_name="functions")
+                       self.function_env(function, roles[binary], values), log_name="functions")
         for port in ports.values():
             wait_until("cargo lambda watch", lambda: listening(port), 120, self.procs)
         api, worker = (f"http://127.0.0.1:{ports[b]}" for b in (API, WORKER))
@@ -287,17 +302,22 @@ class Stack:
     def unless_stopped(self, binary, answers):
         """`answers`, unless the function stopped at start-up: `cargo lambda watch` then holds
         the invocation until a file changes, so the stack would wait in vain. Lambda reports
-        such an init failure at once; the stack stops with the function's one line."""
+        such an init failure at once; the stack stops with the function's one line (or, for an
+        exit without one, its code)."""
         log_file = self.logs / "functions.log"
         start = log_file.stat().st_size if log_file.exists() else 0
 
         def check():
             with open(log_file, "rb") as f:
                 f.seek(start)
-                for line in f.read().decode(errors="replace").splitlines():
-                    error = configuration_error(line)
-                    if error:
-                        raise SystemExit(f"local-stack: {binary} stopped at start-up: {error}")
+                lines = f.read().decode(errors="replace").splitlines()
+            for error in filter(None, map(configuration_error, lines)):
+                raise SystemExit(f"local-stack: {binary} stopped at start-up: {error}")
+            # Any other exit (an error returned from main, a panic): watch says only its code.
+            for line in lines:
+                if "command exited code=" in line:
+                    code = line.rsplit("code=", 1)[1].strip()
+                    raise SystemExit(f"local-stack: {binary} exited at start-up with code {code}; see {log_file}")
             return answers()
 
         return check
@@ -312,7 +332,7 @@ class Stack:
         args = ["--queue-url", queue_url, "--invoke-port", str(self.worker_port), "--function", WORKER,
                 "--batch-size", str(mapping["batch_size"]),
                 "--batching-window-s", str(mapping["maximum_batching_window_s"]),
-                "--maximum-concurrency", str(mapping["maximum_concurrency"] or 1),
+                "--maximum-concurrency", str(batches_at_once(mapping)),
                 "--function-response-types", ",".join(mapping["function_response_types"]),
                 *(["--invoke-timeout-s", invoke_timeout] if invoke_timeout else [])]
         log(f"event source: {' '.join(args)}")
@@ -349,7 +369,7 @@ class Stack:
               f"bus={outputs['EventBusName']} events={events_url} stack={deployment.stack} "
               f"worker=http://127.0.0.1:{self.worker_port} admin_credentials={admin_file} "
               f"strict_iam={int(self.strict_iam)} batch_size={mapping['batch_size']} "
-              f"maximum_concurrency={mapping['maximum_concurrency'] or 1}", flush=True)
+              f"maximum_concurrency={batches_at_once(mapping)}", flush=True)
         while all(p.poll() is None for p in self.procs.values()):
             time.sleep(0.5)
         dead = [n for n, p in self.procs.items() if p.poll() is not None]

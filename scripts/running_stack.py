@@ -68,12 +68,12 @@ def stack_env(logs, **env_overrides):
     return env
 
 
-@contextlib.contextmanager
-def local_stack(logs, **env_overrides):
-    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq, table,
-    gateway_token_secret, bus, events, stack, worker: every `key=value` it prints)."""
-    proc = subprocess.Popen(SCRIPT, cwd=ROOT, env=stack_env(logs, **env_overrides),
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+def start(env, timeout_s=1500):
+    """Starts scripts/local_stack.py with `env` (stack_env) in a process group of its own and
+    waits for its ready line: (the process, the line's fields). A stack that stops or stays
+    silent for `timeout_s` (the first start on a fresh clone compiles everything) is stopped,
+    and StackDidNotStart says where its logs are."""
+    proc = subprocess.Popen(SCRIPT, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     ready = []
 
     def read_ready():
@@ -84,17 +84,35 @@ def local_stack(logs, **env_overrides):
 
     reader = threading.Thread(target=read_ready, daemon=True)
     reader.start()
-    # The first start on a fresh clone compiles everything.
-    reader.join(timeout=1500)
+    reader.join(timeout=timeout_s)
+    if not ready:
+        stop(proc)
+        raise StackDidNotStart(f"the local stack did not print its ready line; logs in {env['LOCAL_STACK_LOGS']}")
+    return proc, dict(part.split("=", 1) for part in ready[0].split()[1:])
+
+
+def stop(proc):
+    """Stops the stack and every process it started (its process group): SIGTERM, then
+    SIGKILL after a minute."""
+    if proc.poll() is not None:
+        return
     try:
-        if not ready:
-            raise StackDidNotStart(f"the local stack did not print its ready line; logs in {logs}")
-        yield dict(part.split("=", 1) for part in ready[0].split()[1:])
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@contextlib.contextmanager
+def local_stack(logs, **env_overrides):
+    """Yields the fields of the stack's `ready ...` line (api, sqs, gateway, queue, dlq, table,
+    gateway_token_secret, bus, events, stack, worker, admin_credentials, strict_iam,
+    batch_size, maximum_concurrency: every `key=value` it prints)."""
+    proc, fields = start(stack_env(logs, **env_overrides))
+    try:
+        yield fields
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)

@@ -234,7 +234,9 @@ def test_a_failed_attempt_is_retried_after_the_backoff_not_the_queues_visibility
     record = stack.status_reaches(ticket, "succeeded", timeout_s=60)
     waited = time.monotonic() - failed_at
     assert waited < 15, f"retried {waited:.1f} s after the failure"
-    assert record["attempts"] == 2
+    # 2, or more when the first retry (about 1 s after the failure) came before the faults
+    # were lifted: each of those retries also came after its backoff.
+    assert record["attempts"] >= 2
     assert_refunded_once(stack.effects(), ticket)
 
 
@@ -345,9 +347,10 @@ def test_the_runbook_redrive_refunds_a_ticket_once_its_rejection_is_resolved(sta
     wait_for("the rejected ticket in the DLQ", lambda: [m for m in stack.dead_letters() if ticket in m["body"]], 120)
     stack.faults(reject_tickets=[])
     # The runbook's own command: the queues from the stack's outputs, the administrator's file.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "STACK_NAME"}
     port = stack.sqs.meta.endpoint_url.rsplit(":", 1)[1]
-    subprocess.run(["make", "--no-print-directory", "redrive", "ENV=local", f"SQS_PORT={port}",
+    # -o: the tools are installed (make test did it first); never reinstall them mid-test.
+    subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "redrive", "ENV=local", f"SQS_PORT={port}",
                     f"LOCAL_STACK_LOGS={stack.credentials_file.parent}"], cwd=ROOT, env=env, check=True, timeout=120)
 
     def refunded():

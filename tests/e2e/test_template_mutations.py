@@ -81,6 +81,7 @@ def test_without_report_batch_item_failures_a_failed_record_is_deleted_with_its_
     # without ReportBatchItemFailures, and deleted it: nothing is left to retry.
     wait_for("the failed record deleted", lambda: stack.queue_depth() == 0, 30)
     time.sleep(10)  # twice RETRY_MAX_S: a retry would have come by now
+    assert stack.queue_depth() == 0  # neither visible nor in flight: gone
     record = stack.refund_status(ticket)
     assert record["status"] != "succeeded" and record["attempts"] == 1, record
     assert ticket not in stack.effects()["refund"]
@@ -90,9 +91,17 @@ def test_without_report_batch_item_failures_a_failed_record_is_deleted_with_its_
 def test_a_renamed_environment_variable_stops_the_function_at_start_up_with_one_line(tmp_path):
     template = mutated(tmp_path, "DEAD_LETTER_QUEUE_URL: !Ref DeadLetterQueue", "DLQ_URL: !Ref DeadLetterQueue")
     env = running_stack.stack_env(tmp_path / "local-stack", LOCAL_TEMPLATE=str(template), STRICT_IAM="1")
-    done = subprocess.run(running_stack.SCRIPT, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
-    assert done.returncode != 0
-    assert "ready " not in done.stdout
-    said = done.stderr.strip().splitlines()[-1]
+    # A developer's own value must not hide the mistake (the functions get only what the
+    # deployed environment and the local overrides say).
+    env["DEAD_LETTER_QUEUE_URL"] = "http://127.0.0.1:1/123456789012/from-the-shell"
+    proc = subprocess.Popen(running_stack.SCRIPT, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=1500)
+    finally:
+        running_stack.stop(proc)
+    assert proc.returncode != 0
+    assert "ready " not in stdout
+    said = stderr.strip().splitlines()[-1]
     assert said == ("local-stack: refund-worker stopped at start-up: DEAD_LETTER_QUEUE_URL is not set; "
-                    "it must be an SQS queue URL (http:// or https://)"), done.stderr[-2000:]
+                    "it must be an SQS queue URL (http:// or https://)"), stderr[-2000:]
