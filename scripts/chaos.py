@@ -425,7 +425,9 @@ class Killer(threading.Thread):
     100 ms while a worker process is alive. A kill counts as landed when a batch line after
     it is a failed invocation within the invoke timeout (it deletes nothing; the batch comes
     back after the visibility timeout); a kill between batches is retried, up to 4 x kills
-    attempts, and the killer stops once no batch has run for a minute.
+    attempts, and the killer stops once no batch has run for a minute. The next kill waits
+    until every batch in flight at this one has failed (the invoke timeout), so a late failure
+    of this kill is never counted for the next.
     Every refund-worker process alive is killed (the watch runs up to MaximumConcurrency, and
     a restart may leave more), and each is started again in its place (see start_replacement).
     """
@@ -462,6 +464,9 @@ class Killer(threading.Thread):
             say(f"chaos: SIGKILL refund-worker pid {', '.join(map(str, pids))}: "
                 f"{'mid-batch (the invocation failed)' if landed else 'between batches (not counted)'}"
                 f" [{time.monotonic() - at:.1f} s to settle]")
+            # Every batch in flight at the kill has failed by the invoke timeout: only then may
+            # the next kill's "a failed invocation after it" be its own.
+            self.stop_event.wait(max(0.0, at + self.invoke_timeout_s + 2 - time.monotonic()))
 
     @staticmethod
     def sandbox_of(pid):
