@@ -21,7 +21,6 @@ import concurrent.futures
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import tempfile

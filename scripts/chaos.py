@@ -677,121 +677,184 @@ def main(argv=None):
     return 0 if ok else 1
 
 
-def run(stack, args, stop):
-    rng = random.Random(args.seed)
-    tickets = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.tickets)]
-    rejected = set(rng.sample(tickets, args.rejects))
-    faults = {"error_rate": args.error_rate, "reset_rate": args.reset_rate, "slow_rate": args.slow_rate,
-              "slow_ms": args.slow_ms, "latency_ms": 0, "reject_tickets": sorted(rejected), "seed": args.seed}
-    status, body, _ = http("PUT", f"{stack.gateway}/admin/faults", body=faults)
-    if status != 200:
-        raise SystemExit(f"chaos: the emulator refused the faults: {status} {body}")
-    http("POST", f"{stack.gateway}/admin/reset")
-    say(f"chaos: {args.tickets} tickets, {args.clients} clients, seed {args.seed}; faults per upstream call: "
-        f"{args.error_rate:.0%} errors, {args.reset_rate:.0%} resets, {args.slow_rate:.0%} answered after "
-        f"{args.slow_ms} ms (UPSTREAM_TIMEOUT_MS={args.upstream_timeout_ms}); {len(rejected)} tickets always "
-        f"rejected; every command delivered twice, every fourth copy forged with a key of its own; one token "
-        f"rotation mid-run; {args.kills} mid-batch SIGKILLs of refund-worker")
-    say(f"chaos: queue visibility timeout {args.visibility_timeout} s, event-source invoke timeout "
-        f"{args.invoke_timeout} s, MAX_RECEIVE_COUNT {args.max_receive_count}")
+class Run:
+    """One chaos run's tickets and what happened to them, filled in phase by phase: start,
+    send, drain, read, then the checks and figures below read it."""
 
+    def __init__(self, stack, args):
+        self.stack, self.args = stack, args
+        rng = random.Random(args.seed)
+        self.tickets = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.tickets)]
+        self.rejected = set(rng.sample(self.tickets, args.rejects))
+        self.failures = []
+
+    def check(self, name, ok, detail=""):
+        say(f"  [{'ok' if ok else 'FAIL'}] {name}{': ' + detail if detail else ''}")
+        if not ok:
+            self.failures.append(name)
+
+    def set_faults(self):
+        args = self.args
+        faults = {"error_rate": args.error_rate, "reset_rate": args.reset_rate, "slow_rate": args.slow_rate,
+                  "slow_ms": args.slow_ms, "latency_ms": 0, "reject_tickets": sorted(self.rejected),
+                  "seed": args.seed}
+        status, body, _ = http("PUT", f"{self.stack.gateway}/admin/faults", body=faults)
+        if status != 200:
+            raise SystemExit(f"chaos: the emulator refused the faults: {status} {body}")
+        http("POST", f"{self.stack.gateway}/admin/reset")
+        say(f"chaos: {args.tickets} tickets, {args.clients} clients, seed {args.seed}; faults per upstream call: "
+            f"{args.error_rate:.0%} errors, {args.reset_rate:.0%} resets, {args.slow_rate:.0%} answered after "
+            f"{args.slow_ms} ms (UPSTREAM_TIMEOUT_MS={args.upstream_timeout_ms}); {len(self.rejected)} tickets "
+            f"always rejected; every command delivered twice, every fourth copy forged with a key of its own; "
+            f"one token rotation mid-run; {args.kills} mid-batch SIGKILLs of refund-worker")
+        say(f"chaos: queue visibility timeout {args.visibility_timeout} s, event-source invoke timeout "
+            f"{args.invoke_timeout} s, MAX_RECEIVE_COUNT {args.max_receive_count}")
+
+    def send(self):
+        self.t0 = time.monotonic()
+        self.sent = send_all(self.stack, self.tickets, self.args.clients, self.args.seed)
+        self.t_sent = time.monotonic()
+        self.accepted = [t for t, r in self.sent.items() if r["status"] == 202]
+        self.expected_done = [t for t in self.accepted if t not in self.rejected]
+        self.expected_dead = [t for t in self.accepted if t in self.rejected]
+        say(f"chaos: {len(self.accepted)}/{len(self.tickets)} answered 202 and {len(self.accepted)} copies sent "
+            f"to the queue in {self.t_sent - self.t0:.1f} s")
+
+    def drain(self, killer):
+        """Until every accepted ticket has its effects, both deliveries of each rejected ticket
+        are on the DLQ, and nothing is on the queue, visible or not, twice in a row (and the
+        kills are done); the token is rotated once half the refunds are done."""
+        stack, args = self.stack, self.args
+        sqs = stack.sqs()
+        deadline = self.t0 + args.drain_timeout
+        self.drained_at, self.rotated_at, calm, last_report = None, None, 0, 0.0
+        while time.monotonic() < deadline:
+            listings = stack.listings()
+            done = {s: {e["ticket_id"] for e in listings[s]} for s in listings}
+            missing = [t for t in self.expected_done if t not in done["void"] or t not in done["refund"]]
+            if self.rotated_at is None and len(missing) <= len(self.expected_done) // 2:
+                stack.rotate_token()
+                self.rotated_at = time.monotonic()
+                say(f"chaos: {self.rotated_at - self.t0:5.0f} s: the gateway token rotated with {len(missing)} "
+                    "refunds to go")
+            depth = stack.depth(sqs, stack.queue)
+            dlq_count = sum(stack.depth(sqs, stack.dlq).values())
+            quiet = not missing and sum(depth.values()) == 0 and dlq_count >= 2 * len(self.expected_dead)
+            calm = calm + 1 if quiet else 0
+            if calm >= 2 and (killer.landed >= args.kills or not killer.is_alive()):
+                self.drained_at = time.monotonic()
+                return
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                say(f"chaos: {time.monotonic() - self.t0:5.0f} s: {len(self.expected_done) - len(missing)}/"
+                    f"{len(self.expected_done)} refunded, queue {depth}, dlq {dlq_count}, "
+                    f"kills {killer.landed}/{args.kills}")
+            time.sleep(1)
+
+    def read(self):
+        """The final state: the effects, the queues, the events, the logs."""
+        stack = self.stack
+        sqs = stack.sqs()
+        self.listings = stack.listings()
+        self.depth = stack.depth(sqs, stack.queue)
+        self.dlq = read_all(sqs, stack.dlq)
+        self.events, self.bad_events = parse_events(m["body"] for m in read_all(sqs, stack.events))
+        self.stats = stack.stats()
+        self.batches = event_source_batches(stack.logs)
+        self.records = worker_records(stack.logs)
+        self.elapsed = time.monotonic() - self.t0
+
+    def drain_s(self):
+        return (self.drained_at or time.monotonic()) - self.t0
+
+
+def run(stack, args, stop):
+    r = Run(stack, args)
+    r.set_faults()
     killer = Killer(stack, args.kills, args.kill_interval, args.invoke_timeout, stop)
     killer.start()
-    t0 = time.monotonic()
-    sent = send_all(stack, tickets, args.clients, args.seed)
-    t_sent = time.monotonic()
-    accepted = [t for t, r in sent.items() if r["status"] == 202]
-    expected_done = [t for t in accepted if t not in rejected]
-    expected_dead = [t for t in accepted if t in rejected]
-    say(f"chaos: {len(accepted)}/{len(tickets)} answered 202 and {len(accepted)} copies sent to the queue "
-        f"in {t_sent - t0:.1f} s")
-
-    # Drained: every accepted ticket has its effects, both deliveries of each rejected ticket
-    # are on the DLQ, and nothing is on the queue, visible or not, twice in a row.
-    sqs = stack.sqs()
-    deadline = t0 + args.drain_timeout
-    drained_at, calm, rotated_at = None, 0, None
-    last_report = 0.0
-    while time.monotonic() < deadline:
-        listings = stack.listings()
-        done = {s: {e["ticket_id"] for e in listings[s]} for s in listings}
-        missing = [t for t in expected_done if t not in done["void"] or t not in done["refund"]]
-        if rotated_at is None and len(missing) <= len(expected_done) // 2:
-            stack.rotate_token()
-            rotated_at = time.monotonic()
-            say(f"chaos: {rotated_at - t0:5.0f} s: the gateway token rotated with {len(missing)} refunds to go")
-        depth = stack.depth(sqs, stack.queue)
-        dlq_count = sum(stack.depth(sqs, stack.dlq).values())
-        quiet = not missing and sum(depth.values()) == 0 and dlq_count >= 2 * len(expected_dead)
-        calm = calm + 1 if quiet else 0
-        if calm >= 2 and (killer.landed >= args.kills or not killer.is_alive()):
-            drained_at = time.monotonic()
-            break
-        if time.monotonic() - last_report > 15:
-            last_report = time.monotonic()
-            say(f"chaos: {time.monotonic() - t0:5.0f} s: {len(expected_done) - len(missing)}/{len(expected_done)} "
-                f"refunded, queue {depth}, dlq {dlq_count}, kills {killer.landed}/{args.kills}")
-        time.sleep(1)
+    r.send()
+    r.drain(killer)
     stop.set()
     killer.join(timeout=args.invoke_timeout + 40)
     time.sleep(3)  # anything late (a replay, a second DLQ copy) shows in the final read
-
-    failures = []
-
-    def check(name, ok, detail=""):
-        say(f"  [{'ok' if ok else 'FAIL'}] {name}{': ' + detail if detail else ''}")
-        if not ok:
-            failures.append(name)
-
-    listings = stack.listings()
-    depth = stack.depth(sqs, stack.queue)
-    dlq = read_all(sqs, stack.dlq)
-    events, bad_events = parse_events(m["body"] for m in read_all(sqs, stack.events))
-    stats = stack.stats()
-    batches = event_source_batches(stack.logs)
-    records = worker_records(stack.logs)
-    elapsed = time.monotonic() - t0
+    r.read()
 
     say("")
     say("chaos: invariants")
-    problems = {t: r["problems"] for t, r in sent.items() if r["problems"]}
-    check("every PUT answered 202 with K = uuid5(ticket) and its Correlation-ID",
-          not problems and len(accepted) == len(tickets),
-          f"{len(accepted)}/{len(tickets)} accepted" + (f"; {dict(list(problems.items())[:3])}" if problems else ""))
-    check("the pipeline drained within the time limit", drained_at is not None,
-          f"{(drained_at or time.monotonic()) - t0:.0f} s (limit {args.drain_timeout:.0f} s)")
+    check_puts_and_effects(r)
+    check_emulator(r)
+    check_dead_letters(r)
+    check_statuses(r)
+    check_events(r)
+    r.check(f"{args.kills} SIGKILLs landed mid-batch", killer.landed >= args.kills,
+            f"{killer.landed} landed of {killer.sent} sent")
+
+    say("")
+    say("chaos: figures")
+    print_run_figures(r, killer)
+    per_ticket = print_calls_per_ticket(r)
+    print_retries_and_chances(r, killer)
+
+    say("")
+    say(f"chaos: {'PASS' if not r.failures else 'FAIL: ' + '; '.join(r.failures)}")
+    if args.report:
+        args.report.write_text(json.dumps({
+            "tickets": len(r.sent), "refunded": len(r.expected_done), "rejected": len(r.rejected),
+            "kills_landed": killer.landed, "calls_per_ticket": per_ticket, "goal": CALLS_PER_TICKET_GOAL,
+            "drain_s": r.drain_s(), "failures": r.failures,
+        }, indent=2) + "\n")
+    return not r.failures
+
+
+# --- the invariants --------------------------------------------------------------------------
+
+def check_puts_and_effects(r):
+    problems = {t: s["problems"] for t, s in r.sent.items() if s["problems"]}
+    r.check("every PUT answered 202 with K = uuid5(ticket) and its Correlation-ID",
+            not problems and len(r.accepted) == len(r.tickets),
+            f"{len(r.accepted)}/{len(r.tickets)} accepted" + (f"; {dict(list(problems.items())[:3])}" if problems else ""))
+    r.check("the pipeline drained within the time limit", r.drained_at is not None,
+            f"{r.drain_s():.0f} s (limit {r.args.drain_timeout:.0f} s)")
+    sent = r.sent
     for service, label in (("void", "voided"), ("refund", "refunded")):
         by_ticket = {}
-        for effect in listings[service]:
+        for effect in r.listings[service]:
             by_ticket.setdefault(effect["ticket_id"], []).append(effect)
-        not_done = [t for t in expected_done if t not in by_ticket]
+        not_done = [t for t in r.expected_done if t not in by_ticket]
         doubled = {t: len(e) for t, e in by_ticket.items() if len(e) != 1}
         wrong_key = [t for t, e in by_ticket.items() if any(x["key"] != key_of(t) for x in e)]
         unknown = [t for t in by_ticket if t not in sent]
-        of_rejected = [t for t in by_ticket if t in rejected]
+        of_rejected = [t for t in by_ticket if t in r.rejected]
         foreign_corr = [t for t, e in by_ticket.items() if t in sent and any(
             c not in (sent[t]["correlation_id"], sent[t]["correlation_id"] + "-dup")
             for x in e for c in x["correlation_ids"] + [x["correlation_id"]])]
-        check(f"every accepted ticket {label} exactly once, with its one K",
-              not (not_done or doubled or wrong_key or unknown or of_rejected or foreign_corr),
-              f"{len(by_ticket)} effects for {len(expected_done)} tickets; missing {len(not_done)}, "
-              f"more than one effect {len(doubled)}, wrong K {len(wrong_key)}, unknown tickets {len(unknown)}, "
-              f"rejected tickets with an effect {len(of_rejected)}, foreign correlation ids {len(foreign_corr)}")
-    forged = sum(1 for r in sent.values() if r.get("forged"))
-    check("no upstream call carried a key other than its ticket's K, forged copies included",
-          forged > 0 and stats.get("foreign_keys", 1) == 0,
-          f"{forged} copies forged with a fresh key; calls with a foreign key {stats.get('foreign_keys')}")
-    check("the gateway token rotated mid-run, before the pipeline drained",
-          rotated_at is not None and (drained_at is None or rotated_at < drained_at)
-          and stats.get("unauthorized", 0) > 0,
-          f"the services refused the old token {stats.get('unauthorized')} times; every other invariant "
-          "holds across the rotation")
-    check("the emulator saw no key reused for another ticket and no malformed call",
-          stats.get("conflicts", 0) == 0 and stats.get("invalid", 0) == 0,
-          f"conflicts {stats.get('conflicts')}, invalid {stats.get('invalid')}")
+        r.check(f"every accepted ticket {label} exactly once, with its one K",
+                not (not_done or doubled or wrong_key or unknown or of_rejected or foreign_corr),
+                f"{len(by_ticket)} effects for {len(r.expected_done)} tickets; missing {len(not_done)}, "
+                f"more than one effect {len(doubled)}, wrong K {len(wrong_key)}, unknown tickets {len(unknown)}, "
+                f"rejected tickets with an effect {len(of_rejected)}, foreign correlation ids {len(foreign_corr)}")
 
+
+def check_emulator(r):
+    stats = r.stats
+    forged = sum(1 for s in r.sent.values() if s.get("forged"))
+    r.check("no upstream call carried a key other than its ticket's K, forged copies included",
+            forged > 0 and stats.get("foreign_keys", 1) == 0,
+            f"{forged} copies forged with a fresh key; calls with a foreign key {stats.get('foreign_keys')}")
+    r.check("the gateway token rotated mid-run, before the pipeline drained",
+            r.rotated_at is not None and (r.drained_at is None or r.rotated_at < r.drained_at)
+            and stats.get("unauthorized", 0) > 0,
+            f"the services refused the old token {stats.get('unauthorized')} times; every other invariant "
+            "holds across the rotation")
+    r.check("the emulator saw no key reused for another ticket and no malformed call",
+            stats.get("conflicts", 0) == 0 and stats.get("invalid", 0) == 0,
+            f"conflicts {stats.get('conflicts')}, invalid {stats.get('invalid')}")
+
+
+def check_dead_letters(r):
     dead_tickets, reasons, bad_copies, deliveries_seen = {}, {}, [], set()
-    for m in dlq:
+    for m in r.dlq:
         try:
             command = json.loads(m["body"])
             ticket, header_id = command["ticket_id"], command["header"]["id"]
@@ -806,144 +869,162 @@ def run(stack, args, stop):
                 or not m.get("source_message_id") or not m.get("receive_count"):
             bad_copies.append(f"{ticket}: error_code={code!r} error_message={message[:60]!r} "
                               f"source_message_id={m.get('source_message_id')!r}")
-    expected_deliveries = {(t, sent[t][k]) for t in expected_dead for k in ("command_id", "dup_id")}
-    check("the DLQ holds exactly the tickets the emulator rejects",
-          set(dead_tickets) == set(expected_dead),
-          f"{sorted(dead_tickets)} vs expected {sorted(expected_dead)}" if set(dead_tickets) != set(expected_dead)
-          else f"{len(dead_tickets)} tickets, {len(dlq)} copies")
-    check("both deliveries of every rejected ticket reached the DLQ (nothing lost)",
-          expected_deliveries <= deliveries_seen,
-          f"missing {sorted(expected_deliveries - deliveries_seen)}" if not expected_deliveries <= deliveries_seen
-          else f"{len(expected_deliveries)} deliveries")
-    check("every DLQ copy carries its reason (error_code, error_message, source_message_id, receive_count)",
-          not bad_copies, "; ".join(bad_copies[:5]) or ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
-    check("nothing stays on the queue", sum(depth.values()) == 0, str(depth))
-    statuses = refund_statuses(stack, accepted)
-    voided = {e["ticket_id"] for e in listings["void"]}
-    refunded = {e["ticket_id"] for e in listings["refund"]}
-    stuck = {t: r and r["status"] for t, r in statuses.items() if not r or r["status"] not in ("succeeded", "failed")}
-    check("every accepted ticket ends succeeded or failed, none stuck (GET /ticket-refund/{id})", not stuck,
-          f"{len(stuck)} not final, e.g. {dict(list(stuck.items())[:3])}" if stuck
-          else ", ".join(f"{k} x{v}" for k, v in sorted(collections.Counter(
-              r["status"] for r in statuses.values()).items())))
-    disagree = [t for t, r in statuses.items() if r and (
-        (r["status"] == "succeeded") != (t in voided and t in refunded)
-        or (r["status"] == "failed") != (t in rejected)
-        or (r["status"] == "succeeded" and not (r["receipt_voided_at"] and r["payment_refunded_at"]))
-        or (r["status"] == "failed" and not r["failure_reason"]))]
-    check("the statuses agree with the emulator's effects (succeeded = voided and refunded; failed = rejected, "
-          "with a reason)", not disagree, f"{len(disagree)} disagree, e.g. "
-          f"{[(t, statuses[t]['status']) for t in disagree[:3]]}" if disagree else f"{len(statuses)} records")
-    # The refund events (CONTRACT section 9), every one the bus got, from the RefundEvents copy.
-    def summary(problems):
-        return ", ".join(f"{name} {len(items)}" + (f" (e.g. {items[:2]})" if items else "")
-                         for name, items in problems.items())
+    expected_dead = set(r.expected_dead)
+    expected_deliveries = {(t, r.sent[t][k]) for t in expected_dead for k in ("command_id", "dup_id")}
+    r.check("the DLQ holds exactly the tickets the emulator rejects",
+            set(dead_tickets) == expected_dead,
+            f"{sorted(dead_tickets)} vs expected {sorted(expected_dead)}" if set(dead_tickets) != expected_dead
+            else f"{len(dead_tickets)} tickets, {len(r.dlq)} copies")
+    r.check("both deliveries of every rejected ticket reached the DLQ (nothing lost)",
+            expected_deliveries <= deliveries_seen,
+            f"missing {sorted(expected_deliveries - deliveries_seen)}" if not expected_deliveries <= deliveries_seen
+            else f"{len(expected_deliveries)} deliveries")
+    r.check("every DLQ copy carries its reason (error_code, error_message, source_message_id, receive_count)",
+            not bad_copies, "; ".join(bad_copies[:5]) or ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items())))
+    r.check("nothing stays on the queue", sum(r.depth.values()) == 0, str(r.depth))
 
-    refunded_problems = refunded_event_problems(events, set(expected_done), rejected)
-    check("every refunded ticket has one TicketRefunded id, UUIDv5(K, \"TicketRefunded\"), and no rejected "
-          "ticket has one", not any(refunded_problems.values()) and not bad_events,
-          f"{sum(e['type'] == REFUNDED for e in events)} events for {len(expected_done)} tickets; "
-          f"{summary(refunded_problems)}; unreadable bodies {len(bad_events)}"
-          + (f" (e.g. {bad_events[:2]})" if bad_events else ""))
-    failed_problems = failed_event_problems(events, dlq)
-    dead_lettered = dead_lettered_messages(dlq)
-    check("every dead-lettered message has one TicketRefundFailed id, UUIDv5(K, \"TicketRefundFailed:\" + its "
-          "source_message_id), with its error_code", not any(failed_problems.values()),
-          f"{sum(e['type'] == REFUND_FAILED for e in events)} events for {len(dead_lettered)} dead-lettered "
-          f"messages; {summary(failed_problems)}")
-    check("no event of another detail-type on the bus", not other_events(events),
-          ", ".join(other_events(events)) or "none")
-    check(f"{args.kills} SIGKILLs landed mid-batch", killer.landed >= args.kills,
-          f"{killer.landed} landed of {killer.sent} sent")
 
-    # --- figures ------------------------------------------------------------------------------
-    say("")
-    say("chaos: figures")
-    failed_invocations = [b for b in batches if b[3]]
-    say(f"  time to drain: {(drained_at or time.monotonic()) - t0:.1f} s from the first PUT, "
-        f"{(drained_at or time.monotonic()) - t_sent:.1f} s after the last one (run {elapsed:.0f} s)")
-    say(f"  event source: {len(batches)} invocations, {sum(b[0] for b in batches)} records, "
+def check_statuses(r):
+    statuses = refund_statuses(r.stack, r.accepted)
+    voided = {e["ticket_id"] for e in r.listings["void"]}
+    refunded = {e["ticket_id"] for e in r.listings["refund"]}
+    stuck = {t: s and s["status"] for t, s in statuses.items() if not s or s["status"] not in ("succeeded", "failed")}
+    r.check("every accepted ticket ends succeeded or failed, none stuck (GET /ticket-refund/{id})", not stuck,
+            f"{len(stuck)} not final, e.g. {dict(list(stuck.items())[:3])}" if stuck
+            else ", ".join(f"{k} x{v}" for k, v in sorted(collections.Counter(
+                s["status"] for s in statuses.values()).items())))
+    disagree = [t for t, s in statuses.items() if s and (
+        (s["status"] == "succeeded") != (t in voided and t in refunded)
+        or (s["status"] == "failed") != (t in r.rejected)
+        or (s["status"] == "succeeded" and not (s["receipt_voided_at"] and s["payment_refunded_at"]))
+        or (s["status"] == "failed" and not s["failure_reason"]))]
+    r.check("the statuses agree with the emulator's effects (succeeded = voided and refunded; failed = rejected, "
+            "with a reason)", not disagree, f"{len(disagree)} disagree, e.g. "
+            f"{[(t, statuses[t]['status']) for t in disagree[:3]]}" if disagree else f"{len(statuses)} records")
+
+
+def problem_summary(problems):
+    return ", ".join(f"{name} {len(items)}" + (f" (e.g. {items[:2]})" if items else "")
+                     for name, items in problems.items())
+
+
+def check_events(r):
+    """The refund events (CONTRACT section 9), every one the bus got, from the RefundEvents copy."""
+    events, bad_events = r.events, r.bad_events
+    refunded_problems = refunded_event_problems(events, set(r.expected_done), r.rejected)
+    r.check("every refunded ticket has one TicketRefunded id, UUIDv5(K, \"TicketRefunded\"), and no rejected "
+            "ticket has one", not any(refunded_problems.values()) and not bad_events,
+            f"{sum(e['type'] == REFUNDED for e in events)} events for {len(r.expected_done)} tickets; "
+            f"{problem_summary(refunded_problems)}; unreadable bodies {len(bad_events)}"
+            + (f" (e.g. {bad_events[:2]})" if bad_events else ""))
+    failed_problems = failed_event_problems(events, r.dlq)
+    r.check("every dead-lettered message has one TicketRefundFailed id, UUIDv5(K, \"TicketRefundFailed:\" + its "
+            "source_message_id), with its error_code", not any(failed_problems.values()),
+            f"{sum(e['type'] == REFUND_FAILED for e in events)} events for {len(dead_lettered_messages(r.dlq))} "
+            f"dead-lettered messages; {problem_summary(failed_problems)}")
+    r.check("no event of another detail-type on the bus", not other_events(events),
+            ", ".join(other_events(events)) or "none")
+
+
+# --- the figures -----------------------------------------------------------------------------
+
+def print_run_figures(r, killer):
+    failed_invocations = [b for b in r.batches if b[3]]
+    say(f"  time to drain: {r.drain_s():.1f} s from the first PUT, "
+        f"{(r.drained_at or time.monotonic()) - r.t_sent:.1f} s after the last one (run {r.elapsed:.0f} s)")
+    say(f"  event source: {len(r.batches)} invocations, {sum(b[0] for b in r.batches)} records, "
         f"{len(failed_invocations)} failed invocations (kills landed {killer.landed}, sent {killer.sent}; "
         f"a kill fails every batch in flight, up to MaximumConcurrency, and `cargo lambda watch` restarts "
         f"fail theirs)")
-    say(f"  emulator: {json.dumps(stats, sort_keys=True)}")
+    say(f"  emulator: {json.dumps(r.stats, sort_keys=True)}")
+
+
+def print_calls_per_ticket(r):
+    """The goal of the events issue: a call the status record already confirms is not made
+    again. A goal, not an invariant (nothing is wrong with a repeat: both services are
+    idempotent on K), but a missed one fails the run, as a broken invariant does."""
+    per_ticket = calls_per_ticket(r.listings, r.expected_done)
+    call_lines, calls_not_met = calls_goal_lines(per_ticket)
+    for line in call_lines:
+        say(f"  {line}")
+    most = {s: max((e["calls"] for e in r.listings[s] if e["ticket_id"] in r.sent), default=0) for s in r.listings}
+    say(f"  (calls answered: the first under K and every replay, as the emulator's listings count them, over the "
+        f"{len(r.expected_done)} tickets to refund; the most for one ticket: void {most['void']}, refund "
+        f"{most['refund']}; replays come from the second delivery, lost or slow answers and kills)")
+    r.failures.extend(f"goal: {service} calls per ticket <= {CALLS_PER_TICKET_GOAL}" for service in calls_not_met)
+    events = r.events
+    distinct_refunded = {e["id"] for e in events if e["type"] == REFUNDED}
+    distinct_failed = {e["id"] for e in events if e["type"] == REFUND_FAILED}
+    say(f"  refund events (RefundEvents, drained): {len(events) + len(r.bad_events)} read; TicketRefunded "
+        f"{sum(e['type'] == REFUNDED for e in events)} ({len(distinct_refunded)} distinct ids for "
+        f"{len(r.expected_done)} refunded tickets, the rest repeats); TicketRefundFailed "
+        f"{sum(e['type'] == REFUND_FAILED for e in events)} ({len(distinct_failed)} distinct ids for "
+        f"{len(dead_lettered_messages(r.dlq))} dead-lettered messages, {len(r.dlq)} DLQ copies)")
+    return per_ticket
+
+
+def worker_outcomes(r):
+    """From the worker's log: outcomes by name, retries per ticket to refund, the highest
+    receive count."""
+    outcomes, per_ticket_retries, max_receive = {}, {}, 0
+    for record in r.records:
+        outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
+        ticket = record.get("ticket_id")
+        if ticket in r.sent and ticket not in r.rejected:
+            per_ticket_retries.setdefault(ticket, 0)
+            if record["outcome"] == "retry":
+                per_ticket_retries[ticket] += 1
+        max_receive = max(max_receive, int(record.get("receive_count") or 0))
+    return outcomes, per_ticket_retries, max_receive
+
+
+def print_retries_and_chances(r, killer):
+    args, stats = r.args, r.stats
     # A call refused 401 (the rotation) never reached the fault draw.
     reached = stats["calls"] - stats.get("rejected", 0) - stats.get("invalid", 0) - stats.get("unauthorized", 0)
     faulted = stats.get("errors", 0) + stats.get("resets", 0) + stats.get("slow", 0)
     observed_p_call = faulted / reached if reached else 0.0
-    # The goal of the events issue: a call the status record already confirms is not made again.
-    # A goal, not an invariant (nothing is wrong with a repeat: both services are idempotent on
-    # K), but a missed one fails the run, as a broken invariant does.
-    per_ticket = calls_per_ticket(listings, expected_done)
-    call_lines, calls_not_met = calls_goal_lines(per_ticket)
-    for line in call_lines:
-        say(f"  {line}")
-    most = {s: max((e["calls"] for e in listings[s] if e["ticket_id"] in sent), default=0) for s in listings}
-    say(f"  (calls answered: the first under K and every replay, as the emulator's listings count them, over the "
-        f"{len(expected_done)} tickets to refund; the most for one ticket: void {most['void']}, refund "
-        f"{most['refund']}; replays come from the second delivery, lost or slow answers and kills)")
-    failures.extend(f"goal: {service} calls per ticket <= {CALLS_PER_TICKET_GOAL}" for service in calls_not_met)
-    distinct_refunded = {e["id"] for e in events if e["type"] == REFUNDED}
-    distinct_failed = {e["id"] for e in events if e["type"] == REFUND_FAILED}
-    say(f"  refund events (RefundEvents, drained): {len(events) + len(bad_events)} read; TicketRefunded "
-        f"{sum(e['type'] == REFUNDED for e in events)} ({len(distinct_refunded)} distinct ids for "
-        f"{len(expected_done)} refunded tickets, the rest repeats); TicketRefundFailed "
-        f"{sum(e['type'] == REFUND_FAILED for e in events)} ({len(distinct_failed)} distinct ids for "
-        f"{len(dead_lettered)} dead-lettered messages, {len(dlq)} DLQ copies)")
-    outcomes, per_ticket_retries, max_receive = {}, {}, 0
-    for r in records:
-        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
-        ticket = r.get("ticket_id")
-        if ticket in sent and ticket not in rejected:
-            per_ticket_retries.setdefault(ticket, 0)
-            if r["outcome"] == "retry":
-                per_ticket_retries[ticket] += 1
-        max_receive = max(max_receive, int(r.get("receive_count") or 0))
+    outcomes, per_ticket_retries, max_receive = worker_outcomes(r)
     if per_ticket_retries:
-        values = [per_ticket_retries.get(t, 0) for t in expected_done]
+        values = [per_ticket_retries.get(t, 0) for t in r.expected_done]
         say(f"  worker record outcomes: {json.dumps(outcomes, sort_keys=True)}")
         say(f"  retries per ticket (both deliveries, from the worker's log): mean {statistics.mean(values):.2f}, "
             f"median {statistics.median(values):.0f}, max {max(values)}; highest receive count seen "
             f"{max_receive} of MAX_RECEIVE_COUNT {args.max_receive_count}")
     attempts = outcomes.get("retry", 0) + outcomes.get("done", 0)
     observed_p_attempt = outcomes.get("retry", 0) / attempts if attempts else 0.0
-
     p_call = 1 - (1 - args.reset_rate) * (1 - args.error_rate) * (1 - args.slow_rate)
     p_attempt = 1 - (1 - p_call) ** 2
-    deliveries = 2 * len(accepted)
-    per_delivery = p_attempt ** args.max_receive_count
-    chance = run_chance(p_attempt, args.max_receive_count, deliveries)
-    chance_prod = run_chance(p_attempt, PRODUCTION_MAX_RECEIVE_COUNT, deliveries)
-    hit = BATCH_SIZE * max(killer.landed, len(failed_invocations))
-    with_kills = min(1.0, chance + hit * p_attempt ** max(0, args.max_receive_count - max(killer.landed,
-                                                                                         len(failed_invocations))))
     say(f"  transient fault per upstream call: p = 1 - (1-{args.reset_rate})(1-{args.error_rate})"
         f"(1-{args.slow_rate}) = {p_call:.4f} (observed {observed_p_call:.4f})")
     say(f"  failed attempt (either of its two calls): 1 - (1-p)^2 = {p_attempt:.4f} "
         f"(observed {observed_p_attempt:.4f} of {attempts} attempts)")
+    chance = print_chances(r, killer, p_attempt)
+    # The chance above is arithmetic on the run's settings; what the run can prove is that
+    # the faults it computed from really happened at that rate.
+    r.check("upstream calls failed at the configured transient rate",
+            attempts > 0 and abs(observed_p_call - p_call) <= 0.1, f"{observed_p_call:.4f} vs {p_call:.4f}")
+    if chance >= args.max_chance:
+        say(f"  WARNING: the computed chance {chance:.3e} is not below {args.max_chance:g}")
+
+
+def print_chances(r, killer, p_attempt):
+    """The chance that transient faults alone exhaust a delivery's budget (docs/RELIABILITY.md)."""
+    args = r.args
+    failed_invocations = sum(1 for b in r.batches if b[3])
+    deliveries = 2 * len(r.accepted)
+    per_delivery = p_attempt ** args.max_receive_count
+    chance = run_chance(p_attempt, args.max_receive_count, deliveries)
+    chance_prod = run_chance(p_attempt, PRODUCTION_MAX_RECEIVE_COUNT, deliveries)
+    lost = max(killer.landed, failed_invocations)
+    with_kills = min(1.0, chance + BATCH_SIZE * lost * p_attempt ** max(0, args.max_receive_count - lost))
     say(f"  one delivery exhausts MAX_RECEIVE_COUNT={args.max_receive_count} on transient faults alone: "
         f"{p_attempt:.4f}^{args.max_receive_count} = {per_delivery:.3e}")
     say(f"  chance in this run ({deliveries} deliveries): 1 - (1 - {per_delivery:.3e})^{deliveries} = {chance:.3e}")
     say(f"  (at the template's default MAX_RECEIVE_COUNT={PRODUCTION_MAX_RECEIVE_COUNT} it would be "
         f"{chance_prod:.3e}; counting each failed invocation as a lost attempt for up to {BATCH_SIZE} "
         f"deliveries, the bound is {with_kills:.3e})")
-    # The chance above is arithmetic on the run's settings; what the run can prove is that
-    # the faults it computed from really happened at that rate.
-    check("upstream calls failed at the configured transient rate",
-          attempts > 0 and abs(observed_p_call - p_call) <= 0.1, f"{observed_p_call:.4f} vs {p_call:.4f}")
-    if chance >= args.max_chance:
-        say(f"  WARNING: the computed chance {chance:.3e} is not below {args.max_chance:g}")
-
-    say("")
-    say(f"chaos: {'PASS' if not failures else 'FAIL: ' + '; '.join(failures)}")
-    if args.report:
-        args.report.write_text(json.dumps({
-            "tickets": len(sent), "refunded": len(expected_done), "rejected": len(rejected),
-            "kills_landed": killer.landed, "calls_per_ticket": per_ticket, "goal": CALLS_PER_TICKET_GOAL,
-            "drain_s": (drained_at or time.monotonic()) - t0, "failures": failures,
-        }, indent=2) + "\n")
-    return not failures
-
+    return chance
 
 if __name__ == "__main__":
     sys.exit(main())
