@@ -1,5 +1,5 @@
-"""The pure checks of `scripts/chaos.py` on synthetic inputs: the refund events (CONTRACT
-section 9) and the calls-per-ticket goal. Each table has passing rows and failing rows, so
+"""The pure checks of `make chaos` (scripts/chaos_report.py) on synthetic inputs: the refund
+events (CONTRACT section 9) and the calls-per-ticket goal. Each table has passing rows and failing rows, so
 a check that cannot fail fails here. No stack: these run in a second (in `make e2e`, so in
 `make test`)."""
 
@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-import chaos
+import chaos_report
 
 T1 = "6f1c1a52-1f2e-4f39-9d0e-2a1b3c4d5e6f"
 T2 = "0b8e2d3c-7a6f-4e5d-8c9b-1a2b3c4d5e6f"
@@ -51,14 +51,14 @@ def dlq_copy(ticket, source_message_id, code="void_rejected"):
 
 def test_event_ids_follow_the_contract():
     key = uuid.UUID(k(T1))
-    assert chaos.refunded_event_id(T1) == str(uuid.uuid5(key, "TicketRefunded"))
-    assert chaos.refunded_event_id(T1.upper()) == chaos.refunded_event_id(T1)  # K is of the lowercase id
-    assert chaos.failed_event_id(T1, MESSAGE) == str(uuid.uuid5(key, "TicketRefundFailed:" + MESSAGE))
-    assert chaos.failed_event_id(T1, MESSAGE) != chaos.failed_event_id(T1, OTHER_MESSAGE)
+    assert chaos_report.refunded_event_id(T1) == str(uuid.uuid5(key, "TicketRefunded"))
+    assert chaos_report.refunded_event_id(T1.upper()) == chaos_report.refunded_event_id(T1)  # K is of the lowercase id
+    assert chaos_report.failed_event_id(T1, MESSAGE) == str(uuid.uuid5(key, "TicketRefundFailed:" + MESSAGE))
+    assert chaos_report.failed_event_id(T1, MESSAGE) != chaos_report.failed_event_id(T1, OTHER_MESSAGE)
 
 
 def test_parse_events_reads_the_eventbridge_shape_and_sets_aside_the_rest():
-    events, bad = chaos.parse_events([refunded(T1), failed(REJECTED, MESSAGE), "not json",
+    events, bad = chaos_report.parse_events([refunded(T1), failed(REJECTED, MESSAGE), "not json",
                                       json.dumps({"detail-type": "TicketRefunded", "detail": {}})])
     assert [(e["type"], e["ticket_id"], e["key"]) for e in events] == [
         ("TicketRefunded", T1, k(T1)), ("TicketRefundFailed", REJECTED, k(REJECTED))]
@@ -83,9 +83,9 @@ def wrong_id_refunded(ticket):
     ([refunded(T1), refunded(T2), refunded(str(uuid.uuid4()))], {"of an unknown ticket"}),
 ])
 def test_refunded_events(bodies, failing):
-    events, bad = chaos.parse_events(bodies)
+    events, bad = chaos_report.parse_events(bodies)
     assert not bad
-    problems = chaos.refunded_event_problems(events, {T1, T2}, {REJECTED})
+    problems = chaos_report.refunded_event_problems(events, {T1, T2}, {REJECTED})
     assert {name for name, items in problems.items() if items} == failing
 
 
@@ -96,9 +96,9 @@ DLQ = [dlq_copy(REJECTED, MESSAGE), dlq_copy(REJECTED, OTHER_MESSAGE),
 def test_dead_lettered_messages_are_one_per_source_message_and_skip_those_without_an_event():
     copies = DLQ + [dlq_copy(T1, "m-poison", code="invalid_command"), {"body": "not json", "error_code": "x"},
                     {**dlq_copy(T2, "m-redriven"), "error_code": None}]
-    expected = chaos.dead_lettered_messages(copies)
-    assert expected == {chaos.failed_event_id(REJECTED, MESSAGE): (REJECTED, {"void_rejected"}),
-                        chaos.failed_event_id(REJECTED, OTHER_MESSAGE): (REJECTED, {"void_rejected"})}
+    expected = chaos_report.dead_lettered_messages(copies)
+    assert expected == {chaos_report.failed_event_id(REJECTED, MESSAGE): (REJECTED, {"void_rejected"}),
+                        chaos_report.failed_event_id(REJECTED, OTHER_MESSAGE): (REJECTED, {"void_rejected"})}
 
 
 @pytest.mark.parametrize("bodies, failing", [
@@ -115,23 +115,23 @@ def test_dead_lettered_messages_are_one_per_source_message_and_skip_those_withou
     ([failed(REJECTED, MESSAGE, source="elsewhere"), failed(REJECTED, OTHER_MESSAGE)], {"malformed"}),
 ])
 def test_failed_events(bodies, failing):
-    events, bad = chaos.parse_events(bodies)
+    events, bad = chaos_report.parse_events(bodies)
     assert not bad
-    problems = chaos.failed_event_problems(events, DLQ)
+    problems = chaos_report.failed_event_problems(events, DLQ)
     assert {name for name, items in problems.items() if items} == failing
 
 
 def test_a_failed_event_named_by_the_copys_own_message_id_is_not_the_dead_lettered_messages():
     copy = {**dlq_copy(REJECTED, MESSAGE)}
-    events, _ = chaos.parse_events([failed(REJECTED, "the-dlq-copys-own-message-id")])
-    problems = chaos.failed_event_problems(events, [copy])
+    events, _ = chaos_report.parse_events([failed(REJECTED, "the-dlq-copys-own-message-id")])
+    problems = chaos_report.failed_event_problems(events, [copy])
     assert problems["missing"] and problems["without a dead-lettered message"]
 
 
 def test_other_detail_types_are_reported():
-    events, _ = chaos.parse_events([refunded(T1), body("TicketBooked", T1, str(uuid.uuid4()))])
-    assert chaos.other_events(events) == ["TicketBooked"]
-    assert chaos.other_events(chaos.parse_events([refunded(T1)])[0]) == []
+    events, _ = chaos_report.parse_events([refunded(T1), body("TicketBooked", T1, str(uuid.uuid4()))])
+    assert chaos_report.other_events(events) == ["TicketBooked"]
+    assert chaos_report.other_events(chaos_report.parse_events([refunded(T1)])[0]) == []
 
 
 def listing(calls):
@@ -148,9 +148,9 @@ def listing(calls):
     ({T1: 2}, {T1: 2, T2: 2}, [T1, T2], (1.0, 2.0, 3.0), ["refund"]),  # T2 never voided: 0 calls
 ])
 def test_calls_per_ticket_and_the_goal(void, refund, tickets, expected, not_met):
-    per_ticket = chaos.calls_per_ticket({"void": listing(void), "refund": listing(refund)}, tickets)
+    per_ticket = chaos_report.calls_per_ticket({"void": listing(void), "refund": listing(refund)}, tickets)
     assert (per_ticket["void"], per_ticket["refund"], per_ticket["both"]) == pytest.approx(expected)
-    lines, missed = chaos.calls_goal_lines(per_ticket)
+    lines, missed = chaos_report.calls_goal_lines(per_ticket)
     assert missed == not_met
     assert [line.split(":")[0] for line in lines] == [
         "void calls per ticket", "refund calls per ticket", "calls per ticket (both)"]

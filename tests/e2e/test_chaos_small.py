@@ -39,7 +39,7 @@ INVARIANTS = (
     "no event of another detail-type on the bus",
 )
 
-# Figures held to a goal (chaos.calls_goal_lines): each printed, and met.
+# Figures held to a goal (chaos_report.calls_goal_lines): each printed, and met.
 GOALS = ("void calls per ticket", "refund calls per ticket", "calls per ticket (both)")
 
 
