@@ -9,6 +9,8 @@ import statistics
 import time
 import uuid
 
+from events import EVENT_SOURCE, REFUND_FAILED, REFUNDED
+
 NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
 REASON_CODES = {"void_rejected", "refund_rejected"}
 PRODUCTION_MAX_RECEIVE_COUNT = 15  # the template's default MaxReceiveCount
@@ -27,8 +29,6 @@ def key_of(ticket):
 # --- the refund events (CONTRACT section 9) and the calls per ticket: pure, table-tested in
 # tests/e2e/test_chaos_invariants.py ------------------------------------------------------------
 
-EVENT_SOURCE = "ticket-refunds"
-REFUNDED, REFUND_FAILED = "TicketRefunded", "TicketRefundFailed"
 CALLS_PER_TICKET_GOAL = 1.6  # upstream calls answered per ticket, per service (the events issue)
 
 

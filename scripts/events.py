@@ -17,6 +17,9 @@ import botocore.config
 import botocore.exceptions
 
 EVENTS_QUEUE = "RefundEvents"
+# The source and detail-types the worker publishes (CONTRACT section 9).
+EVENT_SOURCE = "ticket-refunds"
+REFUNDED, REFUND_FAILED = "TicketRefunded", "TicketRefundFailed"
 # How many receives one peek makes at most (ten messages each).
 MAX_RECEIVES = 1000
 
@@ -72,7 +75,7 @@ def event_line(body):
     if fields is None:
         return f"(not a refund event) {body[:80]}"
     line = f"{fields['time']} {fields['detail_type']} ticket={fields['ticket_id']} id={fields['id']}"
-    if fields["detail_type"] == "TicketRefundFailed":
+    if fields["detail_type"] == REFUND_FAILED:
         line += f" error_code={fields['error_code'] or '?'}"
     return line
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import local_deploy
 import local_iam
 # The queue that receives a copy of every refund event (CONTRACT section 9), by the name
-# `make events` reads.
-from events import EVENTS_QUEUE
+# `make events` reads, and the source the worker publishes under.
+from events import EVENT_SOURCE, EVENTS_QUEUE
 from running_stack import free_port, http_ok, listening, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,6 @@ def log(message):
 # stack's GatewayTokenSecretArn parameter, so the worker reads it as it would in AWS.
 GATEWAY_TOKEN_SECRET = "gateway-token"
 EVENTS_RULE = "copy-refund-events"
-# The event source the worker publishes under (CONTRACT section 9).
-EVENT_SOURCE = "ticket-refunds"
 
 # Resources the local stack creates that template.yaml has not, and why each is local by nature.
 LOCAL_ONLY = (
