@@ -2,7 +2,7 @@
 //! request (validation, K, the command's JSON, the answer), without any network.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use refund::queue::InMemoryQueue;
+use refund_shared::queue::InMemoryQueue;
 
 fn handler(c: &mut Criterion) {
     let fixture = include_str!("../../events/api-refund.json");
@@ -25,7 +25,7 @@ fn handler(c: &mut Criterion) {
                     let response = refund_api::handler::handle(
                         &queue,
                         refund_api::NO_RECORDS,
-                        &refund::config::AccessConfig::default(),
+                        &refund_shared::config::AccessConfig::default(),
                         request,
                     )
                     .await;

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use lambda_http::{Body, Request};
-use refund::{
+use refund_api::{CursorKeys, NO_RECORDS, RefundRecords, handle};
+use refund_shared::{
     command::{RefundTicket, TicketId},
     queue::SqsQueue,
     store::{CursorKey, DynamoRefundStore, RefundStore},
 };
-use refund_api::{CursorKeys, NO_RECORDS, RefundRecords, handle};
 use serde::Serialize;
 
 use crate::stats::{Summary, micros};
@@ -55,20 +55,22 @@ fn attribute(value: &str) -> Result<MessageAttributeValue, String> {
 pub async fn run(calls: usize, fixture: &str) -> Result<Report, String> {
     let moto = testkit::Moto::start();
     let url = testkit::create_queue(
-        &refund::aws::sqs_client(moto.loader()).await,
+        &refund_shared::aws::sqs_client(moto.loader()).await,
         "RefundTicket",
     )
     .await;
-    let client = refund::aws::sqs_client(moto.loader()).await;
+    let client = refund_shared::aws::sqs_client(moto.loader()).await;
     let queue = SqsQueue::new(client.clone(), url.clone());
-    refund::store::create_table(
-        &refund::aws::dynamodb_client(moto.loader()).await,
+    refund_shared::store::create_table(
+        &refund_shared::aws::dynamodb_client(moto.loader()).await,
         "Refunds",
     )
     .await
     .unwrap();
-    let store =
-        DynamoRefundStore::new(refund::aws::dynamodb_client(moto.loader()).await, "Refunds");
+    let store = DynamoRefundStore::new(
+        refund_shared::aws::dynamodb_client(moto.loader()).await,
+        "Refunds",
+    );
     let status = RefundRecords::new(
         store,
         CursorKeys::fixed(CursorKey::from_bytes(&[7; 32]).map_err(|e| e.to_string())?),
@@ -123,7 +125,7 @@ async fn timed_handle<S: RefundStore>(
     let response = handle(
         queue,
         status,
-        &refund::config::AccessConfig::default(),
+        &refund_shared::config::AccessConfig::default(),
         request,
     )
     .await

@@ -14,7 +14,8 @@ use std::{
 };
 
 use aws_lambda_events::sqs::SqsEvent;
-use refund::{
+use refund_local::gateway::{self as emulator, Faults, GatewayConfig};
+use refund_shared::{
     announce::{EventBridgeBus, EventBus},
     command::{RefundTicket, TicketId},
     correlation::CorrelationId,
@@ -24,7 +25,6 @@ use refund::{
     queue::InMemoryQueue,
     store::Disabled,
 };
-use refund_local::gateway::{self as emulator, Faults, GatewayConfig};
 use refund_worker::{Disposition, Settings, Worker};
 use serde::Serialize;
 use serde_json::json;
@@ -183,7 +183,7 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
     )
     .await
     .map_err(|e| format!("gateway emulator: {e}"))?;
-    let timeout = Duration::from_millis(refund::config::DEFAULT_UPSTREAM_TIMEOUT_MS);
+    let timeout = Duration::from_millis(refund_shared::config::DEFAULT_UPSTREAM_TIMEOUT_MS);
     let worker = bench_worker(&running, timeout)?;
     let aws = FakeAws::start()
         .await
@@ -217,9 +217,10 @@ pub async fn run(latency_ms: u64, repetitions: usize) -> Result<Report, String> 
 
 /// The worker's EventBridge adapter on the project's HTTP client, towards `aws`.
 async fn bus(aws: &FakeAws) -> EventBridgeBus {
-    let loader = testkit::loader_for(&aws.endpoint).http_client(refund::http::aws_http_client());
+    let loader =
+        testkit::loader_for(&aws.endpoint).http_client(refund_shared::http::aws_http_client());
     EventBridgeBus::new(
-        refund::aws::eventbridge_client(loader).await,
+        refund_shared::aws::eventbridge_client(loader).await,
         "ticket-refunds",
     )
 }
@@ -281,7 +282,7 @@ async fn hanging_batch(
         .apply_update(emulator::FaultsUpdate {
             slow_tickets: Some(vec![hung.clone()]),
             // Well past the client's timeout: the call is given up, not answered.
-            slow_ms: Some(refund::config::DEFAULT_UPSTREAM_TIMEOUT_MS * 2),
+            slow_ms: Some(refund_shared::config::DEFAULT_UPSTREAM_TIMEOUT_MS * 2),
             ..emulator::FaultsUpdate::default()
         })
         .map_err(|e| e.to_string())?;

@@ -407,7 +407,7 @@ impl Drop for FakeInvoke {
 
 /// A moto queue whose messages come back 1 s after a receive that did not delete them.
 async fn queue(moto: &Moto) -> (aws_sdk_sqs::Client, String) {
-    let sqs = refund::aws::sqs_client(moto.loader()).await;
+    let sqs = refund_shared::aws::sqs_client(moto.loader()).await;
     let url = sqs
         .create_queue()
         .queue_name("RefundTicket")

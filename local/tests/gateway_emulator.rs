@@ -37,7 +37,7 @@ async fn start(faults: Faults, seed: u64) -> RunningGateway {
 thread_local! {
     /// One client per test: a client's pooled connections belong to the runtime that
     /// opened them, and each test has its own runtime on its own thread.
-    static CLIENT: reqwest::Client = refund::http::client_builder()
+    static CLIENT: reqwest::Client = refund_shared::http::client_builder()
         .build()
         .expect("client");
 }
@@ -471,7 +471,7 @@ async fn a_slow_answer_outlives_the_client_timeout_but_the_effect_happened() {
         3,
     )
     .await;
-    let impatient = refund::http::client_builder()
+    let impatient = refund_shared::http::client_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .expect("client");
@@ -654,7 +654,7 @@ async fn the_same_seed_gives_the_same_faults() {
 
 /// A void call carrying `token` (none: no `Authorization` header).
 async fn void_with(gw: &RunningGateway, token: Option<&str>) -> u16 {
-    let key = refund::idempotency::IdempotencyKey::for_ticket(TICKET.parse().unwrap());
+    let key = refund_shared::idempotency::IdempotencyKey::for_ticket(TICKET.parse().unwrap());
     let mut request = client()
         .put(format!("{}/receipts-api/void-receipt", gw.url()))
         .json(&json!({"ticket_id": TICKET, "reason": "r", "idempotent_id": key.to_string()}));

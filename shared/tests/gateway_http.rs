@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use refund::{
+use refund_shared::{
     correlation::CorrelationId,
     gateway::{Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, RefundCall, TokenCache},
     outcome::{Class, UpstreamError},

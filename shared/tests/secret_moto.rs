@@ -12,7 +12,7 @@ use std::{
 
 use aws_sdk_secretsmanager::primitives::Blob;
 use futures::future::BoxFuture;
-use refund::{
+use refund_shared::{
     aws::secrets_client,
     config::ConfigError,
     correlation::CorrelationId,

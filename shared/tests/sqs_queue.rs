@@ -6,7 +6,7 @@ use std::{
 };
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use refund::{
+use refund_shared::{
     aws::SQS_OPERATION_TIMEOUT,
     queue::{CommandQueue, OutboundMessage, QueueError, SqsQueue},
     trace::TraceHeader,
@@ -34,15 +34,15 @@ const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42c
 async fn a_sent_message_lands_with_its_body_and_string_attributes() {
     let moto = Moto::start();
     let url = testkit::create_queue(
-        &refund::aws::sqs_client(moto.loader()).await,
+        &refund_shared::aws::sqs_client(moto.loader()).await,
         "RefundTicket",
     )
     .await;
-    let queue = SqsQueue::new(refund::aws::sqs_client(moto.loader()).await, &url);
+    let queue = SqsQueue::new(refund_shared::aws::sqs_client(moto.loader()).await, &url);
 
     let message_id = queue.send(message()).await.unwrap();
 
-    let received = refund::aws::sqs_client(moto.loader())
+    let received = refund_shared::aws::sqs_client(moto.loader())
         .await
         .receive_message()
         .queue_url(&url)
@@ -86,7 +86,7 @@ async fn a_sent_message_lands_with_its_body_and_string_attributes() {
 async fn a_missing_queue_is_refused_not_unavailable() {
     let moto = Moto::start();
     let queue = SqsQueue::new(
-        refund::aws::sqs_client(moto.loader()).await,
+        refund_shared::aws::sqs_client(moto.loader()).await,
         format!("{}/000000000000/NoSuchQueue", moto.endpoint),
     );
     let error = queue.send(message()).await.unwrap_err();
@@ -97,7 +97,7 @@ async fn a_missing_queue_is_refused_not_unavailable() {
 async fn a_stopped_endpoint_is_unavailable_within_the_operation_timeout() {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
     let queue = SqsQueue::new(
-        refund::aws::sqs_client(testkit::loader_for(&endpoint)).await,
+        refund_shared::aws::sqs_client(testkit::loader_for(&endpoint)).await,
         format!("{endpoint}/000000000000/RefundTicket"),
     );
     let started = Instant::now();
@@ -119,7 +119,7 @@ async fn a_silent_endpoint_is_unavailable_at_the_operation_timeout() {
         }
     });
     let queue = SqsQueue::new(
-        refund::aws::sqs_client(testkit::loader_for(&endpoint)).await,
+        refund_shared::aws::sqs_client(testkit::loader_for(&endpoint)).await,
         format!("{endpoint}/000000000000/RefundTicket"),
     );
     let started = Instant::now();

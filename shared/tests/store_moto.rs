@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use refund::{
+use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
@@ -75,8 +75,8 @@ macro_rules! both {
             #[tokio::test]
             async fn dynamodb() {
                 let moto = Moto::start();
-                refund::store::create_table(&refund::aws::dynamodb_client(moto.loader()).await, TABLE).await.unwrap();
-                super::$name(&DynamoRefundStore::new(refund::aws::dynamodb_client(moto.loader()).await, TABLE)).await;
+                refund_shared::store::create_table(&refund_shared::aws::dynamodb_client(moto.loader()).await, TABLE).await.unwrap();
+                super::$name(&DynamoRefundStore::new(refund_shared::aws::dynamodb_client(moto.loader()).await, TABLE)).await;
             }
 
             #[tokio::test]
@@ -642,7 +642,7 @@ async fn cursors_refuse_tampering(store: &impl RefundStore) {
 async fn a_missing_table_is_rejected() {
     let moto = Moto::start();
     let store = DynamoRefundStore::new(
-        refund::aws::dynamodb_client(moto.loader()).await,
+        refund_shared::aws::dynamodb_client(moto.loader()).await,
         "no-such-table",
     );
     let error = store.get(ticket(1)).await.unwrap_err();
@@ -652,7 +652,7 @@ async fn a_missing_table_is_rejected() {
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
-    let client = refund::aws::dynamodb_client(testkit::loader_for(&format!(
+    let client = refund_shared::aws::dynamodb_client(testkit::loader_for(&format!(
         "http://127.0.0.1:{}",
         free_port()
     )))
@@ -663,7 +663,7 @@ async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
     assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
     assert!(error.is_transient());
     assert!(
-        started.elapsed() < refund::aws::DYNAMODB_OPERATION_TIMEOUT + Duration::from_secs(1),
+        started.elapsed() < refund_shared::aws::DYNAMODB_OPERATION_TIMEOUT + Duration::from_secs(1),
         "{:?}",
         started.elapsed()
     );
@@ -687,8 +687,10 @@ async fn the_twin_fails_on_demand() {
 #[tokio::test]
 async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
     let moto = Moto::start();
-    let client = refund::aws::dynamodb_client(moto.loader()).await;
-    refund::store::create_table(&client, TABLE).await.unwrap();
+    let client = refund_shared::aws::dynamodb_client(moto.loader()).await;
+    refund_shared::store::create_table(&client, TABLE)
+        .await
+        .unwrap();
     let store = DynamoRefundStore::new(client, TABLE);
     let request = request(1, T0);
     let t0 = T0;

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use refund::{
+use refund_shared::{
     correlation::CorrelationId,
     gateway::{
         Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, READ_TIMEOUT, RefundCall,

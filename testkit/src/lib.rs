@@ -4,10 +4,10 @@
 //! free loopback port for one test and stops it when dropped, also when the test fails.
 //! The same server answers DynamoDB and Secrets Manager.
 //!
-//! testkit knows nothing of the refund crate (so `refund`'s own tests can use it without a
+//! testkit knows nothing of refund-shared (so that crate's own tests can use it without a
 //! dependency cycle): [`Moto::loader`] is the SDK configuration of a function pointed at
 //! the server, which tests hand to the project's own client constructors
-//! (`refund::aws::sqs_client(moto.loader())`), so the clients under test have the
+//! (`refund_shared::aws::sqs_client(moto.loader())`), so the clients under test have the
 //! production HTTP stack and timeouts.
 
 use std::{

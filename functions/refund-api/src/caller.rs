@@ -4,7 +4,7 @@
 //! not open another caller's refunds), from the claims the authorizer filled in.
 
 use lambda_http::{Request, RequestExt, request::RequestContext};
-use refund::{command::MAX_REQUESTED_BY_BYTES, config::AccessConfig, store::RefundRecord};
+use refund_shared::{command::MAX_REQUESTED_BY_BYTES, config::AccessConfig, store::RefundRecord};
 
 use crate::error::ApiError;
 

@@ -8,7 +8,7 @@
 //! environments, and an old cursor is only refused, which makes a client start over).
 
 use aws_config::ConfigLoader;
-use refund::{
+use refund_shared::{
     config::{CursorKeySource, REFUND_CURSOR_KEY_SECRET_ARN},
     store::{CursorCodec, CursorKey, WeakCursorKey},
 };
@@ -49,7 +49,7 @@ impl CursorKeys {
     /// The start-up step of `refund-api` when the refund table is set. Builds no AWS
     /// client and reads nothing: a secret is read by [`Self::codec`] at the first listing,
     /// with a Secrets Manager client from `aws` (normally
-    /// [`refund::http::aws_config_loader`]; tests point it at moto). An ephemeral key is
+    /// [`refund_shared::http::aws_config_loader`]; tests point it at moto). An ephemeral key is
     /// announced with one warning line.
     ///
     /// Fails only for a `REFUND_CURSOR_KEY` shorter than [`CursorKey::MIN_LEN`], which
@@ -91,7 +91,7 @@ impl CursorKeys {
 
 impl SecretKey {
     async fn read(&self) -> Result<CursorCodec, KeyUnavailable> {
-        let client = refund::aws::secrets_client((self.aws)()).await;
+        let client = refund_shared::aws::secrets_client((self.aws)()).await;
         CursorKey::read(&client, &self.arn)
             .await
             .map(CursorCodec::new)

@@ -6,7 +6,7 @@ use lambda_http::{
     Body, Response,
     http::{HeaderValue, StatusCode, header},
 };
-use refund::{queue::QueueError, store::StoreError};
+use refund_shared::{queue::QueueError, store::StoreError};
 use serde_json::json;
 
 use crate::{cursor_key::KeyUnavailable, render::value_response, route::Resource};

@@ -6,7 +6,7 @@ use std::{convert::Infallible, panic::AssertUnwindSafe};
 
 use futures::FutureExt;
 use lambda_http::{Body, Request, Response, http::HeaderValue};
-use refund::{config::AccessConfig, queue::CommandQueue, store::RefundStore};
+use refund_shared::{config::AccessConfig, queue::CommandQueue, store::RefundStore};
 
 use crate::{
     error::ApiError,

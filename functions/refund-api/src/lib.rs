@@ -5,8 +5,8 @@
 //! - `GET /ticket-refunds?status=&limit=&cursor=`: the records, newest first, a page at a time.
 //!
 //! A library, so the benchmarks (`bench/`) and the tests drive the same [`handle`] the
-//! function (`main.rs`) runs, over any [`refund::queue::CommandQueue`] and
-//! [`refund::store::RefundStore`]: every answer of the contract is tested against the
+//! function (`main.rs`) runs, over any [`refund_shared::queue::CommandQueue`] and
+//! [`refund_shared::store::RefundStore`]: every answer of the contract is tested against the
 //! in-memory twins. The modules, one concept each:
 //!
 //! - [`handler`]: [`handle`], the one entry point, so a failure or a panic anywhere still

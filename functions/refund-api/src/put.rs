@@ -9,7 +9,7 @@
 //! When the queue refuses, what this request wrote is undone (`undo`).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use refund::{
+use refund_shared::{
     command::{Origin, RefundTicket, TicketId},
     correlation::CorrelationId,
     idempotency::ClientIdempotencyKey,
@@ -250,7 +250,7 @@ async fn requeue<'r, S: RefundStore>(
 fn not_recorded<'r, S>(
     refund: &PutRequest,
     correlation: &CorrelationId,
-    error: &refund::store::StoreError,
+    error: &refund_shared::store::StoreError,
 ) -> Acceptance<'r, S> {
     tracing::warn!(
         ticket_id = %refund.ticket_id,

@@ -5,7 +5,7 @@
 use lambda_http::{
     Body, Request, RequestExt, Response, aws_lambda_events::query_map::QueryMap, http::StatusCode,
 };
-use refund::{
+use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
     store::{ListQuery, PageLimit, RefundRecord, RefundStatus, RefundStore},

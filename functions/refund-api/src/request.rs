@@ -3,7 +3,7 @@
 //! The endpoints only ever see the parsed values.
 
 use lambda_http::{Request, RequestExt, http::HeaderValue, request::RequestContext};
-use refund::{command::TicketId, correlation::CorrelationId, trace::TraceHeader};
+use refund_shared::{command::TicketId, correlation::CorrelationId, trace::TraceHeader};
 
 use crate::error::ApiError;
 

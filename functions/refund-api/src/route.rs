@@ -3,7 +3,9 @@
 //! does not serve is a 405 with that resource's `Allow`.
 
 use lambda_http::{Body, Request, RequestExt, Response, http::Method};
-use refund::{command::TicketId, config::AccessConfig, queue::CommandQueue, store::RefundStore};
+use refund_shared::{
+    command::TicketId, config::AccessConfig, queue::CommandQueue, store::RefundStore,
+};
 
 use crate::{
     caller::Caller,

@@ -3,7 +3,7 @@
 //! other calls concurrently, and leave the verdict to each message (its receive count
 //! decides whether a transient failure is retried or exhausted).
 
-use refund::{
+use refund_shared::{
     command::RefundTicket,
     correlation::CorrelationId,
     gateway::{Gateway, RefundCall},

@@ -4,7 +4,7 @@
 //! outage) spread out instead of arriving as one wave when the service recovers, while
 //! each still waits at least half its nominal delay.
 
-use refund::queue::MAX_VISIBILITY_TIMEOUT_S;
+use refund_shared::queue::MAX_VISIBILITY_TIMEOUT_S;
 
 /// The visibility timeout, in whole seconds, after the `receive_count`-th delivery failed
 /// transiently:

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use refund::{command::attribute, outcome::ErrorCode, queue::OutboundMessage, text::bounded};
+use refund_shared::{
+    command::attribute, outcome::ErrorCode, queue::OutboundMessage, text::bounded,
+};
 
 use crate::delivery::Delivery;
 
@@ -90,7 +92,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            trace: refund::trace::TraceHeader::parse(TRACE),
+            trace: refund_shared::trace::TraceHeader::parse(TRACE),
         }
     }
 

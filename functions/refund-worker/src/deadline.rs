@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use refund::aws::SQS_OPERATION_TIMEOUT;
+use refund_shared::aws::SQS_OPERATION_TIMEOUT;
 use tokio::time::Instant;
 
 /// Deadlines below this (2001-09-09 as epoch milliseconds) are not epoch times:

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use refund::{
+use refund_shared::{
     command::attribute,
     correlation::CorrelationId,
     trace::{AWS_TRACE_HEADER, TraceHeader},

@@ -3,7 +3,7 @@
 //! batch share one attempt, so a duplicate delivery or a double click queued twice makes
 //! the calls once).
 
-use refund::command::{RefundTicket, TicketId};
+use refund_shared::command::{RefundTicket, TicketId};
 
 use crate::delivery::Delivery;
 

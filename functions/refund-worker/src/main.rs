@@ -1,7 +1,7 @@
 //! `refund-worker`: SQS event source → receipts and payments services. See `worker`.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use refund::{
+use refund_shared::{
     announce::EventBridgeBus,
     aws,
     config::WorkerConfig,
@@ -16,9 +16,9 @@ use refund_worker::{Settings, Worker};
 // time and memory (docs/BENCHMARKS.md); the worker's records still run concurrently.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    refund::logging::init();
+    refund_shared::logging::init();
     let config = WorkerConfig::from_env().unwrap_or_else(|e| e.exit());
-    let loader = refund::http::aws_config_loader;
+    let loader = refund_shared::http::aws_config_loader;
     // Read before the first event (an unreadable secret stops start-up), then again after
     // GATEWAY_TOKEN_TTL_S and after a 401, so a rotation reaches warm environments too.
     let tokens = TokenCache::load(

@@ -23,7 +23,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use refund::outcome::UNAUTHORIZED;
+use refund_shared::outcome::UNAUTHORIZED;
 use serde_json::{Value, json};
 
 use crate::outcome::{BatchOutcome, Disposition};
@@ -175,7 +175,7 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use refund::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
+    use refund_shared::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
 
     use super::*;
     use crate::outcome::{EventTally, RecordOutcome};

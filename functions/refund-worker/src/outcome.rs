@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsBatchResponse;
-use refund::{
+use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
     outcome::{Class, ErrorCode},

@@ -7,7 +7,7 @@
 //! dead-lettered as `event_unpublished`, so a redrive publishes it. A `TicketRefundFailed`
 //! is best effort: its message is already in the dead-letter queue, whose alarm fires.
 
-use refund::{
+use refund_shared::{
     announce::{Announcement, EventBus, PublishError},
     aws::PUT_EVENTS_TIMEOUT,
 };

@@ -3,7 +3,7 @@
 //! The store describes the money; it never decides what happens to it. Per decoded
 //! record the worker writes `begin` before the upstream calls and one ending after the
 //! record's disposition is settled (`succeed`, `retry` or `fail`), each a
-//! [`RefundEvent`](refund::store::RefundEvent) through [`RefundStore::record`](refund::store::RefundStore::record). A status write that
+//! [`RefundEvent`](refund_shared::store::RefundEvent) through [`RefundStore::record`](refund_shared::store::RefundStore::record). A status write that
 //! fails, times out or panics is noted in the record's outcome and logged, and nothing
 //! else: the calls still run, the disposition stays what the queue semantics of section 4
 //! make it, so a sick table can neither lose nor double a refund. The status catches up
@@ -17,7 +17,7 @@
 use std::{panic::AssertUnwindSafe, time::Duration};
 
 use futures::FutureExt;
-use refund::{
+use refund_shared::{
     command::RefundTicket,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
@@ -123,7 +123,7 @@ pub async fn bounded_write(
 
 #[cfg(test)]
 mod tests {
-    use refund::outcome::UpstreamError;
+    use refund_shared::outcome::UpstreamError;
     use time::macros::datetime;
 
     use super::*;

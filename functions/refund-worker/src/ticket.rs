@@ -6,7 +6,7 @@
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use refund::{
+use refund_shared::{
     announce::{Announcement, Ending, EventBus},
     gateway::Gateway,
     outcome::{Class, ErrorCode, RefundFailure},
@@ -385,7 +385,7 @@ fn ending_event(done: bool, failed: &[Failed], progress: Progress) -> Option<Ref
 
 #[cfg(test)]
 mod tests {
-    use refund::{outcome::UpstreamError, queue::QueueError};
+    use refund_shared::{outcome::UpstreamError, queue::QueueError};
 
     use super::*;
 

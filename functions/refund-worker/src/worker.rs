@@ -19,7 +19,7 @@ use std::{
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures::{StreamExt, stream};
 use lambda_runtime::LambdaEvent;
-use refund::{
+use refund_shared::{
     announce::{EventBus, PublishError},
     config::WorkerConfig,
     gateway::Gateway,

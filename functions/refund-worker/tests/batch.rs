@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use refund::{
+use refund_shared::{
     outcome::{Class, ErrorCode, UpstreamError},
     queue::{InMemoryQueue, QueueError},
 };

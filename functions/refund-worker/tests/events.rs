@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use refund::{
+use refund_shared::{
     announce::{Ending, InMemoryEventBus, PublishError},
     outcome::ErrorCode,
     queue::InMemoryQueue,
@@ -19,7 +19,7 @@ type BusWorker = Worker<
     ScriptedGateway,
     InMemoryQueue,
     InMemoryQueue,
-    refund::store::Disabled,
+    refund_shared::store::Disabled,
     InMemoryEventBus,
 >;
 

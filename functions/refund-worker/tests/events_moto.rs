@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
 use common::*;
-use refund::{
+use refund_shared::{
     announce::EventBridgeBus,
     queue::SqsQueue,
     store::{DynamoRefundStore, RefundStatus, RefundStore},
@@ -32,10 +32,10 @@ struct Stack {
 
 async fn stack() -> Stack {
     let queues = queues().await;
-    let events = refund::aws::eventbridge_client(queues.moto.loader()).await;
+    let events = refund_shared::aws::eventbridge_client(queues.moto.loader()).await;
     let copies = testkit::create_queue(&queues.client, "RefundEvents").await;
-    let dynamodb = refund::aws::dynamodb_client(queues.moto.loader()).await;
-    refund::store::create_table(&dynamodb, "Refunds")
+    let dynamodb = refund_shared::aws::dynamodb_client(queues.moto.loader()).await;
+    refund_shared::store::create_table(&dynamodb, "Refunds")
         .await
         .unwrap();
     let store = DynamoRefundStore::new(dynamodb, "Refunds");

@@ -18,7 +18,7 @@ use std::{
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use proptest::prelude::*;
-use refund::{
+use refund_shared::{
     command::RefundTicket,
     gateway::{Gateway, RefundCall},
     outcome::{ErrorCode, UpstreamError, UpstreamResult, judge},

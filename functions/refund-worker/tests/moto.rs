@@ -8,7 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use common::*;
-use refund::{
+use refund_shared::{
     outcome::ErrorCode,
     queue::SqsQueue,
     store::{DynamoRefundStore, RefundStatus, RefundStore},
@@ -89,7 +89,7 @@ async fn a_mixed_batch_of_ten_is_settled_record_by_record() {
     gateway.on(
         Call::Void,
         &flaky,
-        [Answer::Fail(refund::outcome::UpstreamError::Timeout)],
+        [Answer::Fail(refund_shared::outcome::UpstreamError::Timeout)],
     );
     gateway.on(Call::Void, &void_rejected, [Answer::Status(404)]);
     gateway.on(Call::Refund, &refund_rejected, [Answer::Status(409)]);
@@ -224,8 +224,8 @@ async fn a_dead_letter_copy_to_a_missing_queue_reports_the_record_failed() {
 #[tokio::test]
 async fn refunds_through_the_worker_are_recorded_in_dynamodb() {
     let queues = queues().await;
-    let dynamodb = refund::aws::dynamodb_client(queues.moto.loader()).await;
-    refund::store::create_table(&dynamodb, "RefundStatus")
+    let dynamodb = refund_shared::aws::dynamodb_client(queues.moto.loader()).await;
+    refund_shared::store::create_table(&dynamodb, "RefundStatus")
         .await
         .unwrap();
     let store = DynamoRefundStore::new(dynamodb, "RefundStatus");

@@ -108,7 +108,7 @@ async fn a_command_with_a_foreign_key_is_refunded_under_the_tickets_own_key() {
 /// another key: calling again under K could refund twice, so the message goes to the DLQ.
 #[tokio::test]
 async fn a_call_confirmed_under_another_key_dead_letters_as_foreign_key_conflict() {
-    use refund::{
+    use refund_shared::{
         correlation::CorrelationId,
         idempotency::IdempotencyKey,
         store::{InMemoryRefundStore, Progress, RefundEvent, RefundRequest, RefundStore},

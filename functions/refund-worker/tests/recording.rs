@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use refund::{
+use refund_shared::{
     command::RefundTicket,
     queue::{InMemoryQueue, OutboundMessage, QueueError},
     store::{
@@ -98,7 +98,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
         &t,
         [
             Answer::Status(503),
-            Answer::Fail(refund::outcome::UpstreamError::Timeout),
+            Answer::Fail(refund_shared::outcome::UpstreamError::Timeout),
         ],
     );
     let worker = worker(gateway);
@@ -130,7 +130,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
     assert_eq!(stored.interactions.len(), 3);
     assert_eq!(
         stored.interactions[2].call,
-        refund::store::Call::RefundPayment
+        refund_shared::store::Call::RefundPayment
     );
     assert_eq!(stored.interactions[2].status, CallStatus::Timeout);
 

@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::*;
-use refund::{
+use refund_shared::{
     gateway::{GatewayToken, HttpGateway, InMemoryTokenSource, TokenCache},
     outcome::{Class, ErrorCode},
     queue::InMemoryQueue,

@@ -10,7 +10,7 @@ async fn main() {
     let args = event_source::EventSourceArgs::parse();
     let config = args.config();
     // The project's constructor: honours AWS_ENDPOINT_URL (the local SQS).
-    let sqs = refund::aws::sqs_client(refund::http::aws_config_loader()).await;
+    let sqs = refund_shared::aws::sqs_client(refund_shared::http::aws_config_loader()).await;
     let source = match event_source::EventSource::new(sqs, config.clone()).await {
         Ok(source) => source,
         Err(e) => {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use refund::text::error_chain;
+use refund_shared::text::error_chain;
 use serde_json::Value;
 
 use super::{EventSource, InvokeError, settle, settle_whole_batch};

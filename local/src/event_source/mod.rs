@@ -129,7 +129,7 @@ impl EventSource {
             .unwrap_or_else(|| "us-east-1".into());
         // The project's HTTP stack, which also ignores a developer's HTTP(S)_PROXY: the
         // invoke goes to loopback.
-        let http = refund::http::client_builder()
+        let http = refund_shared::http::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(config.invoke_timeout)
             .build()

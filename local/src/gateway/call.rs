@@ -14,7 +14,7 @@ use super::{
     routes::LogLine,
 };
 use crate::http::{self, Body, DropConnection};
-use refund::{command::TicketId, idempotency::IdempotencyKey};
+use refund_shared::{command::TicketId, idempotency::IdempotencyKey};
 
 /// One of the two emulated services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

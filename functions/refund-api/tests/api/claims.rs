@@ -4,7 +4,7 @@
 
 use lambda_http::{Request, http::header, request::from_str};
 use proptest::prelude::*;
-use refund::{queue::InMemoryQueue, store::RefundStatus};
+use refund_shared::{queue::InMemoryQueue, store::RefundStatus};
 use serde_json::{Value, json};
 
 use crate::{common::*, fuzz::cases};

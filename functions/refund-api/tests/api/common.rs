@@ -3,12 +3,12 @@
 //! the in-memory store populated with records, and the one log buffer.
 
 use lambda_http::{Body, Request, http::header, request::from_str};
-use refund::{
+use refund_api::{CursorKeys, NO_RECORDS, RefundRecords, handle};
+use refund_shared::{
     config::AccessConfig,
     queue::{CommandQueue, InMemoryQueue},
     store::{CursorKey, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore},
 };
-use refund_api::{CursorKeys, NO_RECORDS, RefundRecords, handle};
 use serde_json::Value;
 use sha1::{Digest, Sha1};
 use time::OffsetDateTime;
@@ -173,7 +173,8 @@ pub fn record(ticket_id: &str, status: RefundStatus, minute: i64) -> RefundRecor
         ticket_id: ticket_id.parse().unwrap(),
         status,
         idempotency_key: expected_key(ticket_id).parse().unwrap(),
-        correlation_id: refund::correlation::CorrelationId::parse(&format!("c-{minute}")).unwrap(),
+        correlation_id: refund_shared::correlation::CorrelationId::parse(&format!("c-{minute}"))
+            .unwrap(),
         requested_by: Some(CALLER.into()),
         attempts: u32::from(status != RefundStatus::Accepted),
         last_error: None,

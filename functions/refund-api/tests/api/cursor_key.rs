@@ -9,12 +9,12 @@ use std::sync::{
 
 use aws_config::ConfigLoader;
 use lambda_http::http::header;
-use refund::{
+use refund_api::{CursorKeys, RefundRecords, cursor_key::KeyUnavailable};
+use refund_shared::{
     config::CursorKeySource,
     queue::InMemoryQueue,
     store::{ListQuery, RefundStore},
 };
-use refund_api::{CursorKeys, RefundRecords, cursor_key::KeyUnavailable};
 use testkit::{Moto, loader_for};
 
 use crate::common::*;
@@ -38,7 +38,7 @@ fn secret_keys(moto: &Moto) -> (Arc<AtomicUsize>, CursorKeys) {
 
 /// Puts the key `key(42)` (32 bytes of `*`) into [`SECRET`].
 async fn create_secret(moto: &Moto) {
-    refund::aws::secrets_client(moto.loader())
+    refund_shared::aws::secrets_client(moto.loader())
         .await
         .create_secret()
         .name(SECRET)
@@ -125,14 +125,14 @@ async fn a_failed_read_is_not_kept() {
 #[tokio::test]
 async fn sources_with_the_same_key_agree_and_ephemeral_keys_do_not() {
     let key = "k".repeat(32);
-    let store = refund::store::InMemoryRefundStore::new();
+    let store = refund_shared::store::InMemoryRefundStore::new();
     for i in 0..3u128 {
-        let ticket = refund::command::TicketId::from(uuid::Uuid::from_u128(i + 1));
+        let ticket = refund_shared::command::TicketId::from(uuid::Uuid::from_u128(i + 1));
         store
-            .accept(refund::store::RefundRequest {
+            .accept(refund_shared::store::RefundRequest {
                 ticket_id: ticket,
-                idempotency_key: refund::idempotency::IdempotencyKey::for_ticket(ticket),
-                correlation_id: refund::correlation::CorrelationId::parse("c").unwrap(),
+                idempotency_key: refund_shared::idempotency::IdempotencyKey::for_ticket(ticket),
+                correlation_id: refund_shared::correlation::CorrelationId::parse("c").unwrap(),
                 requested_by: None,
                 accepted_at: time::OffsetDateTime::now_utc(),
                 command_id: uuid::Uuid::new_v4(),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use lambda_http::{Body, RequestExt, http::HeaderValue};
 use proptest::prelude::*;
-use refund::{
+use refund_shared::{
     queue::{InMemoryQueue, QueueError},
     store::{RefundStatus, StoreError},
 };

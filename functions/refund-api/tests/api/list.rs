@@ -3,11 +3,11 @@
 
 use std::collections::HashSet;
 
-use refund::{
+use refund_api::{CursorKeys, RefundRecords};
+use refund_shared::{
     queue::InMemoryQueue,
     store::{InMemoryRefundStore, RefundStatus},
 };
-use refund_api::{CursorKeys, RefundRecords};
 
 use crate::common::*;
 

@@ -2,7 +2,7 @@
 //! segment; every request's line carries its request id.
 
 use lambda_http::{Body, RequestExt};
-use refund::queue::InMemoryQueue;
+use refund_shared::queue::InMemoryQueue;
 
 use crate::common::*;
 

@@ -5,14 +5,14 @@
 //! fit together.
 
 use lambda_http::{Request, request::from_str};
-use refund::{
+use refund_api::{CursorKeys, RefundRecords};
+use refund_shared::{
     config::CursorKeySource,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
     queue::SqsQueue,
     store::{DynamoRefundStore, Progress, RefundEvent, RefundRequest, RefundStore},
 };
-use refund_api::{CursorKeys, RefundRecords};
 use serde_json::Value;
 use testkit::{Moto, loader_for};
 
@@ -39,20 +39,29 @@ async fn answer(
 async fn put_get_and_list_against_real_endpoints() {
     let moto = Moto::start();
     let endpoint = moto.endpoint.clone();
-    refund::store::create_table(&refund::aws::dynamodb_client(moto.loader()).await, TABLE)
-        .await
-        .unwrap();
+    refund_shared::store::create_table(
+        &refund_shared::aws::dynamodb_client(moto.loader()).await,
+        TABLE,
+    )
+    .await
+    .unwrap();
     let queue_url = testkit::create_queue(
-        &refund::aws::sqs_client(moto.loader()).await,
+        &refund_shared::aws::sqs_client(moto.loader()).await,
         "RefundTicket",
     )
     .await;
-    let queue = SqsQueue::new(refund::aws::sqs_client(moto.loader()).await, &queue_url);
-    let secrets = refund::aws::secrets_client(moto.loader()).await;
+    let queue = SqsQueue::new(
+        refund_shared::aws::sqs_client(moto.loader()).await,
+        &queue_url,
+    );
+    let secrets = refund_shared::aws::secrets_client(moto.loader()).await;
     // Secrets Manager takes a secret's name where it takes its ARN; the secret does not
     // exist yet.
     let records = RefundRecords::new(
-        DynamoRefundStore::new(refund::aws::dynamodb_client(moto.loader()).await, TABLE),
+        DynamoRefundStore::new(
+            refund_shared::aws::dynamodb_client(moto.loader()).await,
+            TABLE,
+        ),
         CursorKeys::from_source(
             CursorKeySource::Secret("cursor-key".to_owned()),
             move || loader_for(&endpoint),
@@ -66,7 +75,7 @@ async fn put_get_and_list_against_real_endpoints() {
         let (code, body) = answer(&queue, &records, fixture_on("api-refund.json", ticket)).await;
         assert_eq!(code, 202, "{body}");
     }
-    let sqs = refund::aws::sqs_client(moto.loader()).await;
+    let sqs = refund_shared::aws::sqs_client(moto.loader()).await;
     let mut queued = 0;
     for _ in 0..5 {
         let got = sqs

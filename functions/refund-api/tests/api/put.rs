@@ -2,7 +2,7 @@
 //! in-memory queue, then with the refund records, the accept write on the 202 path.
 
 use lambda_http::http::header;
-use refund::{
+use refund_shared::{
     command::RefundTicket,
     queue::{InMemoryQueue, QueueError},
     store::{InMemoryRefundStore, RefundRecord, RefundStatus, StoreError},

@@ -6,7 +6,7 @@ use lambda_http::{
     http::{HeaderValue, Method, header},
     request::from_str,
 };
-use refund::{
+use refund_shared::{
     queue::InMemoryQueue,
     store::{InMemoryRefundStore, RefundStatus, StoreError},
 };

@@ -6,8 +6,8 @@ use lambda_http::{
     http::{HeaderValue, header},
     request::from_str,
 };
-use refund::queue::InMemoryQueue;
 use refund_api::NO_RECORDS;
+use refund_shared::queue::InMemoryQueue;
 use serde_json::Value;
 use uuid::Uuid;
 

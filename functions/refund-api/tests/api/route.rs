@@ -2,7 +2,7 @@
 //! with the refund records or without.
 
 use lambda_http::http::header;
-use refund::queue::InMemoryQueue;
+use refund_shared::queue::InMemoryQueue;
 
 use crate::common::*;
 

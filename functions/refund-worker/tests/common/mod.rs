@@ -9,7 +9,7 @@ use std::{
 };
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use refund::{
+use refund_shared::{
     command::{RefundTicket, TicketId},
     gateway::{Gateway, RefundCall},
     idempotency::IdempotencyKey,
@@ -233,10 +233,10 @@ pub async fn deliver<G, V, D, S, B>(
 ) -> refund_worker::BatchOutcome
 where
     G: Gateway,
-    V: refund::queue::VisibilityControl,
+    V: refund_shared::queue::VisibilityControl,
     D: CommandQueue,
-    S: refund::store::RefundStore,
-    B: refund::announce::EventBus,
+    S: refund_shared::store::RefundStore,
+    B: refund_shared::announce::EventBus,
 {
     worker.handle_batch(event(records), far_deadline()).await
 }
@@ -265,7 +265,7 @@ pub fn in_memory_worker(
 /// of the batch tests assert, in batch order.
 pub fn endings(
     outcome: &refund_worker::BatchOutcome,
-) -> Vec<(&'static str, Option<refund::outcome::ErrorCode>)> {
+) -> Vec<(&'static str, Option<refund_shared::outcome::ErrorCode>)> {
     outcome
         .records
         .iter()

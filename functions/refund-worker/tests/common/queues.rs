@@ -8,7 +8,7 @@ use aws_sdk_sqs::{
     Client,
     types::{Message, MessageAttributeValue, MessageSystemAttributeName},
 };
-use refund::queue::SqsQueue;
+use refund_shared::queue::SqsQueue;
 use refund_worker::{Settings, Worker};
 use serde_json::{Value, json};
 use testkit::Moto;
@@ -24,7 +24,7 @@ pub struct Queues {
 
 pub async fn queues() -> Queues {
     let moto = Moto::start();
-    let client = refund::aws::sqs_client(moto.loader()).await;
+    let client = refund_shared::aws::sqs_client(moto.loader()).await;
     let source = testkit::create_queue(&client, "RefundTicket").await;
     let dlq = testkit::create_queue(&client, "RefundTicket-dlq").await;
     Queues {
