@@ -48,6 +48,19 @@ impl Delivery {
     }
 }
 
+/// A first delivery of `body` with only a message id, for the modules' own tests.
+#[cfg(test)]
+pub(crate) fn first_delivery(body: &str) -> Delivery {
+    Delivery {
+        message_id: Some("m".into()),
+        receipt_handle: None,
+        body: body.to_owned(),
+        receive_count: 1,
+        attributes: BTreeMap::new(),
+        trace: None,
+    }
+}
+
 impl From<SqsMessage> for Delivery {
     fn from(message: SqsMessage) -> Self {
         let receive_count = message

@@ -72,20 +72,10 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::delivery::first_delivery;
 
     const A: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
     const B: &str = "1f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
-
-    fn delivery(body: &str) -> Delivery {
-        Delivery {
-            message_id: Some("m".into()),
-            receipt_handle: None,
-            body: body.to_owned(),
-            receive_count: 1,
-            attributes: Default::default(),
-            trace: None,
-        }
-    }
 
     fn command(ticket: &str) -> String {
         RefundTicket::new(ticket.parse().unwrap(), datetime!(2026-12-03 06:00 UTC))
@@ -95,7 +85,7 @@ mod tests {
 
     /// The shape of each unit: `P` a poison record, else the indexes of one ticket.
     fn shapes(bodies: &[String]) -> Vec<String> {
-        let deliveries: Vec<Delivery> = bodies.iter().map(|b| delivery(b)).collect();
+        let deliveries: Vec<Delivery> = bodies.iter().map(|b| first_delivery(b)).collect();
         by_ticket(&deliveries)
             .iter()
             .map(|unit| match unit {

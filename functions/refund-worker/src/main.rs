@@ -1,5 +1,9 @@
 //! `refund-worker`: SQS event source → receipts and payments services. See `worker`.
 
+// The handler's future nests the batch, each unit, the SDK's and reqwest's futures; its
+// layout is deeper than rustc's default query depth of 128.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use refund_shared::{
     announce::EventBridgeBus,

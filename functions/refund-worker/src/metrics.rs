@@ -23,10 +23,12 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use refund_shared::outcome::UNAUTHORIZED;
 use serde_json::{Value, json};
 
-use crate::outcome::{BatchOutcome, Disposition};
+use crate::{
+    calls::Calls,
+    outcome::{BatchOutcome, Disposition},
+};
 
 pub const NAMESPACE: &str = "TicketRefunds";
 pub const SERVICE: &str = "refund-worker";
@@ -72,10 +74,11 @@ impl Tally {
                 _ => tally.retried += 1,
             }
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-            tally.void_ms.extend(record.void_latency.map(ms));
-            tally.refund_ms.extend(record.refund_latency.map(ms));
+            let (void, refund) = record.latencies();
+            tally.void_ms.extend(void.map(ms));
+            tally.refund_ms.extend(refund.map(ms));
             tally.foreign_keys += u64::from(record.foreign_key);
-            let refused = [record.void_status, record.refund_status].contains(&Some(UNAUTHORIZED));
+            let refused = record.calls.as_ref().is_some_and(Calls::unauthorized);
             tally.unauthorized += u64::from(refused);
         }
         tally
@@ -175,30 +178,41 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use refund_shared::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
+    use refund_shared::{
+        outcome::{ErrorCode, UpstreamError},
+        queue::QueueError,
+    };
 
     use super::*;
-    use crate::outcome::{EventTally, RecordOutcome};
+    use crate::{
+        calls::CallEnd,
+        delivery::first_delivery,
+        outcome::{EventTally, RecordOutcome},
+    };
 
+    /// A call answered `status` after `ms` milliseconds.
+    fn call(status: u16, ms: u64) -> CallEnd {
+        let result = match status {
+            200..=299 => Ok(status),
+            _ => Err(UpstreamError::Status(status)),
+        };
+        CallEnd::Made {
+            result,
+            sent_at: time::OffsetDateTime::UNIX_EPOCH,
+            took: Duration::from_millis(ms),
+        }
+    }
+
+    /// A record whose calls (when `latency_ms` is given) took that long and one more.
     fn record(disposition: Disposition, latency_ms: Option<u64>) -> RecordOutcome {
         RecordOutcome {
-            message_id: Some("m".into()),
-            ticket_id: None,
-            correlation_id: CorrelationId::parse("c").unwrap(),
-            receive_count: 1,
-            class: None,
-            error: None,
-            void_status: None,
-            refund_status: None,
-            void_latency: latency_ms.map(Duration::from_millis),
-            refund_latency: latency_ms.map(|ms| Duration::from_millis(ms + 1)),
+            calls: latency_ms.map(|ms| Calls {
+                void: call(200, ms),
+                refund: call(200, ms + 1),
+            }),
+            carries_calls: true,
             disposition,
-            status_recorded: None,
-            foreign_key: false,
-            skipped: None,
-            trace: None,
-            event_id: None,
-            status_error: None,
+            ..RecordOutcome::started(0, &first_delivery(""))
         }
     }
 
@@ -374,8 +388,10 @@ mod tests {
     #[test]
     fn records_refused_with_a_401_are_counted_when_there_are_any() {
         let refused = |void: Option<u16>, refund: Option<u16>| RecordOutcome {
-            void_status: void,
-            refund_status: refund,
+            calls: Some(Calls {
+                void: void.map_or(CallEnd::Confirmed, |status| call(status, 10)),
+                refund: refund.map_or(CallEnd::Confirmed, |status| call(status, 10)),
+            }),
             ..record(
                 Disposition::Retry {
                     visibility_s: Some(5),

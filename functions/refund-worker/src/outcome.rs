@@ -7,14 +7,14 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
-    outcome::{Class, ErrorCode},
+    outcome::{Class, ErrorCode, RefundFailure},
     queue::QueueError,
     store::Change,
     trace::TraceHeader,
 };
 use uuid::Uuid;
 
-use crate::delivery::Delivery;
+use crate::{calls::Calls, delivery::Delivery};
 
 /// How a record ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +68,8 @@ impl Disposition {
 /// Everything known about one record when it ended: the facts of its log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOutcome {
+    /// The record's position in the batch.
+    pub index: usize,
     pub message_id: Option<String>,
     pub ticket_id: Option<TicketId>,
     /// The one the upstream calls carried: the message's, or a generated one.
@@ -75,17 +77,16 @@ pub struct RecordOutcome {
     pub receive_count: u32,
     /// `None` when the record ended before it was classified (deadline, panic).
     pub class: Option<Class>,
-    pub error: Option<String>,
-    pub void_status: Option<u16>,
-    pub refund_status: Option<u16>,
-    /// How long each upstream call took, for the latency metrics.
-    pub void_latency: Option<Duration>,
-    pub refund_latency: Option<Duration>,
+    /// Why the record is not done; its full text is the log line's `error`.
+    pub failure: Option<RefundFailure>,
+    /// The ticket's calls, which every message of the ticket shares; `None` when none
+    /// were attempted.
+    pub calls: Option<Calls>,
+    /// Whether this message carried the ticket's calls: only its outcome counts their
+    /// latencies, so the metrics count each call once.
+    pub carries_calls: bool,
     /// The command carried a key other than its ticket's K; the calls carried K.
     pub foreign_key: bool,
-    /// The calls the status record confirmed, so not made again: `void_receipt`,
-    /// `refund_payment` or `both`.
-    pub skipped: Option<&'static str>,
     /// The X-Ray trace the message carried, which its calls and its event carry on.
     pub trace: Option<TraceHeader>,
     /// The refund event this record's ending published (or tried to: see `disposition`).
@@ -111,17 +112,17 @@ macro_rules! outcome_line {
             receive_count = outcome.receive_count,
             class = outcome.class.map(Class::as_str),
             error_code = outcome.error_code().map(ErrorCode::as_str),
-            void_status = outcome.void_status,
-            refund_status = outcome.refund_status,
+            void_status = outcome.void_status(),
+            refund_status = outcome.refund_status(),
             foreign_key = outcome.foreign_key,
-            skipped = outcome.skipped,
+            skipped = outcome.skipped(),
             trace = outcome.trace.as_ref().map(TraceHeader::as_str),
             event_id = outcome.event_id.map(tracing::field::display),
             outcome = outcome.disposition.as_str(),
             reported_failed = outcome.disposition.stays_on_queue() && outcome.message_id.is_some(),
             visibility_s,
             dead_letter_message_id,
-            error = outcome.error.as_deref(),
+            error = outcome.error().as_deref(),
             queue_error = queue_error.as_deref(),
             status_recorded = outcome.status_recorded,
             $text
@@ -130,26 +131,54 @@ macro_rules! outcome_line {
 }
 
 impl RecordOutcome {
-    /// A record just taken from the batch: nothing known yet but what SQS says.
-    pub(crate) fn started(delivery: &Delivery) -> Self {
+    /// The record at `index` of the batch, just taken: nothing known yet but what SQS
+    /// says.
+    pub(crate) fn started(index: usize, delivery: &Delivery) -> Self {
         Self {
+            index,
             message_id: delivery.message_id.clone(),
             ticket_id: None,
             correlation_id: delivery.correlation_id(),
             receive_count: delivery.receive_count,
             class: None,
-            error: None,
-            void_status: None,
-            refund_status: None,
-            void_latency: None,
-            refund_latency: None,
+            failure: None,
+            calls: None,
+            carries_calls: false,
             foreign_key: false,
-            skipped: None,
             trace: delivery.trace.clone(),
             event_id: None,
             disposition: Disposition::Unfinished,
             status_recorded: None,
             status_error: None,
+        }
+    }
+
+    /// The failure's full text, for the log line.
+    pub fn error(&self) -> Option<String> {
+        self.failure.as_ref().map(RefundFailure::to_string)
+    }
+
+    /// The status the receipts service answered this delivery, if it was called.
+    pub fn void_status(&self) -> Option<u16> {
+        self.calls.as_ref().and_then(|calls| calls.void.status())
+    }
+
+    /// The status the payments service answered this delivery, if it was called.
+    pub fn refund_status(&self) -> Option<u16> {
+        self.calls.as_ref().and_then(|calls| calls.refund.status())
+    }
+
+    /// The calls the status record confirmed, so not made again: `void_receipt`,
+    /// `refund_payment` or `both`.
+    pub fn skipped(&self) -> Option<&'static str> {
+        self.calls.as_ref().and_then(Calls::skipped)
+    }
+
+    /// How long the void and the refund took, on the outcome that carried them only.
+    pub fn latencies(&self) -> (Option<Duration>, Option<Duration>) {
+        match &self.calls {
+            Some(calls) if self.carries_calls => (calls.void.took(), calls.refund.took()),
+            _ => (None, None),
         }
     }
 

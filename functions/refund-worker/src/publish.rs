@@ -1,41 +1,95 @@
-//! The batch's refund events, published in one `PutEvents` once every unit has settled
-//! (contract sections 4 and 9).
+//! The refund events of a ticket's end, and the batch's in one `PutEvents` (contract
+//! sections 4 and 9).
 //!
 //! A done message is deleted only once its `TicketRefunded` was accepted: if the bus
-//! refuses it, the message is handed back with the backoff, and its redelivery (its calls
-//! skipped, as the record confirms them) publishes the same id; at the last receive it is
-//! dead-lettered as `event_unpublished`, so a redrive publishes it. A `TicketRefundFailed`
-//! is best effort: its message is already in the dead-letter queue, whose alarm fires.
+//! refuses it, the worker hands the message back with the backoff, and its redelivery
+//! (its calls skipped, as the record confirms them) publishes the same id; at the last
+//! receive it is dead-lettered as `event_unpublished`, so a redrive publishes it. A
+//! `TicketRefundFailed` is best effort: its message is already in the dead-letter queue,
+//! whose alarm fires.
 
 use refund_shared::{
-    announce::{Announcement, EventBus, PublishError},
+    announce::{Announcement, Ending, EventBus, PublishError},
     aws::PUT_EVENTS_TIMEOUT,
 };
+use time::OffsetDateTime;
 use tokio::time::{Instant, timeout};
+use uuid::Uuid;
 
-use crate::{outcome::EventTally, ticket::Settled};
+use crate::{
+    delivery::Delivery,
+    group::Member,
+    outcome::{Disposition, EventTally, RecordOutcome},
+};
 
-/// A done record (by batch position) whose `TicketRefunded` the bus did not accept.
-pub(crate) type Refused = (usize, PublishError);
+/// The events of one ticket's end: one `TicketRefunded` for its done messages, and one
+/// `TicketRefundFailed` per dead-lettered message; each outcome notes its event's id.
+pub(crate) fn announcements(
+    deliveries: &[Delivery],
+    members: &[Member],
+    outcomes: &mut [RecordOutcome],
+) -> Vec<Announcement> {
+    let mut announcements = Vec::new();
+    let mut refunded: Option<Uuid> = None;
+    for (member, outcome) in members.iter().zip(outcomes.iter_mut()) {
+        let ending = match &outcome.disposition {
+            Disposition::Done if refunded.is_some() => {
+                outcome.event_id = refunded;
+                continue;
+            }
+            Disposition::Done => Ending::Refunded,
+            Disposition::DeadLettered {
+                code,
+                dead_letter_message_id,
+            } => Ending::Failed {
+                error_code: *code,
+                reason: outcome
+                    .failure
+                    .as_ref()
+                    .map(|failure| failure.public_reason())
+                    .unwrap_or_default(),
+                // The message's own id, or the copy's for a message that had none.
+                message_id: outcome
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| dead_letter_message_id.clone()),
+            },
+            _ => continue,
+        };
+        let delivery = &deliveries[member.index];
+        let announcement = Announcement {
+            ending,
+            ticket_id: member.command.ticket_id,
+            idempotency_key: member.command.key(),
+            correlation_id: outcome.correlation_id.clone(),
+            requested_by: delivery.requested_by().map(str::to_owned),
+            trace: delivery.trace.clone(),
+            published_at: OffsetDateTime::now_utc(),
+        };
+        let id = announcement.id();
+        if announcement.ending == Ending::Refunded {
+            refunded = Some(id);
+        }
+        outcome.event_id = Some(id);
+        announcements.push(announcement);
+    }
+    announcements
+}
 
-/// Publishes what `units` announce: the tally, and the waiting records whose event was
-/// refused, for the worker to hand back or dead-letter.
+/// Publishes `announcements` in one `PutEvents`: the tally, and the id of each event the
+/// bus refused, with why.
 pub(crate) async fn publish<B: EventBus>(
     bus: &B,
-    units: &[Settled],
+    announcements: &[Announcement],
     cutoff: Instant,
-) -> (EventTally, Vec<Refused>) {
-    let announcements: Vec<Announcement> = units
-        .iter()
-        .flat_map(|unit| unit.announcements.iter().map(|p| p.announcement.clone()))
-        .collect();
+) -> (EventTally, Vec<(Uuid, PublishError)>) {
     let mut tally = EventTally::default();
     let mut refused = Vec::new();
     if announcements.is_empty() {
         return (tally, refused);
     }
-    let mut results = put_bounded(bus, &announcements, cutoff).await.into_iter();
-    for pending in units.iter().flat_map(|unit| &unit.announcements) {
+    let mut results = put_bounded(bus, announcements, cutoff).await.into_iter();
+    for announcement in announcements {
         let result = results.next().unwrap_or_else(|| {
             Err(PublishError::Unavailable(
                 "no result for the entry".to_owned(),
@@ -46,7 +100,6 @@ pub(crate) async fn publish<B: EventBus>(
             continue;
         };
         tally.unpublished += 1;
-        let announcement = &pending.announcement;
         tracing::warn!(
             ticket_id = %announcement.ticket_id,
             event_id = %announcement.id(),
@@ -55,7 +108,7 @@ pub(crate) async fn publish<B: EventBus>(
             %error,
             "refund event not published"
         );
-        refused.extend(pending.waiting.iter().map(|index| (*index, error.clone())));
+        refused.push((announcement.id(), error));
     }
     (tally, refused)
 }

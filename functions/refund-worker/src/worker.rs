@@ -1,41 +1,47 @@
-//! One SQS batch in, one `SqsBatchResponse` out (contract section 4).
+//! One SQS batch in, one `SqsBatchResponse` out (contract section 4), and one ticket's
+//! refund from its messages to its event, top to bottom in [`Worker::refund_ticket`].
 //!
 //! [`Worker`] is generic over its ports (gateway, retry control on the source queue,
 //! dead-letter queue, and optionally the refund store and the event bus) so every path
 //! runs in tests against scripted twins or moto. The batch is sorted into units (a poison
-//! record, or every command of one ticket: [`crate::group`]), the units run concurrently
-//! ([`crate::ticket`]), and then the batch's refund events go out in one `PutEvents`
-//! ([`crate::publish`]). Each record ends in exactly one [`Disposition`]; only the
-//! disposition decides whether the record goes into `batchItemFailures`, and every record
-//! is logged once, after its event. The refund store is told what happened (see
-//! [`crate::recorder`]) but has no say in it.
+//! record, or every command of one ticket: [`crate::group`]), the units run concurrently,
+//! and then the batch's refund events go out in one `PutEvents` ([`crate::publish`]).
+//! Each record ends in exactly one [`Disposition`], decided in one place
+//! ([`Worker::dispose`]); only the disposition decides whether the record goes into
+//! `batchItemFailures`, and every record is logged once, after its event. The refund
+//! store is told what happened ([`crate::status`]) but has no say in it.
 
 use std::{
     convert::Infallible,
+    panic::AssertUnwindSafe,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use lambda_runtime::LambdaEvent;
 use refund_shared::{
-    announce::{EventBus, PublishError},
+    announce::{Announcement, EventBus, PublishError},
     config::WorkerConfig,
-    gateway::Gateway,
-    outcome::{ErrorCode, RefundFailure},
+    gateway::{Gateway, RefundCall},
+    outcome::{Class, ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
-    store::{Disabled, RefundStore},
+    store::{Confirmed, Disabled, RefundEvent, RefundRecord, RefundRequest, RefundStore},
 };
-use tokio::time::Instant;
+use time::OffsetDateTime;
+use tokio::time::{Instant, timeout_at};
 
 use crate::{
+    backoff::retry_visibility_s,
+    calls::Calls,
+    dead_letter::dead_letter_copy,
     deadline::{check_budget, cutoff},
     delivery::Delivery,
-    group,
+    group::{self, Member, Unit},
     outcome::{BatchOutcome, Disposition, EventTally, RecordOutcome},
-    publish::publish,
-    ticket::Settled,
+    publish::{announcements, publish},
+    status::{self, bounded_write, request_of},
 };
 
 /// Records of one batch in flight at once: a batch of 10 (the default batch size) runs
@@ -71,12 +77,12 @@ impl Settings {
 /// worker built by [`Worker::new`] has neither ([`Disabled`]) until [`Worker::with_store`]
 /// and [`Worker::with_bus`] give it one.
 pub struct Worker<G, V, D, S = Disabled, B = Disabled> {
-    pub(crate) gateway: G,
-    pub(crate) source_queue: V,
-    pub(crate) dead_letter_queue: D,
-    pub(crate) settings: Settings,
-    pub(crate) store: Option<S>,
-    pub(crate) bus: Option<B>,
+    gateway: G,
+    source_queue: V,
+    dead_letter_queue: D,
+    settings: Settings,
+    store: Option<S>,
+    bus: Option<B>,
     /// Whether the time budget was checked (at the first event, see [`check_budget`]).
     budget_checked: AtomicBool,
 }
@@ -155,6 +161,22 @@ impl<G, V, D, S, B> Worker<G, V, D, S, B> {
     }
 }
 
+/// What one unit of the batch came to: each message's outcome, and the refund events its
+/// end announces.
+struct UnitResult {
+    outcomes: Vec<RecordOutcome>,
+    announcements: Vec<Announcement>,
+}
+
+impl UnitResult {
+    fn unannounced(outcomes: Vec<RecordOutcome>) -> Self {
+        Self {
+            outcomes,
+            announcements: Vec::new(),
+        }
+    }
+}
+
 impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: EventBus>
     Worker<G, V, D, S, B>
 {
@@ -187,48 +209,245 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
             "batch received"
         );
         let deliveries: Vec<Delivery> = event.records.into_iter().map(Delivery::from).collect();
-        let mut units: Vec<_> = stream::iter(group::by_ticket(&deliveries))
-            .map(|unit| self.settle_unit(&deliveries, unit, cutoff))
+        let units: Vec<UnitResult> = stream::iter(group::by_ticket(&deliveries))
+            .map(|unit| self.run_unit(&deliveries, unit, cutoff))
             .buffer_unordered(self.settings.max_concurrent_records.max(1))
             .collect()
             .await;
+        let (mut records, mut announced) = (Vec::new(), Vec::new());
+        for unit in units {
+            records.extend(unit.outcomes);
+            announced.extend(unit.announcements);
+        }
         let events = match &self.bus {
-            Some(bus) => Some(self.announce(bus, &deliveries, &mut units, cutoff).await),
+            Some(bus) => Some(
+                self.announce(bus, &deliveries, &announced, &mut records, cutoff)
+                    .await,
+            ),
             None => None,
         };
-        let mut records: Vec<(usize, RecordOutcome)> =
-            units.into_iter().flat_map(|unit| unit.records).collect();
-        records.sort_by_key(|(index, _)| *index);
-        let records: Vec<RecordOutcome> = records.into_iter().map(|(_, outcome)| outcome).collect();
+        records.sort_by_key(|record| record.index);
         for record in &records {
             record.log();
         }
         BatchOutcome { records, events }
     }
 
-    /// Publishes the batch's refund events and settles each done record whose event the
-    /// bus refused.
+    /// One unit; a panic fails that unit's records only.
+    async fn run_unit(&self, deliveries: &[Delivery], unit: Unit, cutoff: Instant) -> UnitResult {
+        let indexes = unit.indexes();
+        let run = async {
+            match unit {
+                Unit::Poison { index, error } => {
+                    let outcome = self.refuse_poison(index, &deliveries[index], error, cutoff);
+                    UnitResult::unannounced(vec![outcome.await])
+                }
+                Unit::Ticket { members, .. } => {
+                    self.refund_ticket(deliveries, &members, cutoff).await
+                }
+            }
+        };
+        let panicked = |index: usize| RecordOutcome {
+            disposition: Disposition::Panicked,
+            ..RecordOutcome::started(index, &deliveries[index])
+        };
+        AssertUnwindSafe(run)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                UnitResult::unannounced(indexes.into_iter().map(panicked).collect())
+            })
+    }
+
+    /// A body that is not a command: dead-lettered as `invalid_command`, announced never.
+    async fn refuse_poison(
+        &self,
+        index: usize,
+        delivery: &Delivery,
+        error: String,
+        cutoff: Instant,
+    ) -> RecordOutcome {
+        let mut outcome = RecordOutcome::started(index, delivery);
+        if Instant::now() >= cutoff {
+            return outcome;
+        }
+        let failure = RefundFailure::InvalidCommand(error);
+        outcome.class = Some(failure.class());
+        outcome.disposition = self.dispose(delivery, &failure, cutoff).await;
+        outcome.failure = Some(failure);
+        outcome
+    }
+
+    /// Every message of one ticket, as one refund: the first message carries the attempt
+    /// (its correlation id, requester and trace), and each message is then judged by its
+    /// own receive count.
+    async fn refund_ticket(
+        &self,
+        deliveries: &[Delivery],
+        members: &[Member],
+        cutoff: Instant,
+    ) -> UnitResult {
+        let mut outcomes: Vec<RecordOutcome> = members
+            .iter()
+            .map(|member| RecordOutcome {
+                ticket_id: Some(member.command.ticket_id),
+                foreign_key: member.command.has_foreign_key(),
+                ..RecordOutcome::started(member.index, &deliveries[member.index])
+            })
+            .collect();
+        let (Some(lead), true) = (members.first(), Instant::now() < cutoff) else {
+            return UnitResult::unannounced(outcomes);
+        };
+        let delivery = &deliveries[lead.index];
+        let key = lead.command.key();
+        let correlation_id = outcomes[0].correlation_id.clone();
+        let request = request_of(&lead.command, delivery, &correlation_id);
+
+        // 1. `begin`, before the calls, so the status never shows a refund in flight as
+        // `accepted` (or a redriven one as `failed`). The record says which calls are
+        // confirmed already; without one, none is.
+        let begun = self
+            .write_status(&request, RefundEvent::Begin, cutoff, &mut outcomes)
+            .await;
+        let confirmed = begun.map_or(Ok(Confirmed::default()), |record| record.confirmed(key));
+
+        // 2. The calls the record does not confirm, under K. A call confirmed under another
+        // key stops them all (contract section 3).
+        let calls = match confirmed {
+            Ok(confirmed) => {
+                let call = RefundCall {
+                    ticket_id: lead.command.ticket_id,
+                    idempotency_key: key,
+                    correlation_id,
+                    trace: delivery.trace.clone(),
+                };
+                match Calls::make(&self.gateway, &call, confirmed, cutoff).await {
+                    Some(calls) => Ok(calls),
+                    // The cutoff came first: every message is unfinished.
+                    None => return UnitResult::unannounced(outcomes),
+                }
+            }
+            Err(recorded) => Err(RefundFailure::ForeignKeyConflict {
+                recorded: recorded.to_string(),
+            }),
+        };
+
+        // 3. Each message's verdict, by its own receive count, and its disposition.
+        for (position, outcome) in outcomes.iter_mut().enumerate() {
+            let delivery = &deliveries[outcome.index];
+            outcome.calls = calls.as_ref().ok().cloned();
+            outcome.carries_calls = position == 0;
+            let verdict = match &calls {
+                Ok(calls) => calls.verdict(delivery.receive_count, self.settings.max_receive_count),
+                Err(conflict) => Err(conflict.clone()),
+            };
+            match verdict {
+                Ok(()) => {
+                    outcome.class = Some(Class::Done);
+                    outcome.disposition = Disposition::Done;
+                }
+                Err(failure) => {
+                    outcome.class = Some(failure.class());
+                    outcome.disposition = self.dispose(delivery, &failure, cutoff).await;
+                    outcome.failure = Some(failure);
+                }
+            }
+        }
+
+        // 4. The closing status write, once the dispositions are settled, so it says what
+        // became of the messages and a write that fails cannot change that. It may use
+        // half the deadline margin: the messages are about to be deleted or were
+        // dead-lettered, so no later delivery would correct a record left `processing`,
+        // and the other half still leaves time to answer Lambda.
+        let progress = calls.as_ref().map(Calls::progress).unwrap_or_default();
+        if let Some(closing) = status::closing(&outcomes, progress) {
+            let limit = cutoff + self.settings.deadline_margin / 2;
+            self.write_status(&request, closing, limit, &mut outcomes)
+                .await;
+        }
+
+        // 5. The ticket's events, published with the whole batch's.
+        let announcements = match self.bus {
+            Some(_) => announcements(deliveries, members, &mut outcomes),
+            None => Vec::new(),
+        };
+        UnitResult {
+            outcomes,
+            announcements,
+        }
+    }
+
+    /// The one decision of a failed message's fate: back to its queue with the backoff,
+    /// or copied to the dead-letter queue under the failure's code. A refund whose event
+    /// the bus refused is dead-lettered only at the last receive and before the cutoff
+    /// (past it no copy is started; the redrive policy takes the message at its next
+    /// receive instead).
+    async fn dispose(
+        &self,
+        delivery: &Delivery,
+        failure: &RefundFailure,
+        cutoff: Instant,
+    ) -> Disposition {
+        let Some(code) = failure.error_code() else {
+            return Disposition::Retry {
+                visibility_s: self.retry_later(delivery, cutoff).await,
+            };
+        };
+        if let RefundFailure::EventUnpublished { receive_count, .. } = failure
+            && (*receive_count < self.settings.max_receive_count || Instant::now() >= cutoff)
+        {
+            return Disposition::EventUnpublished {
+                visibility_s: self.retry_later(delivery, cutoff).await,
+            };
+        }
+        self.dead_letter(delivery, code, failure).await
+    }
+
+    /// Writes `event` to the ticket's status record within `limit` and notes how it went
+    /// on each of `outcomes`; the record as the write left it. Without a store, nothing.
+    async fn write_status(
+        &self,
+        request: &RefundRequest,
+        event: RefundEvent,
+        limit: Instant,
+        outcomes: &mut [RecordOutcome],
+    ) -> Option<RefundRecord> {
+        let store = self.store.as_ref()?;
+        let name = event.name();
+        let write = store.record(request, event, OffsetDateTime::now_utc());
+        let result = bounded_write(limit, write).await;
+        for outcome in outcomes {
+            outcome.note_status(name, &result);
+        }
+        result.ok().map(|change| change.record().clone())
+    }
+
+    /// Publishes the batch's refund events, and hands back each done record whose
+    /// `TicketRefunded` the bus refused. The status record stays `succeeded`: the refund
+    /// is done, only its announcement is not.
     async fn announce(
         &self,
         bus: &B,
         deliveries: &[Delivery],
-        units: &mut [Settled],
+        announced: &[Announcement],
+        records: &mut [RecordOutcome],
         cutoff: Instant,
     ) -> EventTally {
-        let (tally, refused) = publish(bus, units, cutoff).await;
-        for (index, error) in refused {
-            let mut records = units.iter_mut().flat_map(|unit| unit.records.iter_mut());
-            if let Some((_, outcome)) = records.find(|(i, _)| *i == index) {
-                self.unpublished(&deliveries[index], outcome, &error, cutoff)
+        let (tally, refused) = publish(bus, announced, cutoff).await;
+        for (event_id, error) in refused {
+            let waiting = records
+                .iter_mut()
+                .filter(|r| r.disposition == Disposition::Done && r.event_id == Some(event_id));
+            for outcome in waiting {
+                self.unpublished(&deliveries[outcome.index], outcome, &error, cutoff)
                     .await;
             }
         }
         tally
     }
 
-    /// A done record whose event the bus refused: back to its queue with the backoff, or
-    /// at the last receive to the dead-letter queue as `event_unpublished`. The status
-    /// record stays `succeeded`: the refund is done, only its announcement is not.
+    /// A done record whose event the bus refused: disposed of as an `event_unpublished`
+    /// failure, its class still `done` unless it is dead-lettered.
     async fn unpublished(
         &self,
         delivery: &Delivery,
@@ -240,19 +459,56 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
             receive_count: delivery.receive_count,
             detail: error.to_string(),
         };
-        outcome.error = Some(failure.to_string());
-        let last = delivery.receive_count >= self.settings.max_receive_count;
-        // Past the cutoff no copy is started; the redrive policy takes the message at its
-        // next receive instead.
-        if last && Instant::now() < cutoff {
+        outcome.disposition = self.dispose(delivery, &failure, cutoff).await;
+        if !matches!(outcome.disposition, Disposition::EventUnpublished { .. }) {
             outcome.class = Some(failure.class());
-            outcome.disposition = self
-                .dead_letter(delivery, ErrorCode::EventUnpublished, &failure)
-                .await;
-            return;
         }
-        outcome.disposition = Disposition::EventUnpublished {
-            visibility_s: self.retry_later(delivery, cutoff).await,
-        };
+        outcome.failure = Some(failure);
+    }
+
+    /// Sets the message's visibility by the backoff; the seconds set, or `None` when the
+    /// queue's own visibility timeout applies instead.
+    async fn retry_later(&self, delivery: &Delivery, cutoff: Instant) -> Option<u32> {
+        let seconds = retry_visibility_s(
+            delivery.receive_count,
+            self.settings.retry_base_s,
+            self.settings.retry_max_s,
+            (self.settings.jitter)(),
+        );
+        let receipt_handle = delivery.receipt_handle.as_ref()?;
+        // Best effort: if it fails or runs past the cutoff, the queue's own visibility
+        // timeout brings the message back instead.
+        let changed = timeout_at(
+            cutoff,
+            self.source_queue.change_visibility(receipt_handle, seconds),
+        )
+        .await;
+        match changed {
+            Ok(Ok(())) => Some(seconds),
+            Ok(Err(error)) => {
+                tracing::warn!(message_id = delivery.message_id.as_deref(), %error, "visibility change failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Copies the message, with the failure's full text, to the dead-letter queue. Not cut
+    /// off at the deadline: a copy that was started is awaited, so it is never left
+    /// half-known whether the message reached the dead-letter queue.
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        code: ErrorCode,
+        failure: &RefundFailure,
+    ) -> Disposition {
+        let copy = dead_letter_copy(delivery, code, &failure.to_string());
+        match self.dead_letter_queue.send(copy).await {
+            Ok(dead_letter_message_id) => Disposition::DeadLettered {
+                code,
+                dead_letter_message_id,
+            },
+            Err(error) => Disposition::DeadLetterFailed { code, error },
+        }
     }
 }

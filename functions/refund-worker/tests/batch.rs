@@ -50,8 +50,8 @@ async fn all_done_reports_no_failures_and_touches_no_queue() {
         outcome.records[1].ticket_id.map(|t| t.to_string()),
         Some(tickets[1].clone())
     );
-    assert_eq!(outcome.records[1].void_status, Some(200));
-    assert_eq!(outcome.records[1].refund_status, Some(200));
+    assert_eq!(outcome.records[1].void_status(), Some(200));
+    assert_eq!(outcome.records[1].refund_status(), Some(200));
     let (gateway, source, dlq) = worker.into_parts();
     assert!(source.visibility_changes().is_empty() && dlq.sent().is_empty());
     // Both calls for each ticket, with its K and the message's correlation id.
@@ -96,7 +96,7 @@ async fn a_transient_failure_alone_is_reported_and_delayed_by_the_backoff() {
     assert_eq!(flaky_outcome.class, Some(Class::Transient));
     assert_eq!(flaky_outcome.error_code(), None);
     assert_eq!(
-        (flaky_outcome.void_status, flaky_outcome.refund_status),
+        (flaky_outcome.void_status(), flaky_outcome.refund_status()),
         (Some(200), Some(503))
     );
     // n = 3: d = min(900, 5 * 2^2) = 20; with the draw at 0, ceil(20/2) = 10.
@@ -218,7 +218,7 @@ async fn rejected_void_and_rejected_refund_are_dead_lettered_with_their_codes() 
         outcome.records[1].error_code(),
         Some(ErrorCode::RefundRejected)
     );
-    assert_eq!(outcome.records[1].void_status, Some(503));
+    assert_eq!(outcome.records[1].void_status(), Some(503));
     let (_, source, dlq) = worker.into_parts();
     assert!(source.visibility_changes().is_empty());
     let codes: Vec<(String, String)> = dlq

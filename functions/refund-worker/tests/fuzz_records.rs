@@ -293,7 +293,7 @@ proptest! {
                     dead_letter_fails,
                     "poison leaves the queue exactly when its copy is made: {:?}", record
                 );
-                let error = record.error.as_deref().unwrap_or_default();
+                let error = record.error().unwrap_or_default();
                 prop_assert!(!error.is_empty() && !error.contains(MARK), "{}", error);
                 continue;
             }

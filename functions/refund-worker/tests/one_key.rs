@@ -57,7 +57,10 @@ async fn void_done_refund_failed_then_retried_repeats_both_with_the_same_key() {
     let first = deliver(&worker, vec![record("m", &body, 1)]).await;
     assert_eq!(first.failed_message_ids(), ["m"]);
     assert_eq!(
-        (first.records[0].void_status, first.records[0].refund_status),
+        (
+            first.records[0].void_status(),
+            first.records[0].refund_status()
+        ),
         (Some(200), Some(503))
     );
     let retried = deliver(&worker, vec![record("m", &body, 2)]).await;

@@ -15,7 +15,7 @@ use refund_shared::{
         record::stamp,
     },
 };
-use refund_worker::{BatchOutcome, Disposition, Worker, recorder::STATUS_WRITE_TIMEOUT};
+use refund_worker::{BatchOutcome, Disposition, Worker, status::STATUS_WRITE_TIMEOUT};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -136,7 +136,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
 
     let third = run(&worker, vec![record("m", &body, 3)]).await;
     assert_eq!(third.records[0].disposition, Disposition::Done);
-    assert_eq!(third.records[0].skipped, Some("void_receipt"));
+    assert_eq!(third.records[0].skipped(), Some("void_receipt"));
     let stored = status(&worker, &t);
     assert_eq!(stored.status, RefundStatus::Succeeded);
     assert_eq!(stored.attempts, 3);
@@ -243,7 +243,7 @@ async fn a_redriven_failed_refund_is_processing_again_then_succeeded() {
     assert_eq!(stored.failure_reason, None);
     // The refund confirmed before the dead-lettering is not made again: only the void.
     assert_eq!(stored.interactions.len(), 3);
-    assert_eq!(outcome.records[0].skipped, Some("refund_payment"));
+    assert_eq!(outcome.records[0].skipped(), Some("refund_payment"));
 }
 
 /// The record says `succeeded`: a duplicate and a second command make no call at all and
@@ -271,8 +271,8 @@ async fn a_succeeded_ticket_delivered_again_makes_no_call_and_stays_succeeded() 
 
     for record in &again.records {
         assert_eq!(record.disposition, Disposition::Done, "{record:?}");
-        assert_eq!(record.skipped, Some("both"));
-        assert_eq!((record.void_status, record.refund_status), (None, None));
+        assert_eq!(record.skipped(), Some("both"));
+        assert_eq!((record.void_status(), record.refund_status()), (None, None));
         assert_eq!(record.status_recorded, Some(true));
     }
     assert!(again.failed_message_ids().is_empty());

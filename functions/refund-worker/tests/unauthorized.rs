@@ -76,7 +76,7 @@ async fn a_401_after_the_re_read_is_retried_and_counted_never_rejected() {
     for record in &outcome.records {
         assert_eq!(record.class, Some(Class::Transient));
         assert_eq!(
-            (record.void_status, record.refund_status),
+            (record.void_status(), record.refund_status()),
             (Some(401), Some(401))
         );
         // n = 1: d = 5; with the draw at 0, ceil(5/2) = 3.

@@ -37,7 +37,9 @@ mod update;
 pub use cursor::{Cursor, CursorCodec, CursorError, CursorKey, WeakCursorKey};
 pub use dynamo::{Attempt, DynamoRefundStore, MAX_WRITE_ATTEMPTS, Versioned};
 pub use memory::InMemoryRefundStore;
-pub use record::{Call, CallStatus, Interaction, InvalidStatus, RefundRecord, RefundStatus};
+pub use record::{
+    Call, CallStatus, Confirmed, Interaction, InvalidStatus, RefundRecord, RefundStatus,
+};
 pub use table::create_table;
 pub use transition::{Progress, RefundEvent, RefundRequest};
 

@@ -261,6 +261,36 @@ pub struct RefundRecord {
     pub interactions: Vec<Interaction>,
 }
 
+/// The calls a record confirms under the ticket's K: the worker does not make them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Confirmed {
+    pub void: bool,
+    pub refund: bool,
+}
+
+impl RefundRecord {
+    /// Which calls this record confirms under `key`, the ticket's K (contract section 4).
+    /// A call confirmed under another key is that key, as an error: the record was written
+    /// before the worker derived K itself (contract section 3), and calling again under
+    /// `key` could refund the ticket a second time. The calls are idempotent, so the
+    /// record only ever saves a call, never decides an effect.
+    pub fn confirmed(&self, key: IdempotencyKey) -> Result<Confirmed, IdempotencyKey> {
+        if self.idempotency_key != key {
+            let any = self.receipt_voided_at.is_some() || self.payment_refunded_at.is_some();
+            return if any {
+                Err(self.idempotency_key)
+            } else {
+                Ok(Confirmed::default())
+            };
+        }
+        let succeeded = self.status == RefundStatus::Succeeded;
+        Ok(Confirmed {
+            void: succeeded || self.receipt_voided_at.is_some(),
+            refund: succeeded || self.payment_refunded_at.is_some(),
+        })
+    }
+}
+
 /// The one time format of the store: RFC 3339, UTC, six fractional digits.
 pub mod stamp {
     use super::*;
@@ -362,6 +392,54 @@ mod tests {
     use super::*;
 
     const TICKET: &str = "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f";
+
+    /// What a record confirms, by its key, status and confirmation times.
+    #[test]
+    fn a_record_confirms_the_calls_it_saw_confirmed_under_k() {
+        let k = IdempotencyKey::for_ticket(TICKET.parse().unwrap());
+        let other =
+            IdempotencyKey::for_ticket("1f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap());
+        let at = Some(datetime!(2026-11-23 06:00 UTC));
+        let yes = |void, refund| Ok(Confirmed { void, refund });
+        type Case = (
+            IdempotencyKey,
+            RefundStatus,
+            bool,
+            bool,
+            Result<Confirmed, IdempotencyKey>,
+        );
+        let cases: [Case; 7] = [
+            (k, RefundStatus::Processing, false, false, yes(false, false)),
+            (k, RefundStatus::Processing, true, false, yes(true, false)),
+            (k, RefundStatus::Failed, false, true, yes(false, true)),
+            // A succeeded record confirms both, whatever times it kept.
+            (k, RefundStatus::Succeeded, false, false, yes(true, true)),
+            // Under another key nothing is confirmed, and a confirmed call is a conflict.
+            (
+                other,
+                RefundStatus::Succeeded,
+                false,
+                false,
+                yes(false, false),
+            ),
+            (other, RefundStatus::Processing, true, false, Err(other)),
+            (other, RefundStatus::Processing, false, true, Err(other)),
+        ];
+        for (key, status, voided, refunded, expected) in cases {
+            let record = RefundRecord {
+                idempotency_key: key,
+                status,
+                receipt_voided_at: at.filter(|_| voided),
+                payment_refunded_at: at.filter(|_| refunded),
+                ..record()
+            };
+            assert_eq!(
+                record.confirmed(k),
+                expected,
+                "{status:?} {voided} {refunded}"
+            );
+        }
+    }
 
     fn record() -> RefundRecord {
         RefundRecord {
