@@ -10,7 +10,7 @@ Starts scripts/local_stack.py on free ports, then:
   from one seeded RNG; a few tickets are always rejected (400), so the DLQ's content is known;
 - delivers every command twice: once the API answered 202, a copy of the command (same K,
   new header id) goes straight onto the queue; every fourth copy is forged, with a fresh
-  idempotency key of its own (CONTRACT section 3: the worker derives K, whatever the message says);
+  idempotency key of its own (docs/CONTRACT.md section 3: the worker derives K, whatever the message says);
 - rotates the gateway token once, mid-run: a new version of the secret, and from then on the
   emulator accepts only the new token (the warm workers get 401 and must re-read it);
 - SIGKILLs the refund-worker process while it is handling a batch, several times;
@@ -21,7 +21,7 @@ Starts scripts/local_stack.py on free ports, then:
   got (the local stack's RefundEvents queue, drained at the end): one TicketRefunded id per
   refunded ticket, UUIDv5(K, "TicketRefunded"), none for a rejected ticket, and one
   TicketRefundFailed id per dead-lettered message, UUIDv5(K, "TicketRefundFailed:" + the DLQ
-  copy's source_message_id), with its error_code (CONTRACT section 9).
+  copy's source_message_id), with its error_code (docs/CONTRACT.md section 9).
 
 It prints the time to drain, the upstream calls answered per ticket per service against the
 goal of at most 1.6, the retries per ticket and the computed chance that transient faults

@@ -26,7 +26,7 @@ def key_of(ticket):
     return str(uuid.uuid5(NAMESPACE, ticket.lower()))
 
 
-# --- the refund events (CONTRACT section 9) and the calls per ticket: pure, table-tested in
+# --- the refund events (docs/CONTRACT.md section 9) and the calls per ticket: pure, table-tested in
 # tests/e2e/test_chaos_invariants.py ------------------------------------------------------------
 
 CALLS_PER_TICKET_GOAL = 1.6  # upstream calls answered per ticket, per service (the events issue)
@@ -290,7 +290,7 @@ def problem_summary(problems):
 
 
 def check_events(r):
-    """The refund events (CONTRACT section 9), every one the bus got, from the RefundEvents copy."""
+    """The refund events (docs/CONTRACT.md section 9), every one the bus got, from the RefundEvents copy."""
     events, bad_events = r.events, r.bad_events
     refunded_problems = refunded_event_problems(events, set(r.expected_done), r.rejected)
     r.check("every refunded ticket has one TicketRefunded id, UUIDv5(K, \"TicketRefunded\"), and no rejected "

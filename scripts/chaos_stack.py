@@ -40,7 +40,7 @@ def http(method, url, body=None, headers=None, timeout=30):
 
 
 def refund_statuses(stack, tickets):
-    """Each ticket's record from the API (CONTRACT section 8), or None when it has none."""
+    """Each ticket's record from the API (docs/CONTRACT.md section 8), or None when it has none."""
     def one(ticket):
         status, body, _ = http("GET", f"{stack.api}/ticket-refund/{ticket}")
         return ticket, body if status == 200 else None
@@ -80,12 +80,12 @@ class Stack:
         self.token_secret = fields["gateway_token_secret"]
         # The administrator's credentials: the only ones valid when the stack enforces IAM.
         self.admin = local_iam.read_credentials(Path(fields["admin_credentials"]))
-        # The queue the local rule copies every event of the bus to (CONTRACT section 9): the
+        # The queue the local rule copies every event of the bus to (docs/CONTRACT.md section 9): the
         # event invariants need it, so a stack without it fails the run rather than skip them.
         self.events = fields.get("events")
         if not self.events:
             raise SystemExit("chaos: the local stack's ready line has no events=<RefundEvents queue url> field, "
-                             f"so the refund events cannot be checked (CONTRACT section 9; its fields: "
+                             f"so the refund events cannot be checked (docs/CONTRACT.md section 9; its fields: "
                              f"{sorted(fields)}); logs in {self.logs}")
         return self
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make events`: the refund events (CONTRACT section 9) the local stack's worker published,
+"""`make events`: the refund events (docs/CONTRACT.md section 9) the local stack's worker published,
 as its RefundEvents queue holds them, one line each, oldest first, without consuming them.
 
 The queue is the local stack's copy of every event of the bus (scripts/local_stack.py,
@@ -17,7 +17,7 @@ import botocore.config
 import botocore.exceptions
 
 EVENTS_QUEUE = "RefundEvents"
-# The source and detail-types the worker publishes (CONTRACT section 9).
+# The source and detail-types the worker publishes (docs/CONTRACT.md section 9).
 EVENT_SOURCE = "ticket-refunds"
 REFUNDED, REFUND_FAILED = "TicketRefunded", "TicketRefundFailed"
 # How many receives one peek makes at most (ten messages each).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""template.yaml, deployed into moto's CloudFormation: what the local stack is (CONTRACT section 7).
+"""template.yaml, deployed into moto's CloudFormation: what the local stack is (docs/CONTRACT.md section 7).
 
 Translates template.yaml with SAM's own translator (samtranslator, from the pinned aws-sam-cli),
 deploys the result into moto's CloudFormation as stack `ticket-refunds-local`, waits for

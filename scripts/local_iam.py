@@ -1,5 +1,5 @@
 """IAM on the local stack: an administrator, each function's own role credentials, and strict
-IAM (CONTRACT section 7).
+IAM (docs/CONTRACT.md section 7).
 
 The administrator (a user with `*` on `*`) is made first; it deploys the stack, and its
 credentials go to one file for the operator's tools and the tests. Each function then runs

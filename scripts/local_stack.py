@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make run`: the whole refund pipeline on loopback, as CONTRACT.md section 7 lays it out.
+"""`make run`: the whole refund pipeline on loopback, as docs/CONTRACT.md section 7 lays it out.
 
 Starts, in the foreground: moto, with template.yaml deployed into its CloudFormation
 (scripts/local_deploy.py: every queue, the table, the bus, the roles and the functions'
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import local_deploy
 import local_iam
-# The queue that receives a copy of every refund event (CONTRACT section 9), by the name
+# The queue that receives a copy of every refund event (docs/CONTRACT.md section 9), by the name
 # `make events` reads, and the source the worker publishes under.
 from events import EVENT_SOURCE, EVENTS_QUEUE
 from running_stack import free_port, http_ok, listening, wait_until
@@ -63,7 +63,7 @@ API, WORKER = "refund-api", "refund-worker"
 TOOL_VARIABLES = {"PATH", "HOME", "USER", "LANG", "TMPDIR", "TERM", "SHELL"}
 TOOL_PREFIXES = ("CARGO", "RUSTUP", "RUSTC", "RUSTFLAGS", "RUST_BACKTRACE", "LC_", "ZIG")
 
-# The only variables a function gets that its deployed environment does not say (CONTRACT
+# The only variables a function gets that its deployed environment does not say (docs/CONTRACT.md
 # section 7): (variable, the binaries it is set for, why). Values: Stack.override_values.
 LOCAL_OVERRIDES = (
     ("AWS_ENDPOINT_URL", (API, WORKER), "every AWS call goes to moto"),

@@ -13,7 +13,7 @@ Two differences between the local stack and AWS, and nothing else, are taken out
   So such cases are not sent to the local stack.
 
 And one thing no schema can say: a listing `cursor` is valid only when the API signed it
-(HMAC, CONTRACT section 8), so every cursor schemathesis makes up is refused with 400
+(HMAC, docs/CONTRACT.md section 8), so every cursor schemathesis makes up is refused with 400
 `invalid_cursor`, as it must be. That answer is not reported as "valid input rejected"
 (ST202); every other check still runs on it. Genuine cursors are followed by
 `test_the_listing_pages_through_every_refund_once` and the Rust handler tests.

@@ -1,5 +1,5 @@
 """The pure checks of `make chaos` (scripts/chaos_report.py) on synthetic inputs: the refund
-events (CONTRACT section 9) and the calls-per-ticket goal. Each table has passing rows and failing rows, so
+events (docs/CONTRACT.md section 9) and the calls-per-ticket goal. Each table has passing rows and failing rows, so
 a check that cannot fail fails here. No stack: these run in a second (in `make e2e`, so in
 `make test`)."""
 

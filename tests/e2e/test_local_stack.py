@@ -64,7 +64,7 @@ class Stack:
         return request("PUT", f"{self.api}/ticket-refund/{ticket}", headers=headers)
 
     def refund_status(self, ticket):
-        """The refund's record (CONTRACT section 8), or None before it exists."""
+        """The refund's record (docs/CONTRACT.md section 8), or None before it exists."""
         status, body, _ = request("GET", f"{self.api}/ticket-refund/{ticket}")
         if status == 404 and body["error"]["code"] == "refund_not_found":
             return None
@@ -111,7 +111,7 @@ class Stack:
                 for m in events.peek(self.sqs, self.dlq)]
 
     def refund_events(self, ticket=None):
-        """The events on the RefundEvents queue (CONTRACT section 9), the ticket's or all,
+        """The events on the RefundEvents queue (docs/CONTRACT.md section 9), the ticket's or all,
         without consuming them: each as events.event_fields gives it."""
         found = [events.event_fields(m["Body"]) for m in events.peek(self.sqs, self.events)]
         return [e for e in found if e and ticket in (None, e["ticket_id"])]
@@ -167,7 +167,7 @@ def test_fifty_refunds_each_voided_and_refunded_once_with_its_correlation_id(sta
 
 
 def test_a_double_click_queues_one_command_and_reaches_the_services_once(stack):
-    # Contract section 1a: the second PUT falls in the quiet period of the first command,
+    # docs/CONTRACT.md section 1a: the second PUT falls in the quiet period of the first command,
     # so it answers that command and queues nothing.
     # Slow services keep the refund open while the second click arrives (on an idle stack
     # it can be done first, and that PUT then answers 200).
@@ -255,7 +255,7 @@ def test_a_ticket_the_gateway_rejects_is_dead_lettered_with_its_reason_after_one
     assert message["correlation_id"] == "e2e-rejected"
     assert message["source_message_id"]
     # The record says so too, with the public reason of the service that refused
-    # (CONTRACT 1a); the copy keeps the full text.
+    # (docs/CONTRACT.md section 1a); the copy keeps the full text.
     record = stack.status_reaches(ticket, "failed")
     service = "receipts" if message["error_code"] == "void_rejected" else "payments"
     assert record["failure_reason"].startswith(f"{service} service answered ")
@@ -278,7 +278,7 @@ def test_poison_put_on_the_queue_is_dead_lettered_as_invalid_command(stack):
 def test_a_forged_command_with_a_foreign_key_is_refunded_under_the_tickets_own_key(stack):
     """A command put straight on the queue (a producer that mints its own key, or a forged
     message) with a fresh idempotency key: both services see the ticket's K, never the
-    message's, and the record holds K (CONTRACT section 3)."""
+    message's, and the record holds K (docs/CONTRACT.md section 3)."""
     ticket, foreign = str(uuid.uuid4()), str(uuid.uuid4())
     command = {
         "header": {"id": str(uuid.uuid4()), "published_at": "2026-12-02T07:00:00Z", "idempotency_key": foreign},
@@ -314,7 +314,7 @@ def refund_all(stack, tickets, what):
 
 
 def test_a_token_rotation_loses_no_refund_and_dead_letters_none(stack):
-    """CONTRACT section 3: the secret gets a new version and, from that moment, the services
+    """docs/CONTRACT.md section 3: the secret gets a new version and, from that moment, the services
     accept only the new token. The warm worker still holds the old one: its next call gets
     401, it re-reads the secret and repeats the call, so no refund fails or waits in the DLQ."""
     before = stats(stack)
@@ -436,7 +436,7 @@ def test_the_listing_pages_through_every_refund_once(stack):
 
 
 def event_id(ticket, name):
-    """header.id of a refund event (CONTRACT section 9): UUIDv5 under the ticket's K."""
+    """header.id of a refund event (docs/CONTRACT.md section 9): UUIDv5 under the ticket's K."""
     return str(uuid.uuid5(uuid.UUID(key_of(ticket)), name))
 
 
@@ -499,7 +499,7 @@ def test_a_rejected_ticket_has_one_ticket_refund_failed_id_per_dead_lettering_an
 
 
 def traceparent_of(xray):
-    """CONTRACT section 3: `00-<Root's 32 hex>-<Parent>-<01|00>`, None without a Parent."""
+    """docs/CONTRACT.md section 3: `00-<Root's 32 hex>-<Parent>-<01|00>`, None without a Parent."""
     fields = dict(part.split("=", 1) for part in xray.split(";"))
     if "Parent" not in fields:
         return None

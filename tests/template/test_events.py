@@ -1,4 +1,4 @@
-"""The refund events' part of template.yaml (CONTRACT section 9, docs/EVENTS.md): the bus and
+"""The refund events' part of template.yaml (docs/CONTRACT.md section 9, docs/EVENTS.md): the bus and
 its archive, the worker's one grant on it, the optional webhook, the alarms and the operator
 dashboard, whose TicketRefunds metrics must be the ones refund-worker emits.
 
@@ -74,7 +74,7 @@ def test_the_worker_publishes_to_the_stacks_own_bus():
     # The local stack names its bus as it names the queues: without the "<stack>-" prefix.
     name = BUS["Properties"]["Name"]["Fn::Sub"]
     assert name.removeprefix("${AWS::StackName}-") == "ticket-refunds" != name
-    # Ref of a bus is its name, which is what EVENT_BUS_NAME holds (CONTRACT section 5).
+    # Ref of a bus is its name, which is what EVENT_BUS_NAME holds (docs/CONTRACT.md section 5).
     assert WORKER["Properties"]["Environment"]["Variables"]["EVENT_BUS_NAME"] == ref("RefundEventBus")
     assert "EVENT_BUS_NAME" not in API["Properties"]["Environment"]["Variables"]
     outputs = TEMPLATE["Outputs"]
@@ -306,7 +306,7 @@ def test_every_worker_metric_the_dashboard_plots_is_one_the_worker_emits_and_the
 
 def test_the_dashboard_shows_the_dead_lettered_records_by_every_error_code():
     codes = {dims["ErrorCode"] for _, metric, dims, _ in plotted() if "ErrorCode" in dims and metric == "RefundsDeadLettered"}
-    assert "event_unpublished" in codes  # CONTRACT section 4, with the events issue
+    assert "event_unpublished" in codes  # docs/CONTRACT.md section 4, with the events issue
     assert codes == error_codes()
 
 

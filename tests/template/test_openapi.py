@@ -183,7 +183,7 @@ def test_each_route_documents_the_codes_it_answers():
             "405": {"method_not_allowed"}, "500": {"internal_error"}, "503": {"status_unavailable"},
         },
     }
-    # Every route: no verified caller, or a token without the route's scope (CONTRACT 1a).
+    # Every route: no verified caller, or a token without the route's scope (docs/CONTRACT.md section 1a).
     for codes in expected.values():
         codes.update({"401": {"unauthenticated"}, "403": {"insufficient_scope"}})
     for (method, path), codes in expected.items():
@@ -214,7 +214,7 @@ def test_allow_lists_the_methods_each_path_serves():
             assert allow["enum"] == [", ".join(served)], (method, path)
 
 
-# CONTRACT.md section 8: the fields of a record, and of one of its interactions.
+# docs/CONTRACT.md section 8: the fields of a record, and of one of its interactions.
 RECORD_FIELDS = [
     "ticket_id", "status", "idempotency_key", "correlation_id", "requested_by", "attempts",
     "last_error", "failure_reason", "accepted_at", "updated_at", "completed_at",
@@ -259,7 +259,7 @@ def test_the_status_routes_answer_records():
     already = resolve(owner)
     assert already["allOf"][0] == record
     assert already["allOf"][1]["properties"]["status"]["enum"] == ["succeeded"]
-    # Anyone else who asks: only the ticket and that it is refunded (CONTRACT 1a).
+    # Anyone else who asks: only the ticket and that it is refunded (docs/CONTRACT.md section 1a).
     elsewhere = resolve(stranger)
     assert set(elsewhere["properties"]) == set(elsewhere["required"]) == {"ticket_id", "status"}
     assert elsewhere["additionalProperties"] is False

@@ -40,7 +40,7 @@ API_ROLE = {"Fn::GetAtt": ["RefundApiFunctionRole", "Arn"]}
 WORKER_ROLE = {"Fn::GetAtt": ["RefundWorkerFunctionRole", "Arn"]}
 # The operators' exception of both resource policies, left out when OperatorRoleArns is empty.
 OPERATORS = {"Fn::If": ["HasOperatorRoleArns", {"aws:PrincipalArn": {"Ref": "OperatorRoleArns"}}, {"Ref": "AWS::NoValue"}]}
-# What CONTRACT sections 1a, 3 and 5 add with the trust-boundaries issue, read by the Rust code.
+# What docs/CONTRACT.md sections 1a, 3 and 5 add with the trust-boundaries issue, read by the Rust code.
 ISSUE_14_VARIABLES = {"RECORD_RETENTION_DAYS", "REQUEST_SCOPE", "SUPPORT_SCOPE", "ALLOW_UNAUTHENTICATED",
                       "GATEWAY_TOKEN_TTL_S"}
 
@@ -179,7 +179,7 @@ def test_status_routes_are_gets_on_refund_api_behind_the_jwt_authorizer():
         assert props["Auth"]["Authorizer"] == "JwtAuthorizer"
         scopes = props["Auth"]["AuthorizationScopes"]
         assert scopes and all(scope["Ref"] in PARAMETERS for scope in scopes)
-    # CONTRACT section 1a: one ticket's record, like the PUT, for either scope (the function
+    # docs/CONTRACT.md section 1a: one ticket's record, like the PUT, for either scope (the function
     # then shows a RequestScope caller its own refunds only). The listing shows every
     # caller's refunds: SupportScope only.
     assert {route: [s["Ref"] for s in props["Auth"]["AuthorizationScopes"]] for route, (_, props) in routes.items()} == {
@@ -219,7 +219,7 @@ def every_environment():
 
 
 def test_refund_api_never_runs_unauthenticated():
-    # ALLOW_UNAUTHENTICATED (the local stack's, CONTRACT section 1a) is never set by the
+    # ALLOW_UNAUTHENTICATED (the local stack's, docs/CONTRACT.md section 1a) is never set by the
     # template: in no environment, under no condition, not even in a comment or a string.
     environments = dict(every_environment())
     assert {"Globals", "RefundApiFunction", "RefundWorkerFunction"} <= set(environments)
