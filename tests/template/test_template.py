@@ -467,7 +467,7 @@ def test_the_status_table_has_the_keys_and_indexes_the_code_uses():
     by_time = indexes[rust_const(TABLE_RS, "BY_TIME_INDEX")]
     assert key_schema(by_status["KeySchema"]) == [(attr("STATUS_SHARD"), "HASH"), (attr("LIST_KEY"), "RANGE")]
     assert key_schema(by_time["KeySchema"]) == [(attr("ALL_SHARD"), "HASH"), (attr("LIST_KEY"), "RANGE")]
-    # ALL: a page is one round of queries and no second read (module doc of shared/src/status).
+    # ALL: a page is one round of queries and no second read (module doc of shared/src/store).
     for index in indexes.values():
         assert index["Projection"] == {"ProjectionType": "ALL"}
         assert "ProvisionedThroughput" not in index
