@@ -31,7 +31,7 @@ import local_iam
 # The queue that receives a copy of every refund event (CONTRACT section 9), by the name
 # `make events` reads, and the source the worker publishes under.
 from events import EVENT_SOURCE, EVENTS_QUEUE
-from running_stack import free_port, http_ok, listening, wait_until
+from running_stack import http_ok, listening, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -134,8 +134,8 @@ class Stack:
         self.sqs_port = int(os.environ.get("SQS_PORT", "4566"))
         self.gateway_port = int(os.environ.get("GATEWAY_PORT", "8888"))
         self.api_port = int(os.environ.get("API_PORT", "9000"))
-        # The worker's own watch server: only the event source calls it.
-        self.worker_port = int(os.environ.get("WORKER_PORT") or free_port())
+        # The worker's own watch server: the event source calls it (and the README's invoke).
+        self.worker_port = int(os.environ.get("WORKER_PORT") or 9001)
         self.external_gateway = os.environ.get("GATEWAY_ADDR")
         self.gateway_args = os.environ.get("GATEWAY_FLAGS", "").split()
         self.logs = Path(os.environ.get("LOCAL_STACK_LOGS", ROOT / "target" / "local-stack"))

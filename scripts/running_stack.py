@@ -62,6 +62,7 @@ def stack_env(logs, **env_overrides):
     env = {
         **os.environ,
         "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
+        "WORKER_PORT": str(free_port()),
         "LOCAL_STACK_LOGS": str(logs), **env_overrides,
     }
     env.pop("GATEWAY_ADDR", None)
