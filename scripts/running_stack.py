@@ -23,6 +23,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def can_listen(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now. Bound with SO_REUSEADDR, as the
+    stack's servers bind, so only a socket that listens there takes it (not one in TIME_WAIT)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_until(what, check, timeout_s, procs):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
