@@ -31,7 +31,7 @@ import local_iam
 # The queue that receives a copy of every refund event (docs/CONTRACT.md section 9), by the name
 # `make events` reads, and the source the worker publishes under.
 from events import EVENT_SOURCE, EVENTS_QUEUE
-from running_stack import free_port, http_ok, listening, wait_until
+from running_stack import can_listen, http_ok, listening, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -118,6 +118,18 @@ def configuration_error(line):
     return error.strip() or None if found else None
 
 
+def ports_in_use(ports: dict[str, int]) -> str | None:
+    """The one-line error naming each of `ports` (variable -> port) that something already
+    listens on at 127.0.0.1, and the variable that chooses another; None when all are free."""
+    taken = {variable: port for variable, port in ports.items() if not can_listen(port)}
+    if not taken:
+        return None
+    named = ", ".join(f"port {port} ({variable})" for variable, port in taken.items())
+    choose = " ".join(f"{variable}=<port>" for variable in taken)
+    return (f"local-stack: already in use on 127.0.0.1: {named}; stop what listens there, "
+            f"or choose another: {choose} make run")
+
+
 def batches_at_once(mapping):
     """The mapping's MaximumConcurrency. Without a ScalingConfig Lambda scales its pollers on
     its own (up to 1,000 at once); locally that is one batch at a time."""
@@ -134,8 +146,8 @@ class Stack:
         self.sqs_port = int(os.environ.get("SQS_PORT", "4566"))
         self.gateway_port = int(os.environ.get("GATEWAY_PORT", "8888"))
         self.api_port = int(os.environ.get("API_PORT", "9000"))
-        # The worker's own watch server: only the event source calls it.
-        self.worker_port = int(os.environ.get("WORKER_PORT") or free_port())
+        # The worker's own watch server: the event source calls it (and the README's invoke).
+        self.worker_port = int(os.environ.get("WORKER_PORT") or 9001)
         self.external_gateway = os.environ.get("GATEWAY_ADDR")
         self.gateway_args = os.environ.get("GATEWAY_FLAGS", "").split()
         self.logs = Path(os.environ.get("LOCAL_STACK_LOGS", ROOT / "target" / "local-stack"))
@@ -143,6 +155,13 @@ class Stack:
         self.strict_iam = os.environ.get("STRICT_IAM", "") not in ("", "0")
         self.admin = local_deploy.LOCAL_CREDENTIALS
         self.procs = {}
+
+    def ports(self) -> dict[str, int]:
+        """The ports the stack listens on, by the variable that chooses each (the gateway's
+        only when it starts the emulator)."""
+        gateway = {} if self.external_gateway else {"GATEWAY_PORT": self.gateway_port}
+        return {"SQS_PORT": self.sqs_port, **gateway, "API_PORT": self.api_port,
+                "WORKER_PORT": self.worker_port}
 
     def spawn(self, name, args, env=None, log_name=None):
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -385,6 +404,10 @@ class Stack:
 
 def main():
     stack = Stack()
+    # Before anything starts: a taken port would otherwise show only as a part that exits.
+    in_use = ports_in_use(stack.ports())
+    if in_use:
+        raise SystemExit(in_use)
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt

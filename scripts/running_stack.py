@@ -23,6 +23,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def can_listen(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now. Bound with SO_REUSEADDR, as the
+    stack's servers bind, so only a socket that listens there takes it (not one in TIME_WAIT)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_until(what, check, timeout_s, procs):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -62,6 +74,7 @@ def stack_env(logs, **env_overrides):
     env = {
         **os.environ,
         "SQS_PORT": str(free_port()), "GATEWAY_PORT": str(free_port()), "API_PORT": str(free_port()),
+        "WORKER_PORT": str(free_port()),
         "LOCAL_STACK_LOGS": str(logs), **env_overrides,
     }
     env.pop("GATEWAY_ADDR", None)

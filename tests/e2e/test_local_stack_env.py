@@ -1,8 +1,14 @@
-"""What the local stack gives a function and how it reads a function's start-up failure
-(scripts/local_stack.py), without starting anything: table tests."""
+"""What the local stack gives a function, how it reads a function's start-up failure and
+which ports it refuses (scripts/local_stack.py), without starting anything: table tests."""
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import local_stack
 import pytest
+import running_stack
 
 WORKER_FUNCTION = {"metadata": {"BuildProperties": {"Binary": "refund-worker"}},
                    "environment": {"REFUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
@@ -68,3 +74,59 @@ def test_a_configuration_error_line_is_read_in_either_log_format(line, error):
 @pytest.mark.parametrize("maximum_concurrency, batches", [(5, 5), (2, 2), (None, 1)])
 def test_the_event_source_runs_the_mappings_maximum_concurrency_or_one(maximum_concurrency, batches):
     assert local_stack.batches_at_once({"maximum_concurrency": maximum_concurrency}) == batches
+
+
+PORT_VARIABLES = ("SQS_PORT", "GATEWAY_PORT", "API_PORT", "WORKER_PORT")
+
+
+@pytest.fixture
+def held() -> Iterator[int]:
+    """A port something listens on at 127.0.0.1 for the test's duration."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def stack_on(monkeypatch: pytest.MonkeyPatch, gateway_addr: str = "",
+             **ports: int) -> local_stack.Stack:
+    """A Stack whose every port is free but those given, with its own gateway emulator unless
+    `gateway_addr`."""
+    monkeypatch.setenv("GATEWAY_ADDR", gateway_addr)
+    for variable in PORT_VARIABLES:
+        monkeypatch.setenv(variable, str(ports.get(variable) or running_stack.free_port()))
+    return local_stack.Stack()
+
+
+@pytest.mark.parametrize("variable", PORT_VARIABLES)
+def test_a_port_in_use_is_named_with_its_variable(monkeypatch: pytest.MonkeyPatch, held: int,
+                                                  variable: str) -> None:
+    stack = stack_on(monkeypatch, **{variable: held})
+    assert local_stack.ports_in_use(stack.ports()) == (
+        f"local-stack: already in use on 127.0.0.1: port {held} ({variable}); "
+        f"stop what listens there, or choose another: {variable}=<port> make run")
+
+
+def test_free_ports_pass_and_an_outside_gateway_needs_no_port(monkeypatch: pytest.MonkeyPatch,
+                                                              held: int) -> None:
+    assert local_stack.ports_in_use(stack_on(monkeypatch).ports()) is None
+    outside = stack_on(monkeypatch, gateway_addr="http://127.0.0.1:1", GATEWAY_PORT=held)
+    assert local_stack.ports_in_use(outside.ports()) is None
+
+
+def test_make_run_with_a_port_in_use_stops_before_starting_anything(tmp_path: Path,
+                                                                    held: int) -> None:
+    """The script itself: one line on stderr and a non-zero exit, at once: no process started,
+    so none logged (the logs go to `tmp_path`)."""
+    env = running_stack.stack_env(tmp_path, API_PORT=str(held))
+    proc = subprocess.Popen(running_stack.SCRIPT, cwd=running_stack.ROOT, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        running_stack.stop(proc)
+    assert proc.returncode == 1
+    (line,) = stderr.splitlines()
+    assert f"port {held} (API_PORT)" in line and "API_PORT=<port> make run" in line
+    assert list(tmp_path.iterdir()) == []

@@ -38,8 +38,8 @@ pub struct EventSourceArgs {
     pub function_url: Option<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub invoke_address: String,
-    /// `cargo lambda watch --invoke-port` (the local stack's API_PORT).
-    #[arg(long, env = "API_PORT", default_value_t = 9000)]
+    /// refund-worker's `cargo lambda watch --invoke-port` (the local stack's WORKER_PORT).
+    #[arg(long, env = "WORKER_PORT", default_value_t = 9001)]
     pub invoke_port: u16,
     #[arg(long, default_value = "refund-worker")]
     pub function: String,
