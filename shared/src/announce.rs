@@ -15,11 +15,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    aws::SdkFailure,
     command::TicketId,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
     outcome::ErrorCode,
+    port::PortFailure,
     store::{Disabled, record::stamp},
     trace::TraceHeader,
     twin::lock,
@@ -111,24 +111,14 @@ impl Announcement {
 /// Why an event did not get on the bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    #[error("event bus unavailable: {0}")]
-    Unavailable(String),
-    #[error("event bus refused the request: {0}")]
-    Rejected(String),
+    /// The bus could not be reached (try later) or refused the whole call.
+    #[error("event bus {0}")]
+    Port(PortFailure),
     /// The call went through, but the bus refused this entry (`ErrorCode`, `ErrorMessage`).
     #[error("event bus refused the entry: {0}")]
     Entry(String),
     #[error("no answer from the event bus in time")]
     Timeout,
-}
-
-impl From<SdkFailure> for PublishError {
-    fn from(failure: SdkFailure) -> Self {
-        match failure {
-            SdkFailure::Transient(detail) => Self::Unavailable(detail),
-            SdkFailure::Rejected(detail) => Self::Rejected(detail),
-        }
-    }
 }
 
 /// Puts refund events on the bus.
@@ -178,7 +168,7 @@ impl EventBridgeBus {
         let answers = match sent {
             Ok(output) => output.entries.unwrap_or_default(),
             Err(error) => {
-                let error = PublishError::from(SdkFailure::of(&error));
+                let error = PublishError::Port(PortFailure::of(&error));
                 return vec![Err(error); chunk.len()];
             }
         };
@@ -192,9 +182,9 @@ impl EventBridgeBus {
                     ))),
                 },
                 // An answer without a result for the entry cannot be told from a refusal.
-                None => Err(PublishError::Unavailable(
+                None => Err(PublishError::Port(PortFailure::Unavailable(
                     "PutEvents answered without a result for the entry".to_owned(),
-                )),
+                ))),
             })
             .collect()
     }

@@ -21,7 +21,8 @@
 //! - [`announce`]: the refund events a refund's end publishes (EventBridge, in-memory).
 //!
 //! The plumbing:
-//! - [`aws`]: how every AWS client is built and how an SDK failure is classified;
+//! - [`aws`]: how every AWS client is built;
+//! - [`port`]: how an AWS port's call failed, "try later" or "will not work", sorted once;
 //! - [`http`]: the one HTTP stack (rustls with ring, compiled-in roots) under every client;
 //! - [`secret`]: a secret's string value from Secrets Manager;
 //! - [`config`]: the environment, read and checked once at start-up;
@@ -38,6 +39,7 @@ pub mod http;
 pub mod idempotency;
 pub mod logging;
 pub mod outcome;
+pub mod port;
 pub mod queue;
 pub mod secret;
 pub mod store;

@@ -9,6 +9,7 @@ use refund_shared::{
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
     outcome::UpstreamError,
+    port::PortFailure,
     store::{
         Accepted, Attempt, Call, Change, CursorCodec, CursorError, CursorKey, DynamoRefundStore,
         InMemoryRefundStore, Interaction, ListQuery, PageLimit, Progress, RefundEvent,
@@ -626,7 +627,10 @@ async fn cursors_refuse_tampering(store: &impl RefundStore) {
             cursor: first.next_cursor.clone(),
         })
         .await;
-    assert!(matches!(wrong, Err(StoreError::Rejected(_))), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(StoreError::Port(PortFailure::Rejected(_)))),
+        "{wrong:?}"
+    );
 
     // The genuine cursor continues where the first page ended.
     let cursor = codec(1).decode(&text, failed).unwrap();
@@ -646,7 +650,10 @@ async fn a_missing_table_is_rejected() {
         "no-such-table",
     );
     let error = store.get(ticket(1)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Rejected(_)), "{error:?}");
+    assert!(
+        matches!(error, StoreError::Port(PortFailure::Rejected(_))),
+        "{error:?}"
+    );
     assert!(!error.is_transient());
 }
 
@@ -660,7 +667,10 @@ async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
     let store = DynamoRefundStore::new(client, TABLE);
     let started = std::time::Instant::now();
     let error = store.accept(request(1, T0)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, StoreError::Port(PortFailure::Unavailable(_))),
+        "{error:?}"
+    );
     assert!(error.is_transient());
     assert!(
         started.elapsed() < refund_shared::aws::DYNAMODB_OPERATION_TIMEOUT + Duration::from_secs(1),
@@ -671,10 +681,11 @@ async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
 
 #[tokio::test]
 async fn the_twin_fails_on_demand() {
-    let store = InMemoryRefundStore::failing(StoreError::Unavailable("down".into()));
+    let store =
+        InMemoryRefundStore::failing(StoreError::Port(PortFailure::Unavailable("down".into())));
     assert_eq!(
         store.accept(request(1, T0)).await,
-        Err(StoreError::Unavailable("down".into()))
+        Err(StoreError::Port(PortFailure::Unavailable("down".into())))
     );
     store.set_failure(None);
     assert!(store.accept(request(1, T0)).await.is_ok());

@@ -6,7 +6,7 @@ use lambda_http::{
     Body, Response,
     http::{HeaderValue, StatusCode, header},
 };
-use refund_shared::{queue::QueueError, store::StoreError};
+use refund_shared::{port::PortFailure, queue::QueueError, store::StoreError};
 use serde_json::json;
 
 use crate::{cursor_key::KeyUnavailable, render::value_response, route::Resource};
@@ -176,8 +176,8 @@ impl ApiError {
     /// queue classified it.
     pub(crate) fn from_queue(error: QueueError) -> Self {
         match error {
-            QueueError::Unavailable(_) => Self::QueueUnavailable(error),
-            QueueError::Rejected(detail) => Self::Internal(detail),
+            QueueError(PortFailure::Unavailable(_)) => Self::QueueUnavailable(error),
+            QueueError(PortFailure::Rejected(detail)) => Self::Internal(detail),
         }
     }
 }

@@ -175,7 +175,9 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use refund_shared::{correlation::CorrelationId, outcome::ErrorCode, queue::QueueError};
+    use refund_shared::{
+        correlation::CorrelationId, outcome::ErrorCode, port::PortFailure, queue::QueueError,
+    };
 
     use super::*;
     use crate::outcome::{EventTally, RecordOutcome};
@@ -226,7 +228,7 @@ mod tests {
                 record(
                     Disposition::DeadLetterFailed {
                         code: ErrorCode::VoidRejected,
-                        error: QueueError::Unavailable("x".into()),
+                        error: QueueError(PortFailure::Unavailable("x".into())),
                     },
                     Some(10),
                 ),

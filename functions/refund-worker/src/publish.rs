@@ -10,6 +10,7 @@
 use refund_shared::{
     announce::{Announcement, EventBus, PublishError},
     aws::PUT_EVENTS_TIMEOUT,
+    port::PortFailure,
 };
 use tokio::time::{Instant, timeout};
 
@@ -37,9 +38,9 @@ pub(crate) async fn publish<B: EventBus>(
     let mut results = put_bounded(bus, &announcements, cutoff).await.into_iter();
     for pending in units.iter().flat_map(|unit| &unit.announcements) {
         let result = results.next().unwrap_or_else(|| {
-            Err(PublishError::Unavailable(
+            Err(PublishError::Port(PortFailure::Unavailable(
                 "no result for the entry".to_owned(),
-            ))
+            )))
         });
         let Err(error) = result else {
             tally.published += 1;

@@ -385,7 +385,7 @@ fn ending_event(done: bool, failed: &[Failed], progress: Progress) -> Option<Ref
 
 #[cfg(test)]
 mod tests {
-    use refund_shared::{outcome::UpstreamError, queue::QueueError};
+    use refund_shared::{outcome::UpstreamError, port::PortFailure, queue::QueueError};
 
     use super::*;
 
@@ -420,7 +420,7 @@ mod tests {
         };
         let copy_failed = Disposition::DeadLetterFailed {
             code: ErrorCode::VoidRejected,
-            error: QueueError::Unavailable("down".into()),
+            error: QueueError(PortFailure::Unavailable("down".into())),
         };
         let rejected = RefundFailure::VoidRejected(UpstreamError::Status(409));
         type Case = (bool, Vec<Failed>, Option<(&'static str, &'static str)>);

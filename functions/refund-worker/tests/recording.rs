@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use refund_shared::{
     command::RefundTicket,
+    port::PortFailure,
     queue::{InMemoryQueue, OutboundMessage, QueueError},
     store::{
         CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError,
@@ -194,7 +195,7 @@ async fn a_failed_dead_letter_copy_leaves_the_refund_processing_with_why() {
     let worker = Worker::new(
         gateway,
         InMemoryQueue::new(),
-        InMemoryQueue::failing(QueueError::Rejected("AccessDenied".into())),
+        InMemoryQueue::failing(QueueError(PortFailure::Rejected("AccessDenied".into()))),
         settings(),
     )
     .with_store(Some(InMemoryRefundStore::new()));
@@ -386,8 +387,8 @@ async fn a_failing_store_changes_nothing_but_the_logs() {
     );
 
     for error in [
-        StoreError::Unavailable("throttled".into()),
-        StoreError::Rejected("AccessDeniedException".into()),
+        StoreError::Port(PortFailure::Unavailable("throttled".into())),
+        StoreError::Port(PortFailure::Rejected("AccessDeniedException".into())),
     ] {
         let worker = worker_with_store(
             scripted(&tickets),

@@ -15,6 +15,7 @@ use super::{
     transition::{RefundEvent, RefundRequest, allowed, decide},
     update::{UpdateExpression, Updated, status_alternatives},
 };
+use crate::port::PortFailure;
 
 impl DynamoRefundStore {
     /// `RefundStore::accept` as one conditional `UpdateItem`: no read first, so the 202
@@ -24,8 +25,11 @@ impl DynamoRefundStore {
         request: RefundRequest,
     ) -> Result<Accepted, StoreError> {
         let at = request.accepted_at;
-        let created = decide(None, &request, &RefundEvent::Accept, at)
-            .ok_or_else(|| StoreError::Rejected("a new record cannot be accepted".into()))?;
+        let created = decide(None, &request, &RefundEvent::Accept, at).ok_or_else(|| {
+            StoreError::Port(PortFailure::Rejected(
+                "a new record cannot be accepted".into(),
+            ))
+        })?;
         let updated = self
             .update_conditionally(
                 request.ticket_id,

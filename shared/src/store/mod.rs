@@ -20,7 +20,7 @@ use std::{fmt, future::Future, str::FromStr};
 
 use time::OffsetDateTime;
 
-use crate::command::TicketId;
+use crate::{command::TicketId, port::PortFailure};
 
 mod accept;
 pub mod cursor;
@@ -44,12 +44,10 @@ pub use transition::{Progress, RefundEvent, RefundRequest};
 /// How a store operation failed, classified once for every caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Timed out, unreachable, throttled or a server error: trying later may work.
-    #[error("status store unavailable: {0}")]
-    Unavailable(String),
-    /// The store refused the request (missing table, no permission, invalid request).
-    #[error("status store refused the request: {0}")]
-    Rejected(String),
+    /// The table could not be reached (try later) or refused the request (missing table,
+    /// no permission, invalid request).
+    #[error("status store {0}")]
+    Port(PortFailure),
     /// The record kept changing under a conditional write; trying later may work.
     #[error("status record kept changing: {0}")]
     Conflict(String),
@@ -58,19 +56,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl From<crate::aws::SdkFailure> for StoreError {
-    fn from(failure: crate::aws::SdkFailure) -> Self {
-        match failure {
-            crate::aws::SdkFailure::Transient(detail) => Self::Unavailable(detail),
-            crate::aws::SdkFailure::Rejected(detail) => Self::Rejected(detail),
-        }
-    }
-}
-
 impl StoreError {
     /// Whether the same request may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
+        match self {
+            Self::Port(failure) => failure.is_transient(),
+            Self::Conflict(_) => true,
+            Self::Corrupt(_) => false,
+        }
     }
 }
 
@@ -255,9 +248,9 @@ impl RefundStore for Disabled {
 /// bypassing it gets here.
 fn check_cursor(query: &ListQuery) -> Result<(), StoreError> {
     match &query.cursor {
-        Some(cursor) if cursor.filter() != query.status => {
-            Err(StoreError::Rejected(CursorError::WrongFilter.to_string()))
-        }
+        Some(cursor) if cursor.filter() != query.status => Err(StoreError::Port(
+            PortFailure::Rejected(CursorError::WrongFilter.to_string()),
+        )),
         _ => Ok(()),
     }
 }

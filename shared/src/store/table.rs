@@ -27,7 +27,7 @@ use super::{
     StoreError,
     record::{RefundStatus, stamp},
 };
-use crate::command::TicketId;
+use crate::{command::TicketId, port::PortFailure};
 
 /// The stored attributes. Optional record fields are absent, not NULL, when unknown.
 pub mod attr {
@@ -173,7 +173,9 @@ impl PartialOrd for ListKey {
 /// the local stack; in AWS the template does, with recovery and encryption settings).
 /// Returns when DynamoDB has taken the request; moto makes the table active at once.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
-    let rejected = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Rejected(e.to_string());
+    let rejected = |e: aws_sdk_dynamodb::error::BuildError| {
+        StoreError::Port(PortFailure::Rejected(e.to_string()))
+    };
     let string_attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use lambda_http::{Body, RequestExt, http::HeaderValue};
 use proptest::prelude::*;
 use refund_shared::{
+    port::PortFailure,
     queue::{InMemoryQueue, QueueError},
     store::{RefundStatus, StoreError},
 };
@@ -76,7 +77,7 @@ proptest! {
             .unwrap()
             .with_path_parameters(std::collections::HashMap::from([("ticket_id".to_owned(), ticket)]));
         let queue = if failing {
-            InMemoryQueue::failing(QueueError::Unavailable("down".into()))
+            InMemoryQueue::failing(QueueError(PortFailure::Unavailable("down".into())))
         } else {
             InMemoryQueue::new()
         };
@@ -180,7 +181,7 @@ proptest! {
         }
         let records = enabled(populated());
         if failing {
-            records.store.set_failure(Some(StoreError::Unavailable("down".into())));
+            records.store.set_failure(Some(StoreError::Port(PortFailure::Unavailable("down".into()))));
         }
         let queue = InMemoryQueue::new();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
