@@ -15,14 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    command::TicketId,
-    correlation::CorrelationId,
-    idempotency::IdempotencyKey,
-    outcome::ErrorCode,
-    port::PortFailure,
-    store::{Disabled, record::stamp},
-    trace::TraceHeader,
-    twin::lock,
+    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, outcome::ErrorCode,
+    port::PortFailure, stamp, trace::TraceHeader, twin::lock,
 };
 
 /// The `source` of every refund event.
@@ -251,12 +245,6 @@ impl EventBus for InMemoryEventBus {
                 }
             })
             .collect()
-    }
-}
-
-impl EventBus for Disabled {
-    async fn publish(&self, _: &[Announcement]) -> Vec<Result<(), PublishError>> {
-        match *self {}
     }
 }
 

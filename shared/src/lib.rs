@@ -18,7 +18,8 @@
 //!   after its TTL and after a 401);
 //! - [`store`]: the status record of every refund (DynamoDB, in-memory), its events and
 //!   the listing's signed cursor;
-//! - [`announce`]: the refund events a refund's end publishes (EventBridge, in-memory).
+//! - [`announce`]: the refund events a refund's end publishes (EventBridge, in-memory);
+//! - [`disabled`]: the store and the bus of a function that has neither.
 //!
 //! The plumbing:
 //! - [`aws`]: how every AWS client is built;
@@ -27,6 +28,7 @@
 //! - [`secret`]: a secret's string value from Secrets Manager;
 //! - [`config`]: the environment, read and checked once at start-up;
 //! - [`logging`]: Lambda's log subscriber, without the runtime's raw-event lines;
+//! - [`stamp`]: the one time format of the records and the events;
 //! - [`text`]: the one bound on text from outside, and the error-chain walker.
 
 pub mod announce;
@@ -34,6 +36,7 @@ pub mod aws;
 pub mod command;
 pub mod config;
 pub mod correlation;
+pub mod disabled;
 pub mod gateway;
 pub mod http;
 pub mod idempotency;
@@ -42,6 +45,7 @@ pub mod outcome;
 pub mod port;
 pub mod queue;
 pub mod secret;
+pub mod stamp;
 pub mod store;
 pub mod text;
 pub mod trace;

@@ -22,10 +22,11 @@ use lambda_runtime::LambdaEvent;
 use refund_shared::{
     announce::{EventBus, PublishError},
     config::WorkerConfig,
+    disabled::Disabled,
     gateway::Gateway,
     outcome::{ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
-    store::{Disabled, RefundStore},
+    store::RefundStore,
 };
 use tokio::time::Instant;
 

@@ -11,10 +11,8 @@ use refund_shared::{
     command::RefundTicket,
     port::PortFailure,
     queue::{InMemoryQueue, OutboundMessage, QueueError},
-    store::{
-        CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError,
-        record::stamp,
-    },
+    stamp,
+    store::{CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError},
 };
 use refund_worker::{BatchOutcome, Disposition, Worker, recorder::STATUS_WRITE_TIMEOUT};
 use serde_json::Value;

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use crate::correlation::CorrelationId;
+use crate::{correlation::CorrelationId, stamp};
 
 use super::{
     StoreError,
-    record::{Interaction, MAX_INTERACTIONS, RefundRecord, stamp},
+    record::{Interaction, MAX_INTERACTIONS, RefundRecord},
     table::{ListKey, all_shard, attr, status_shard},
 };
 

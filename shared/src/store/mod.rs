@@ -215,35 +215,6 @@ pub trait RefundStore: Send + Sync {
     fn list(&self, query: ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
 }
 
-/// The store of a function that records nothing (`REFUND_TABLE_NAME` unset). It has
-/// no values, so an `Option<Disabled>` is always `None`, the functions record nothing, and
-/// none of these methods can ever run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disabled {}
-
-impl RefundStore for Disabled {
-    async fn accept(&self, _: RefundRequest) -> Result<Accepted, StoreError> {
-        match *self {}
-    }
-
-    async fn record(
-        &self,
-        _: &RefundRequest,
-        _: RefundEvent,
-        _: OffsetDateTime,
-    ) -> Result<Change, StoreError> {
-        match *self {}
-    }
-
-    async fn get(&self, _: TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        match *self {}
-    }
-
-    async fn list(&self, _: ListQuery) -> Result<Page, StoreError> {
-        match *self {}
-    }
-}
-
 /// A cursor whose filter is not the query's: the codec refuses those, so only a caller
 /// bypassing it gets here.
 fn check_cursor(query: &ListQuery) -> Result<(), StoreError> {

@@ -14,12 +14,11 @@ use super::{
     Change, StoreError,
     dynamo::DynamoRefundStore,
     item::from_item,
-    record::stamp,
     table::attr,
     transition::{QUIET_PERIOD, RefundEvent, RefundRequest},
     update::{UpdateExpression, Updated, status_alternatives},
 };
-use crate::port::PortFailure;
+use crate::{port::PortFailure, stamp};
 
 impl DynamoRefundStore {
     /// `RefundStore::record` of a `requeue` or `unqueue`: one `UpdateItem`; a record the

@@ -8,7 +8,7 @@
 //! | index `by-time` | `all_shard` (S), `"all#<shard>"` | `list_key` (S) | ALL |
 //!
 //! `list_key` is `"<accepted_at>#<ticket_id>"`: the fixed-width UTC time of
-//! [`super::record::stamp`] sorts like the instant, and the ticket id makes every key
+//! [`crate::stamp`] sorts like the instant, and the ticket id makes every key
 //! unique, so one key is a total position in a listing. `shard` is
 //! [`shard_of`]`(ticket_id)` in `0..SHARDS`. See the module documentation of
 //! [`super`] for why.
@@ -23,11 +23,8 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{
-    StoreError,
-    record::{RefundStatus, stamp},
-};
-use crate::{command::TicketId, port::PortFailure};
+use super::{StoreError, record::RefundStatus};
+use crate::{command::TicketId, port::PortFailure, stamp};
 
 /// The stored attributes. Optional record fields are absent, not NULL, when unknown.
 pub mod attr {

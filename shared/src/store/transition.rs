@@ -39,13 +39,12 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::record::{
-    Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus, stamp,
-};
+use super::record::{Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus};
 use crate::{
     command::{MAX_REQUESTED_BY_BYTES, TicketId},
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
+    stamp,
     text::bounded,
 };
 
