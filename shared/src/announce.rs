@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, outcome::ErrorCode,
-    port::PortFailure, stamp, trace::TraceHeader, twin::lock,
+    port::PortFailure, stamp, subject::Subject, trace::TraceHeader, twin::lock,
 };
 
 /// The `source` of every refund event.
@@ -50,7 +50,7 @@ pub struct Announcement {
     pub ticket_id: TicketId,
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: CorrelationId,
-    pub requested_by: Option<String>,
+    pub requested_by: Option<Subject>,
     /// The record's trace, as the entry's X-Ray `TraceHeader`.
     pub trace: Option<TraceHeader>,
     pub published_at: OffsetDateTime,
@@ -263,7 +263,7 @@ mod tests {
             ticket_id,
             idempotency_key: IdempotencyKey::for_ticket(ticket_id),
             correlation_id: CorrelationId::parse("c-1").unwrap(),
-            requested_by: Some("user-7".to_owned()),
+            requested_by: Subject::parse("user-7").ok(),
             trace: None,
             published_at: datetime!(2026-12-03 06:00:00.5 UTC),
         }

@@ -8,6 +8,7 @@
 //! The domain:
 //! - [`command`]: the `RefundTicket` command, its ticket id and its message attributes;
 //! - [`idempotency`]: K, the one key per ticket, and the caller's own key;
+//! - [`subject`]: who asked for a refund (the caller's JWT `sub`), bounded once;
 //! - [`correlation`]: correlation ids and the rule every caller-supplied header follows;
 //! - [`outcome`]: the one table of what every upstream answer and bad message means;
 //! - [`trace`]: the X-Ray trace header a refund carries from the API to the services.
@@ -47,6 +48,7 @@ pub mod queue;
 pub mod secret;
 pub mod stamp;
 pub mod store;
+pub mod subject;
 pub mod text;
 pub mod trace;
 mod twin;

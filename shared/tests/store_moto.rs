@@ -16,6 +16,7 @@ use refund_shared::{
         RefundRecord, RefundRequest, RefundStatus, RefundStore, StoreError,
         record::MAX_INTERACTIONS, table::ListKey,
     },
+    subject::Subject,
 };
 use testkit::{Moto, free_port};
 use time::{OffsetDateTime, macros::datetime};
@@ -39,7 +40,7 @@ fn request(n: u128, accepted_at: OffsetDateTime) -> RefundRequest {
         ticket_id: ticket(n),
         idempotency_key: IdempotencyKey::for_ticket(ticket(n)),
         correlation_id: CorrelationId::parse(&format!("corr-{n}")).unwrap(),
-        requested_by: Some("user-7".into()),
+        requested_by: Subject::parse("user-7").ok(),
         accepted_at,
         command_id: uuid::Uuid::from_u128(n),
     }
@@ -115,7 +116,10 @@ async fn accept_creates_an_accepted_record(store: &impl RefundStore) {
         IdempotencyKey::for_ticket(ticket(1))
     );
     assert_eq!(record.correlation_id, "corr-1");
-    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        record.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     assert_eq!(record.attempts, 0);
     assert_eq!((record.accepted_at, record.updated_at), (T0, T0));
     assert_eq!(record.completed_at, None);
@@ -293,7 +297,7 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     // Another caller asks again: accepted, but the owner stays the first caller.
     let new_put = RefundRequest {
         correlation_id: CorrelationId::parse("corr-second-put").unwrap(),
-        requested_by: Some("someone-else".into()),
+        requested_by: Subject::parse("someone-else").ok(),
         ..request(1, at(100))
     };
     let accepted = store.accept(new_put).await.unwrap();
@@ -303,7 +307,10 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     assert_eq!(record.status, RefundStatus::Accepted);
     assert_eq!((record.accepted_at, record.updated_at), (at(100), at(100)));
     assert_eq!(record.correlation_id, "corr-second-put");
-    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        record.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     assert_eq!(
         (
             &record.failure_reason,

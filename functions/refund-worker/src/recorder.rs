@@ -23,6 +23,7 @@ use refund_shared::{
     idempotency::IdempotencyKey,
     outcome::UpstreamResult,
     store::{Call, Change, Interaction, Progress, RefundRecord, RefundRequest, StoreError},
+    subject::Subject,
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};
@@ -49,7 +50,7 @@ pub fn request_of(
         ticket_id: command.ticket_id,
         idempotency_key: command.key(),
         correlation_id: correlation_id.clone(),
-        requested_by: delivery.requested_by().map(str::to_owned),
+        requested_by: delivery.requested_by().and_then(Subject::bounded),
         accepted_at: command.header.published_at,
         command_id: command.header.id,
     }

@@ -12,6 +12,7 @@ use refund_shared::{
     outcome::{Class, ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
     store::{Progress, RefundEvent, RefundRequest, RefundStore},
+    subject::Subject,
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};
@@ -213,7 +214,7 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
                 ticket_id: member.command.ticket_id,
                 idempotency_key: member.command.key(),
                 correlation_id: correlation_ids[position].clone(),
-                requested_by: delivery.requested_by().map(str::to_owned),
+                requested_by: delivery.requested_by().and_then(Subject::bounded),
                 trace: delivery.trace.clone(),
                 published_at: OffsetDateTime::now_utc(),
             }

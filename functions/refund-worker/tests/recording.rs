@@ -13,6 +13,7 @@ use refund_shared::{
     queue::{InMemoryQueue, OutboundMessage, QueueError},
     stamp,
     store::{CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError},
+    subject::Subject,
 };
 use refund_worker::{BatchOutcome, Disposition, Worker, recorder::STATUS_WRITE_TIMEOUT};
 use serde_json::Value;
@@ -60,7 +61,10 @@ async fn a_done_refund_is_succeeded_with_both_confirmations_and_both_calls() {
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.idempotency_key.to_string(), key_of(&t));
     assert_eq!(stored.correlation_id, "corr-m");
-    assert_eq!(stored.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        stored.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     let published_at = RefundTicket::decode(&body).unwrap().header.published_at;
     assert_eq!(stored.accepted_at, stamp::normalise(published_at));
     assert_eq!((stored.last_error, stored.failure_reason), (None, None));

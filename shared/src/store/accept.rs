@@ -159,6 +159,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::subject::Subject;
 
     fn request(requested_by: Option<&str>) -> RefundRequest {
         RefundRequest {
@@ -167,7 +168,7 @@ mod tests {
                 "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
             ),
             correlation_id: crate::correlation::CorrelationId::parse("c").unwrap(),
-            requested_by: requested_by.map(str::to_owned),
+            requested_by: requested_by.and_then(Subject::bounded),
             accepted_at: datetime!(2026-11-23 06:00 UTC),
             command_id: uuid::Uuid::from_u128(1),
         }

@@ -16,6 +16,7 @@ use crate::{
     idempotency::IdempotencyKey,
     outcome::{UpstreamError, UpstreamResult},
     stamp,
+    subject::Subject,
 };
 
 /// The audit trail keeps the last this many upstream calls; older ones are dropped.
@@ -223,7 +224,7 @@ pub struct RefundRecord {
     pub correlation_id: CorrelationId,
     /// The caller's JWT `sub`, when known.
     #[serde(default)]
-    pub requested_by: Option<String>,
+    pub requested_by: Option<Subject>,
     /// Deliveries the worker has begun (a redelivery counts again).
     pub attempts: u32,
     /// Why the last attempt did not finish, while the refund is still being retried.
