@@ -14,11 +14,20 @@ use refund_shared::{
 };
 use tokio::sync::OnceCell;
 
+use crate::error::ApiError;
+
 /// Why no key could be had. The text says why (never what the secret holds) and is
 /// logged; the caller only ever sees 503 `status_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cursor key unavailable: {0}")]
 pub struct KeyUnavailable(pub String);
+
+/// A cursor key that cannot be read is worth a retry: the next listing reads it again.
+impl From<KeyUnavailable> for ApiError {
+    fn from(error: KeyUnavailable) -> Self {
+        Self::RecordsUnavailable(error.to_string())
+    }
+}
 
 /// Hands out the listing's [`CursorCodec`]; a key in Secrets Manager is read at the first
 /// listing, and kept once a read succeeds.

@@ -1,21 +1,19 @@
 //! [`ApiError`]: every answer other than 200 and 202. Each failure's HTTP status, code,
 //! public message and extra headers are decided here and nowhere else, so no endpoint can
-//! answer a failure in a shape the contract does not list.
+//! answer a failure in a shape the contract does not list. It imports none of the API's
+//! modules, so every one of them may import it; `render` writes the answer.
 
-use lambda_http::{
-    Body, Response,
-    http::{HeaderValue, StatusCode, header},
-};
+use std::borrow::Cow;
+
+use lambda_http::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use refund_shared::{port::PortFailure, queue::QueueError, store::StoreError};
-use serde_json::json;
-
-use crate::{cursor_key::KeyUnavailable, render::value_response, route::Resource};
 
 /// Every answer other than 200 and 202.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The methods the resource does serve, in the order `Allow` lists them.
     #[error("method not allowed")]
-    MethodNotAllowed(Resource),
+    MethodNotAllowed(Vec<Method>),
     #[error("invalid ticket id")]
     InvalidTicketId,
     #[error("invalid Idempotency-Key header")]
@@ -92,11 +90,12 @@ impl ApiError {
     }
 
     /// What the caller reads: fixed text, so no internal detail leaks and no refused
-    /// value is echoed; a 400 says what is allowed.
-    fn public_message(&self) -> &'static str {
-        match self {
-            Self::MethodNotAllowed(Resource::Ticket) => "this resource only serves GET and PUT",
-            Self::MethodNotAllowed(Resource::List) => "this resource only serves GET",
+    /// value is echoed; a 400 says what is allowed, a 405 what the resource serves.
+    pub(crate) fn public_message(&self) -> Cow<'static, str> {
+        let fixed = match self {
+            Self::MethodNotAllowed(methods) => {
+                return format!("this resource only serves {}", joined(methods, " and ")).into();
+            }
             Self::InvalidTicketId => {
                 "ticket_id must be a UUID in hyphenated form, e.g. 0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"
             }
@@ -126,41 +125,32 @@ impl ApiError {
                 "the refund status could not be read right now; retry in a moment"
             }
             Self::Internal(_) => "an unexpected error occurred",
-        }
+        };
+        fixed.into()
     }
 
-    /// The answer in the contract's error shape. A 405 says what the resource serves
-    /// (`Allow`); a 503 says when to retry (`Retry-After`); a 401 or 403 names the scheme
-    /// and, for 403, the error (`WWW-Authenticate`, RFC 6750).
-    pub(crate) fn into_response(self, request_id: &str) -> Response<Body> {
-        let body = json!({
-            "error": {"code": self.code(), "message": self.public_message()},
-            "request_id": request_id,
-        });
-        let mut response = value_response(self.http_status(), &body);
-        let headers = response.headers_mut();
-        match self {
-            Self::MethodNotAllowed(resource) => {
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static(resource.allowed_methods()),
-                );
-            }
+    /// The headers the answer carries besides its `Content-Type`. A 405 says what the
+    /// resource serves (`Allow`); a 503 says when to retry (`Retry-After`); a 401 or 403
+    /// names the scheme and, for 403, the error (`WWW-Authenticate`, RFC 6750).
+    pub(crate) fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let header = match self {
+            // Method names are tokens, always a valid header value.
+            Self::MethodNotAllowed(methods) => HeaderValue::try_from(joined(methods, ", "))
+                .ok()
+                .map(|allow| (header::ALLOW, allow)),
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
             }
             Self::Unauthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
             }
-            Self::InsufficientScope => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
-                );
-            }
-            _ => {}
-        }
-        response
+            Self::InsufficientScope => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
+            )),
+            _ => None,
+        };
+        header.into_iter().collect()
     }
 
     /// A store failure: worth retrying (503) or not (500), as the store classified it.
@@ -182,9 +172,8 @@ impl ApiError {
     }
 }
 
-/// A cursor key that cannot be read is worth a retry: the next listing reads it again.
-impl From<KeyUnavailable> for ApiError {
-    fn from(error: KeyUnavailable) -> Self {
-        Self::RecordsUnavailable(error.to_string())
-    }
+/// The methods' names, `separator` between them.
+fn joined(methods: &[Method], separator: &str) -> String {
+    let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    names.join(separator)
 }

@@ -21,12 +21,13 @@
 //! - [`cursor_key`]: the listing's signing key, read at the first listing so the 202 path
 //!   never waits for Secrets Manager.
 //! - [`error`]: [`ApiError`], every answer other than 200 and 202, classified once so no
-//!   endpoint invents a status, a code or a message.
+//!   endpoint invents a status, a code or a message; it imports none of these modules.
 //! - `caller`: who is asking (the verified `sub`) and what its scopes let it see, checked
 //!   by the function itself whatever the routes let through.
 //! - `request`: what a request says about itself (ids, headers, verified caller), parsed
 //!   once, so the endpoints only see valid values.
-//! - `render`: the one JSON answer constructor, so every answer has the same `Content-Type`.
+//! - `render`: the one JSON answer constructor, so every answer has the same `Content-Type`,
+//!   and the one error shape every [`ApiError`] is answered in.
 
 mod caller;
 pub mod cursor_key;

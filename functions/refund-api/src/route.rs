@@ -1,4 +1,4 @@
-//! Which resource a request is for and which of its methods: `respond` hands each
+//! Which resource a request is for and which of its endpoints: `respond` hands each
 //! request to its endpoint, in the contract's order of checks, and a method a resource
 //! does not serve is a 405 with that resource's `Allow`.
 
@@ -15,11 +15,6 @@ use crate::{
     request::{self, Correlation},
 };
 
-/// The methods `/ticket-refund/{ticket_id}` serves, as sent in `Allow`.
-pub const TICKET_ALLOWED_METHODS: &str = "GET, PUT";
-/// The methods `/ticket-refunds` serves, as sent in `Allow`.
-pub const LIST_ALLOWED_METHODS: &str = "GET";
-
 /// The last path segment of the listing route. Matched on the last segment, so the route
 /// is found behind a stage prefix (`/prod/ticket-refunds`) too.
 const LIST_SEGMENT: &str = "ticket-refunds";
@@ -33,12 +28,42 @@ pub enum Resource {
     List,
 }
 
+/// What a request asks of its resource: one for each method a resource serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    GetRefund,
+    PutRefund,
+    ListRefunds,
+}
+
+/// The methods `/ticket-refund/{ticket_id}` serves, in the order `Allow` lists them.
+const TICKET_ENDPOINTS: &[(Method, Endpoint)] = &[
+    (Method::GET, Endpoint::GetRefund),
+    (Method::PUT, Endpoint::PutRefund),
+];
+/// The methods `/ticket-refunds` serves.
+const LIST_ENDPOINTS: &[(Method, Endpoint)] = &[(Method::GET, Endpoint::ListRefunds)];
+
 impl Resource {
-    pub(crate) fn allowed_methods(self) -> &'static str {
+    /// Each method the resource serves and its endpoint: the one list the dispatch, the
+    /// 405 and its `Allow` read.
+    fn endpoints(self) -> &'static [(Method, Endpoint)] {
         match self {
-            Self::Ticket => TICKET_ALLOWED_METHODS,
-            Self::List => LIST_ALLOWED_METHODS,
+            Self::Ticket => TICKET_ENDPOINTS,
+            Self::List => LIST_ENDPOINTS,
         }
+    }
+
+    /// The methods the resource serves, in the order `Allow` lists them.
+    pub fn methods(self) -> impl Iterator<Item = &'static Method> {
+        self.endpoints().iter().map(|(method, _)| method)
+    }
+
+    fn endpoint(self, method: &Method) -> Option<Endpoint> {
+        self.endpoints()
+            .iter()
+            .find(|(served, _)| served == method)
+            .map(|&(_, endpoint)| endpoint)
     }
 }
 
@@ -67,16 +92,12 @@ pub(crate) async fn respond<Q: CommandQueue, S: RefundStore>(
     seen: &mut Seen,
 ) -> Result<Response<Body>, ApiError> {
     let (resource, segment) = resource(request);
-    let method = request.method();
-    if !matches!(
-        (resource, method),
-        (Resource::Ticket, &Method::PUT | &Method::GET) | (Resource::List, &Method::GET)
-    ) {
-        return Err(ApiError::MethodNotAllowed(resource));
-    }
+    let endpoint = resource
+        .endpoint(request.method())
+        .ok_or_else(|| ApiError::MethodNotAllowed(resource.methods().cloned().collect()))?;
     let caller = Caller::of(request, access)?;
-    match (resource, method) {
-        (Resource::Ticket, &Method::PUT) => {
+    match endpoint {
+        Endpoint::PutRefund => {
             caller.may_request()?;
             if correlation.refused {
                 return Err(ApiError::InvalidCorrelationId);
@@ -85,14 +106,14 @@ pub(crate) async fn respond<Q: CommandQueue, S: RefundStore>(
             seen.ticket_id = Some(refund.ticket_id);
             put::put_refund(queue, records, refund, &correlation.id).await
         }
-        (Resource::Ticket, _) => {
+        Endpoint::GetRefund => {
             caller.may_request()?;
             let records = records.ok_or(ApiError::RecordsNotEnabled)?;
             let ticket_id = request::ticket_id(segment)?;
             seen.ticket_id = Some(ticket_id);
             read::get_refund(records, &caller, ticket_id, &correlation.id).await
         }
-        (Resource::List, _) => {
+        Endpoint::ListRefunds => {
             caller.may_list()?;
             let records = records.ok_or(ApiError::RecordsNotEnabled)?;
             read::list_refunds(records, request, &correlation.id).await
@@ -119,4 +140,21 @@ fn resource(request: &Request) -> (Resource, Option<&str>) {
     }
     let segment = path.rsplit_once("/ticket-refund/").map(|(_, rest)| rest);
     (Resource::Ticket, segment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_resource_lists_its_methods_in_allows_order() {
+        let methods = |resource: Resource| resource.methods().cloned().collect::<Vec<_>>();
+        assert_eq!(methods(Resource::Ticket), [Method::GET, Method::PUT]);
+        assert_eq!(methods(Resource::List), [Method::GET]);
+        assert_eq!(
+            Resource::Ticket.endpoint(&Method::PUT),
+            Some(Endpoint::PutRefund)
+        );
+        assert_eq!(Resource::List.endpoint(&Method::PUT), None);
+    }
 }

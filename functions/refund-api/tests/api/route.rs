@@ -30,12 +30,16 @@ async fn other_methods_get_405_with_the_resources_allow() {
                 answer_with(&InMemoryQueue::new(), records, event(method, TICKET, &[])).await;
             assert_error(&answer, 405, "method_not_allowed");
             assert_eq!(answer.headers[header::ALLOW], "GET, PUT");
+            let message = &answer.body["error"]["message"];
+            assert_eq!(message, "this resource only serves GET and PUT");
         }
         for method in ["PUT", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD"] {
             let queue = InMemoryQueue::new();
             let answer = answer_with(&queue, records, list_method(method)).await;
             assert_error(&answer, 405, "method_not_allowed");
             assert_eq!(answer.headers[header::ALLOW], "GET");
+            let message = &answer.body["error"]["message"];
+            assert_eq!(message, "this resource only serves GET");
             assert!(queue.sent().is_empty());
         }
     }
