@@ -11,6 +11,10 @@ use refund_shared::{port::PortFailure, queue::QueueError, store::StoreError};
 /// Every answer other than 200 and 202.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A path that is neither resource. API Gateway routes only the API's paths, so only a
+    /// request handed over otherwise (a direct invoke, `cargo lambda watch`) gets here.
+    #[error("no such route")]
+    RouteNotFound,
     /// The methods the resource does serve, in the order `Allow` lists them.
     #[error("method not allowed")]
     MethodNotAllowed(Vec<Method>),
@@ -60,7 +64,9 @@ impl ApiError {
             | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::RefundNotFound | Self::RecordsNotEnabled => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::RefundNotFound | Self::RecordsNotEnabled => {
+                StatusCode::NOT_FOUND
+            }
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -72,6 +78,7 @@ impl ApiError {
     /// contract's name for it, `status`.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::InvalidTicketId => "invalid_ticket_id",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -93,6 +100,9 @@ impl ApiError {
     /// value is echoed; a 400 says what is allowed, a 405 what the resource serves.
     pub(crate) fn public_message(&self) -> Cow<'static, str> {
         let fixed = match self {
+            Self::RouteNotFound => {
+                "no such resource: the API serves /ticket-refund/{ticket_id} and /ticket-refunds"
+            }
             Self::MethodNotAllowed(methods) => {
                 return format!("this resource only serves {}", joined(methods, " and ")).into();
             }

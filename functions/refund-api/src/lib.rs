@@ -12,7 +12,8 @@
 //! - [`handler`]: [`handle`], the one entry point, so a failure or a panic anywhere still
 //!   answers in the contract's shape and echoes the `Correlation-ID`.
 //! - [`route`]: which resource and method a request is for, so each endpoint sees only its
-//!   own requests and a wrong method gets that resource's `Allow`.
+//!   own requests, a wrong method gets that resource's `Allow` and a path that is neither
+//!   resource a 404.
 //! - `put`: the PUT: the accept write, the quiet period's re-queue, the command on the
 //!   queue, and the undo that keeps a record from naming a command the queue refused.
 //! - `read`: the GETs, one record by ticket id and the signed listing; they only read.

@@ -101,9 +101,20 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("/ticket-refunds".to_owned()),
         Just("/prod/ticket-refunds".to_owned()),
+        Just("/nope".to_owned()),
         ticket().prop_map(|ticket| format!("/ticket-refund/{ticket}")),
         "(/[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,16}){0,5}",
     ]
+}
+
+/// Whether the function serves `path`, written out here independently of `route.rs`: a
+/// router's `{ticket_id}` parameter, a last segment `ticket-refunds` (a trailing `/`
+/// allowed), or a segment after `/ticket-refund/`.
+fn is_a_route(path: &str, has_ticket_parameter: bool) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    has_ticket_parameter
+        || trimmed.rsplit('/').next() == Some("ticket-refunds")
+        || path.contains("/ticket-refund/")
 }
 
 fn query_key() -> impl Strategy<Value = String> {
@@ -154,7 +165,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(300)))]
 
     /// Any GET, on any path with any query parameters, with or without the store, with a
-    /// store that works or not: one of the contract's answers, never a 500 (a panic).
+    /// store that works or not: one of the contract's answers, never a 500 (a panic); a
+    /// path that is no route is 404 `route_not_found`, and only such a path.
     #[test]
     fn gets_never_panic_and_always_answer_in_contract(
         path in path(),
@@ -172,6 +184,8 @@ proptest! {
         for (key, value) in query {
             parameters.entry(key).or_default().push(value);
         }
+        // The path as the function reads it (`""` is `/`), and whether a router matched.
+        let routed = is_a_route(builder.uri().path(), path_ticket.is_some());
         let mut request = builder.with_query_string_parameters(parameters);
         if let Some(ticket) = path_ticket {
             request = request.with_path_parameters(HashMap::from([("ticket_id".to_owned(), ticket)]));
@@ -187,6 +201,11 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let answer = runtime.block_on(answer_as(&local_access(), &queue, with_store.then_some(&records), request));
         prop_assert!(queue.sent().is_empty());
+        if !routed {
+            prop_assert_eq!(answer.status, 404, "{}", answer.body);
+            prop_assert_eq!(&answer.body["error"]["code"], "route_not_found");
+            return Ok(());
+        }
         if !with_store {
             prop_assert_eq!(answer.status, 404, "{}", answer.body);
             prop_assert_eq!(&answer.body["error"]["code"], "status_not_enabled");
