@@ -84,6 +84,35 @@ impl PortFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{announce::PublishError, queue::QueueError, store::StoreError};
+
+    /// The messages logs and tests read: the port's name, then the failure.
+    #[test]
+    fn each_ports_message_names_the_port() {
+        let [unavailable, rejected] = [
+            PortFailure::Unavailable("d".into()),
+            PortFailure::Rejected("d".into()),
+        ];
+        let messages = [
+            QueueError(unavailable.clone()).to_string(),
+            QueueError(rejected.clone()).to_string(),
+            StoreError::Port(unavailable.clone()).to_string(),
+            StoreError::Port(rejected.clone()).to_string(),
+            PublishError::Port(unavailable).to_string(),
+            PublishError::Port(rejected).to_string(),
+        ];
+        assert_eq!(
+            messages,
+            [
+                "queue unavailable: d",
+                "queue refused the request: d",
+                "status store unavailable: d",
+                "status store refused the request: d",
+                "event bus unavailable: d",
+                "event bus refused the request: d",
+            ]
+        );
+    }
 
     #[test]
     fn busy_and_failing_codes_are_transient_refusals_are_not() {
