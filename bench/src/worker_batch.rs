@@ -19,11 +19,11 @@ use refund_shared::{
     announce::{EventBridgeBus, EventBus},
     command::{RefundTicket, TicketId},
     correlation::CorrelationId,
+    disabled::Disabled,
     gateway::{Gateway, HttpGateway, RefundCall},
     idempotency::IdempotencyKey,
     outcome::UpstreamResult,
     queue::InMemoryQueue,
-    store::Disabled,
 };
 use refund_worker::{Disposition, Settings, Worker};
 use serde::Serialize;

@@ -15,14 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    aws::SdkFailure,
-    command::TicketId,
-    correlation::CorrelationId,
-    idempotency::IdempotencyKey,
-    outcome::ErrorCode,
-    store::{Disabled, record::stamp},
-    trace::TraceHeader,
-    twin::lock,
+    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, outcome::ErrorCode,
+    port::PortFailure, stamp, subject::Subject, trace::TraceHeader, twin::lock,
 };
 
 /// The `source` of every refund event.
@@ -56,7 +50,7 @@ pub struct Announcement {
     pub ticket_id: TicketId,
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: CorrelationId,
-    pub requested_by: Option<String>,
+    pub requested_by: Option<Subject>,
     /// The record's trace, as the entry's X-Ray `TraceHeader`.
     pub trace: Option<TraceHeader>,
     pub published_at: OffsetDateTime,
@@ -111,24 +105,14 @@ impl Announcement {
 /// Why an event did not get on the bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
-    #[error("event bus unavailable: {0}")]
-    Unavailable(String),
-    #[error("event bus refused the request: {0}")]
-    Rejected(String),
+    /// The bus could not be reached (try later) or refused the whole call.
+    #[error("event bus {0}")]
+    Port(PortFailure),
     /// The call went through, but the bus refused this entry (`ErrorCode`, `ErrorMessage`).
     #[error("event bus refused the entry: {0}")]
     Entry(String),
     #[error("no answer from the event bus in time")]
     Timeout,
-}
-
-impl From<SdkFailure> for PublishError {
-    fn from(failure: SdkFailure) -> Self {
-        match failure {
-            SdkFailure::Transient(detail) => Self::Unavailable(detail),
-            SdkFailure::Rejected(detail) => Self::Rejected(detail),
-        }
-    }
 }
 
 /// Puts refund events on the bus.
@@ -178,7 +162,7 @@ impl EventBridgeBus {
         let answers = match sent {
             Ok(output) => output.entries.unwrap_or_default(),
             Err(error) => {
-                let error = PublishError::from(SdkFailure::of(&error));
+                let error = PublishError::Port(PortFailure::of(&error));
                 return vec![Err(error); chunk.len()];
             }
         };
@@ -192,9 +176,9 @@ impl EventBridgeBus {
                     ))),
                 },
                 // An answer without a result for the entry cannot be told from a refusal.
-                None => Err(PublishError::Unavailable(
+                None => Err(PublishError::Port(PortFailure::Unavailable(
                     "PutEvents answered without a result for the entry".to_owned(),
-                )),
+                ))),
             })
             .collect()
     }
@@ -264,12 +248,6 @@ impl EventBus for InMemoryEventBus {
     }
 }
 
-impl EventBus for Disabled {
-    async fn publish(&self, _: &[Announcement]) -> Vec<Result<(), PublishError>> {
-        match *self {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;
@@ -285,7 +263,7 @@ mod tests {
             ticket_id,
             idempotency_key: IdempotencyKey::for_ticket(ticket_id),
             correlation_id: CorrelationId::parse("c-1").unwrap(),
-            requested_by: Some("user-7".to_owned()),
+            requested_by: Subject::parse("user-7").ok(),
             trace: None,
             published_at: datetime!(2026-12-03 06:00:00.5 UTC),
         }

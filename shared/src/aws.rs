@@ -1,18 +1,10 @@
 //! The AWS SDK plumbing every client of this project shares: how a client is built (the
-//! project's HTTP stack, one timeout budget per service) and how an SDK failure is sorted
-//! into "try later" and "will not work".
-//!
-//! Each port's error type ([`QueueError`](crate::queue::QueueError),
-//! [`StoreError`](crate::store::StoreError)) is made from an [`SdkFailure`], so the
-//! question "is this answer transient?" has one answer for every service.
+//! project's HTTP stack, one timeout budget per service). How an SDK failure is sorted
+//! into "try later" and "will not work" is [`crate::port`]'s.
 
 use std::time::Duration;
 
 use aws_config::{ConfigLoader, SdkConfig, timeout::TimeoutConfig};
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
-
-use crate::text::{MAX_ERROR_DETAIL_BYTES, bounded};
 
 /// SQS operations give up after this long in all, retries included, so a sick queue
 /// answers the caller with 503 long before API Gateway's 30 s integration limit.
@@ -99,97 +91,4 @@ pub async fn eventbridge_client(loader: ConfigLoader) -> aws_sdk_eventbridge::Cl
 
 pub async fn secrets_client(loader: ConfigLoader) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&client_config(loader, Timeouts::SECRETS).await)
-}
-
-/// An SDK call that failed, sorted once: the detail is the SDK's whole error context,
-/// bounded by [`MAX_ERROR_DETAIL_BYTES`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SdkFailure {
-    /// Timed out, unreachable, throttled or a server error: trying later may work.
-    Transient(String),
-    /// The service refused the request (missing resource, no permission, bad request).
-    Rejected(String),
-}
-
-/// Error codes that mean "the service is busy or failing", for every service this project
-/// calls: SQS's throttling and `InternalError`, DynamoDB's throughput and conflict codes.
-const TRANSIENT_CODES: [&str; 7] = [
-    "Throttl",
-    "ThroughputExceeded",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "InternalError",
-    "ServiceUnavailable",
-    "TransactionConflict",
-];
-
-/// Whether a service error code says that trying later may work.
-pub fn is_transient_code(code: &str) -> bool {
-    TRANSIENT_CODES
-        .iter()
-        .any(|transient| code.contains(transient))
-}
-
-impl SdkFailure {
-    /// The bounded error text, whatever the class.
-    pub fn into_detail(self) -> String {
-        match self {
-            Self::Transient(detail) | Self::Rejected(detail) => detail,
-        }
-    }
-
-    /// Sorts an SDK failure: a request that could not be built is refused, a service answer
-    /// is judged by its code, and everything else (timeouts, dispatch and response
-    /// failures) is transient.
-    pub fn of<E, R>(error: &SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        let transient = match error {
-            SdkError::ConstructionFailure(_) => false,
-            SdkError::ServiceError(service) => service.err().code().is_some_and(is_transient_code),
-            _ => true,
-        };
-        let detail = bounded(
-            DisplayErrorContext(error).to_string(),
-            MAX_ERROR_DETAIL_BYTES,
-        );
-        if transient {
-            Self::Transient(detail)
-        } else {
-            Self::Rejected(detail)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn busy_and_failing_codes_are_transient_refusals_are_not() {
-        for code in [
-            "ThrottlingException",
-            "RequestThrottled",
-            "ProvisionedThroughputExceededException",
-            "RequestLimitExceeded",
-            "InternalServerError",
-            "InternalError",
-            "ServiceUnavailable",
-            "TransactionConflictException",
-        ] {
-            assert!(is_transient_code(code), "{code}");
-        }
-        for code in [
-            "AccessDenied",
-            "AWS.SimpleQueueService.NonExistentQueue",
-            "ResourceNotFoundException",
-            "ValidationException",
-            "ConditionalCheckFailedException",
-            "",
-        ] {
-            assert!(!is_transient_code(code), "{code}");
-        }
-    }
 }

@@ -14,17 +14,12 @@ use crate::{
     correlation::CorrelationId,
     idempotency::{ClientIdempotencyKey, IdempotencyKey},
     queue::OutboundMessage,
+    subject::Subject,
     trace::TraceHeader,
 };
 
 /// The SQS message attribute `name` of every command, so consumers can route by type.
 pub const COMMAND_NAME: &str = "RefundTicket";
-
-/// The longest `requested_by` (a JWT `sub`) the functions carry, in bytes: OpenID
-/// providers issue at most 255 (OpenID Connect Core 1.0, section 2), so the API refuses a
-/// longer one (401), and the bound keeps a surprising message from filling attributes,
-/// logs and records.
-pub const MAX_REQUESTED_BY_BYTES: usize = 255;
 
 /// The message attributes of a command (contract section 2), named once for the API that
 /// writes them, the worker that reads them and the dead-letter copy that keeps them.
@@ -207,7 +202,10 @@ impl RefundTicket {
             ),
         ]);
         if let Some(requested_by) = origin.requested_by {
-            attributes.insert(attribute::REQUESTED_BY.to_owned(), requested_by.to_owned());
+            attributes.insert(
+                attribute::REQUESTED_BY.to_owned(),
+                requested_by.as_str().to_owned(),
+            );
         }
         if let Some(key) = origin.client_key {
             attributes.insert(
@@ -228,7 +226,7 @@ impl RefundTicket {
 pub struct Origin<'a> {
     pub correlation_id: &'a CorrelationId,
     /// The caller's JWT `sub`, when known.
-    pub requested_by: Option<&'a str>,
+    pub requested_by: Option<&'a Subject>,
     pub client_key: Option<&'a ClientIdempotencyKey>,
     /// The X-Ray trace of the request, continued by the worker (contract section 2).
     pub trace: Option<&'a TraceHeader>,
@@ -286,10 +284,11 @@ mod tests {
         let correlation_id = CorrelationId::parse("c-1").unwrap();
         let client_key = ClientIdempotencyKey::parse(b"ck").unwrap();
         let trace = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793").unwrap();
+        let subject = Subject::parse("user-7").unwrap();
         let full = command
             .message(&Origin {
                 correlation_id: &correlation_id,
-                requested_by: Some("user-7"),
+                requested_by: Some(&subject),
                 client_key: Some(&client_key),
                 trace: Some(&trace),
             })

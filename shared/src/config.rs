@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use url::Url;
 
+use crate::store::CursorKey;
+
 mod access;
 mod worker;
 
@@ -63,7 +65,7 @@ impl ConfigError {
 }
 
 /// What `refund-api` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub refund_queue_url: String,
     /// The refund status table (contract section 8); `None` (unset or empty) records
@@ -80,12 +82,13 @@ pub struct ApiConfig {
 /// The listing cursor's signing key. Every execution environment must sign with the same
 /// key, or a cursor from one would be refused by the next: on AWS it is a generated
 /// Secrets Manager secret (read at the first listing, never on the 202 path).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum CursorKeySource {
     /// `REFUND_CURSOR_KEY_SECRET_ARN`: the template's generated secret.
     Secret(String),
-    /// `REFUND_CURSOR_KEY`: the key itself, for the local stack and tests.
-    Key(String),
+    /// `REFUND_CURSOR_KEY`: the key itself, for the local stack and tests, checked here
+    /// ([`CursorKey::from_bytes`]) so a short one stops the function at start-up.
+    Key(CursorKey),
     /// Neither is set: a random key per process, so cursors only work within one process
     /// (one `cargo lambda watch`); the function says so in a warning at start-up.
     Ephemeral,
@@ -107,6 +110,8 @@ pub const REFUND_TABLE_NAME: &str = "REFUND_TABLE_NAME";
 pub const RECORD_RETENTION_DAYS: &str = "RECORD_RETENTION_DAYS";
 pub const REFUND_CURSOR_KEY_SECRET_ARN: &str = "REFUND_CURSOR_KEY_SECRET_ARN";
 pub const REFUND_CURSOR_KEY: &str = "REFUND_CURSOR_KEY";
+/// What `REFUND_CURSOR_KEY` must be: [`CursorKey::MIN_LEN`] bytes or more.
+const CURSOR_KEY: &str = "at least 32 bytes of secret text, or unset";
 const TABLE_NAME: &str = "a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ - .), or unset";
 /// The worker's refund events go to this EventBridge bus (contract sections 5 and 9).
 pub const EVENT_BUS_NAME: &str = "EVENT_BUS_NAME";
@@ -127,12 +132,12 @@ impl ApiConfig {
         } else if let Some(arn) = env.secret_arn(REFUND_CURSOR_KEY_SECRET_ARN)? {
             CursorKeySource::Secret(arn)
         } else if let Some(key) = lookup(REFUND_CURSOR_KEY).filter(|k| !k.is_empty()) {
-            if key.len() < crate::store::CursorKey::MIN_LEN {
-                return Err(ConfigError::MalformedHidden {
+            let key = CursorKey::from_bytes(key.as_bytes()).map_err(|_| {
+                ConfigError::MalformedHidden {
                     name: REFUND_CURSOR_KEY,
-                    meaning: "at least 32 bytes of secret text, or unset",
-                });
-            }
+                    meaning: CURSOR_KEY,
+                }
+            })?;
             CursorKeySource::Key(key)
         } else {
             CursorKeySource::Ephemeral
@@ -308,6 +313,7 @@ fn name_chars(text: &str, min: usize, max: usize, extra: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Cursor, CursorCodec, table::ListKey};
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -340,11 +346,11 @@ mod tests {
     #[test]
     fn api_needs_the_queue_url() {
         assert_eq!(
-            ApiConfig::from_lookup(lookup(&[])),
-            Err(ConfigError::Missing {
+            ApiConfig::from_lookup(lookup(&[])).unwrap_err(),
+            ConfigError::Missing {
                 name: "REFUND_QUEUE_URL",
                 meaning: QUEUE_URL
-            })
+            }
         );
         let message = ApiConfig::from_lookup(lookup(&[("REFUND_QUEUE_URL", "queue")]))
             .unwrap_err()
@@ -444,38 +450,54 @@ mod tests {
     #[test]
     fn the_cursor_key_comes_from_a_secret_a_variable_or_is_ephemeral() {
         const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cursor-key-AbC123";
-        let key = "k".repeat(crate::store::CursorKey::MIN_LEN);
+        let key = "k".repeat(CursorKey::MIN_LEN);
         let api_with = |extra: &[(&str, &str)]| {
             let mut vars = vec![(REFUND_TABLE_NAME, "Refunds")];
             vars.extend_from_slice(extra);
             self::api_with(&vars)
         };
-        assert_eq!(
+        assert!(matches!(
             api_with(&[]).unwrap().cursor_key,
             CursorKeySource::Ephemeral
+        ));
+        // The variable's key: what it signs, the key of the same text verifies.
+        let CursorKeySource::Key(read) = api_with(&[(REFUND_CURSOR_KEY, &key)]).unwrap().cursor_key
+        else {
+            panic!("REFUND_CURSOR_KEY is not the key");
+        };
+        let cursor = Cursor::new(
+            None,
+            ListKey::new(time::OffsetDateTime::UNIX_EPOCH, uuid::Uuid::nil().into()),
         );
-        assert_eq!(
-            api_with(&[(REFUND_CURSOR_KEY, &key)]).unwrap().cursor_key,
-            CursorKeySource::Key(key.clone())
-        );
+        let same = CursorCodec::new(CursorKey::from_bytes(key.as_bytes()).unwrap());
+        let text = CursorCodec::new(read).encode(&cursor);
+        assert_eq!(same.decode(&text, None), Ok(cursor));
         // The secret wins: the template sets it, and a stray local variable must not
         // make one environment sign differently from the others.
-        assert_eq!(
+        assert!(matches!(
             api_with(&[
                 (REFUND_CURSOR_KEY_SECRET_ARN, ARN),
                 (REFUND_CURSOR_KEY, &key)
             ])
             .unwrap()
             .cursor_key,
-            CursorKeySource::Secret(ARN.to_owned())
-        );
+            CursorKeySource::Secret(arn) if arn == ARN
+        ));
         let short = "s3cr3t-but-too-short";
         let text = api_with(&[(REFUND_CURSOR_KEY, short)])
             .unwrap_err()
             .to_string();
         assert!(text.starts_with("REFUND_CURSOR_KEY is malformed"), "{text}");
         assert!(!text.contains(short), "{text}");
-        let shown = format!("{:?}", CursorKeySource::Key(key.clone()));
+        // The bound the text states is the one the key checks.
+        assert!(
+            text.contains(&format!("at least {} bytes", CursorKey::MIN_LEN)),
+            "{text}"
+        );
+        let shown = format!(
+            "{:?}",
+            CursorKeySource::Key(CursorKey::from_bytes(key.as_bytes()).unwrap())
+        );
         assert!(!shown.contains(&key), "{shown}");
         assert!(api_with(&[(REFUND_CURSOR_KEY_SECRET_ARN, "cursor-key")]).is_err());
         // With the status routes off, the cursor variables are not even read.
@@ -483,7 +505,10 @@ mod tests {
             (REFUND_CURSOR_KEY, short),
             (REFUND_CURSOR_KEY_SECRET_ARN, "x"),
         ]);
-        assert_eq!(off.unwrap().cursor_key, CursorKeySource::Ephemeral);
+        assert!(matches!(
+            off.unwrap().cursor_key,
+            CursorKeySource::Ephemeral
+        ));
     }
 
     #[test]

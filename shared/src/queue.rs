@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
 
-use crate::{aws::SdkFailure, trace::TraceHeader, twin::lock};
+use crate::{port::PortFailure, trace::TraceHeader, twin::lock};
 
 /// A message as it goes on a queue: a body, String attributes, and the trace it continues
 /// (the system attribute `AWSTraceHeader`).
@@ -22,25 +22,11 @@ pub struct OutboundMessage {
     pub trace: Option<TraceHeader>,
 }
 
-/// How a queue operation failed, classified once for every caller.
+/// How a queue operation failed, classified once for every caller: a queue has no
+/// failure of its own beyond the port's two.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QueueError {
-    /// Timed out, unreachable, throttled or a server error: trying later may work.
-    #[error("queue unavailable: {0}")]
-    Unavailable(String),
-    /// The queue refused the request (missing queue, no permission, bad request).
-    #[error("queue refused the request: {0}")]
-    Rejected(String),
-}
-
-impl From<SdkFailure> for QueueError {
-    fn from(failure: SdkFailure) -> Self {
-        match failure {
-            SdkFailure::Transient(detail) => Self::Unavailable(detail),
-            SdkFailure::Rejected(detail) => Self::Rejected(detail),
-        }
-    }
-}
+#[error("queue {0}")]
+pub struct QueueError(pub PortFailure);
 
 /// Puts messages on one queue.
 pub trait CommandQueue: Send + Sync {
@@ -91,7 +77,7 @@ impl CommandQueue for SqsQueue {
                     .string_value(value)
                     .build()
                     .map(|value| (name, value))
-                    .map_err(|e| QueueError::Rejected(e.to_string()))
+                    .map_err(|e| QueueError(PortFailure::Rejected(e.to_string())))
             })
             .collect::<Result<_, _>>()?;
         let mut request = self
@@ -105,7 +91,7 @@ impl CommandQueue for SqsQueue {
                 .data_type("String")
                 .string_value(trace.as_str())
                 .build()
-                .map_err(|e| QueueError::Rejected(e.to_string()))?;
+                .map_err(|e| QueueError(PortFailure::Rejected(e.to_string())))?;
             request = request.message_system_attributes(
                 MessageSystemAttributeNameForSends::AwsTraceHeader,
                 value,
@@ -114,7 +100,7 @@ impl CommandQueue for SqsQueue {
         let output = request
             .send()
             .await
-            .map_err(|e| QueueError::from(SdkFailure::of(&e)))?;
+            .map_err(|e| QueueError(PortFailure::of(&e)))?;
         // SQS always names the message it took; an answer without an id cannot be told
         // apart from a lost one, so the caller treats it as a send to try again (K makes
         // a repeat harmless).
@@ -122,7 +108,9 @@ impl CommandQueue for SqsQueue {
             .message_id
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
-                QueueError::Unavailable("SQS answered SendMessage without a message id".to_owned())
+                QueueError(PortFailure::Unavailable(
+                    "SQS answered SendMessage without a message id".to_owned(),
+                ))
             })
     }
 }
@@ -141,7 +129,7 @@ impl VisibilityControl for SqsQueue {
             .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| QueueError::from(SdkFailure::of(&e)))?;
+            .map_err(|e| QueueError(PortFailure::of(&e)))?;
         Ok(())
     }
 }

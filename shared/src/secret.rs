@@ -29,6 +29,6 @@ pub async fn secret_string(
         .secret_id(arn)
         .send()
         .await
-        .map_err(|e| SecretError::Read(crate::aws::SdkFailure::of(&e).into_detail()))?;
+        .map_err(|e| SecretError::Read(crate::port::PortFailure::of(&e).into_detail()))?;
     output.secret_string.ok_or(SecretError::NotAString)
 }

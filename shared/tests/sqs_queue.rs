@@ -8,6 +8,7 @@ use std::{
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use refund_shared::{
     aws::SQS_OPERATION_TIMEOUT,
+    port::PortFailure,
     queue::{CommandQueue, OutboundMessage, QueueError, SqsQueue},
     trace::TraceHeader,
 };
@@ -90,7 +91,10 @@ async fn a_missing_queue_is_refused_not_unavailable() {
         format!("{}/000000000000/NoSuchQueue", moto.endpoint),
     );
     let error = queue.send(message()).await.unwrap_err();
-    assert!(matches!(error, QueueError::Rejected(_)), "{error:?}");
+    assert!(
+        matches!(error, QueueError(PortFailure::Rejected(_))),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +106,10 @@ async fn a_stopped_endpoint_is_unavailable_within_the_operation_timeout() {
     );
     let started = Instant::now();
     let error = queue.send(message()).await.unwrap_err();
-    assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, QueueError(PortFailure::Unavailable(_))),
+        "{error:?}"
+    );
     assert!(started.elapsed() <= SQS_OPERATION_TIMEOUT + Duration::from_millis(500));
 }
 
@@ -125,7 +132,10 @@ async fn a_silent_endpoint_is_unavailable_at_the_operation_timeout() {
     let started = Instant::now();
     let error = queue.send(message()).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(error, QueueError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, QueueError(PortFailure::Unavailable(_))),
+        "{error:?}"
+    );
     assert!(
         elapsed >= Duration::from_secs(1),
         "gave up too early: {elapsed:?}"

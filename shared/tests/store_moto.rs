@@ -9,12 +9,14 @@ use refund_shared::{
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
     outcome::UpstreamError,
+    port::PortFailure,
     store::{
         Accepted, Attempt, Call, Change, CursorCodec, CursorError, CursorKey, DynamoRefundStore,
         InMemoryRefundStore, Interaction, ListQuery, PageLimit, Progress, RefundEvent,
         RefundRecord, RefundRequest, RefundStatus, RefundStore, StoreError,
         record::MAX_INTERACTIONS, table::ListKey,
     },
+    subject::Subject,
 };
 use testkit::{Moto, free_port};
 use time::{OffsetDateTime, macros::datetime};
@@ -38,7 +40,7 @@ fn request(n: u128, accepted_at: OffsetDateTime) -> RefundRequest {
         ticket_id: ticket(n),
         idempotency_key: IdempotencyKey::for_ticket(ticket(n)),
         correlation_id: CorrelationId::parse(&format!("corr-{n}")).unwrap(),
-        requested_by: Some("user-7".into()),
+        requested_by: Subject::parse("user-7").ok(),
         accepted_at,
         command_id: uuid::Uuid::from_u128(n),
     }
@@ -114,7 +116,10 @@ async fn accept_creates_an_accepted_record(store: &impl RefundStore) {
         IdempotencyKey::for_ticket(ticket(1))
     );
     assert_eq!(record.correlation_id, "corr-1");
-    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        record.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     assert_eq!(record.attempts, 0);
     assert_eq!((record.accepted_at, record.updated_at), (T0, T0));
     assert_eq!(record.completed_at, None);
@@ -292,7 +297,7 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     // Another caller asks again: accepted, but the owner stays the first caller.
     let new_put = RefundRequest {
         correlation_id: CorrelationId::parse("corr-second-put").unwrap(),
-        requested_by: Some("someone-else".into()),
+        requested_by: Subject::parse("someone-else").ok(),
         ..request(1, at(100))
     };
     let accepted = store.accept(new_put).await.unwrap();
@@ -302,7 +307,10 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     assert_eq!(record.status, RefundStatus::Accepted);
     assert_eq!((record.accepted_at, record.updated_at), (at(100), at(100)));
     assert_eq!(record.correlation_id, "corr-second-put");
-    assert_eq!(record.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        record.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     assert_eq!(
         (
             &record.failure_reason,
@@ -626,7 +634,10 @@ async fn cursors_refuse_tampering(store: &impl RefundStore) {
             cursor: first.next_cursor.clone(),
         })
         .await;
-    assert!(matches!(wrong, Err(StoreError::Rejected(_))), "{wrong:?}");
+    assert!(
+        matches!(wrong, Err(StoreError::Port(PortFailure::Rejected(_)))),
+        "{wrong:?}"
+    );
 
     // The genuine cursor continues where the first page ended.
     let cursor = codec(1).decode(&text, failed).unwrap();
@@ -646,7 +657,10 @@ async fn a_missing_table_is_rejected() {
         "no-such-table",
     );
     let error = store.get(ticket(1)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Rejected(_)), "{error:?}");
+    assert!(
+        matches!(error, StoreError::Port(PortFailure::Rejected(_))),
+        "{error:?}"
+    );
     assert!(!error.is_transient());
 }
 
@@ -660,7 +674,10 @@ async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
     let store = DynamoRefundStore::new(client, TABLE);
     let started = std::time::Instant::now();
     let error = store.accept(request(1, T0)).await.unwrap_err();
-    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(
+        matches!(error, StoreError::Port(PortFailure::Unavailable(_))),
+        "{error:?}"
+    );
     assert!(error.is_transient());
     assert!(
         started.elapsed() < refund_shared::aws::DYNAMODB_OPERATION_TIMEOUT + Duration::from_secs(1),
@@ -671,10 +688,11 @@ async fn an_unreachable_endpoint_is_unavailable_within_the_timeout() {
 
 #[tokio::test]
 async fn the_twin_fails_on_demand() {
-    let store = InMemoryRefundStore::failing(StoreError::Unavailable("down".into()));
+    let store =
+        InMemoryRefundStore::failing(StoreError::Port(PortFailure::Unavailable("down".into())));
     assert_eq!(
         store.accept(request(1, T0)).await,
-        Err(StoreError::Unavailable("down".into()))
+        Err(StoreError::Port(PortFailure::Unavailable("down".into())))
     );
     store.set_failure(None);
     assert!(store.accept(request(1, T0)).await.is_ok());

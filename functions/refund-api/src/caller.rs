@@ -4,7 +4,11 @@
 //! not open another caller's refunds), from the claims the authorizer filled in.
 
 use lambda_http::{Request, RequestExt, request::RequestContext};
-use refund_shared::{command::MAX_REQUESTED_BY_BYTES, config::AccessConfig, store::RefundRecord};
+use refund_shared::{
+    config::AccessConfig,
+    store::RefundRecord,
+    subject::{InvalidSubject, Subject},
+};
 
 use crate::error::ApiError;
 
@@ -22,7 +26,7 @@ pub(crate) enum Role {
 pub(crate) struct Caller {
     /// The token's `sub`, recorded as `requested_by`; `None` only for a local stack's
     /// unauthenticated request (`ALLOW_UNAUTHENTICATED`).
-    pub(crate) sub: Option<String>,
+    pub(crate) sub: Option<Subject>,
     /// `None`: the token carries neither scope.
     role: Option<Role>,
 }
@@ -41,9 +45,9 @@ impl Caller {
         };
         let sub = jwt
             .and_then(|jwt| jwt.claims.get("sub"))
-            .filter(|sub| !sub.trim().is_empty());
+            .map(|sub| Subject::parse(sub));
         match sub {
-            Some(sub) if sub.len() <= MAX_REQUESTED_BY_BYTES => {
+            Some(Ok(sub)) => {
                 let granted = |scope: &str| {
                     let listed = jwt.and_then(|jwt| jwt.scopes.as_ref());
                     let claimed = jwt.and_then(|jwt| jwt.claims.get("scope"));
@@ -58,16 +62,16 @@ impl Caller {
                     None
                 };
                 Ok(Self {
-                    sub: Some(sub.clone()),
+                    sub: Some(sub),
                     role,
                 })
             }
-            Some(_) => Err(ApiError::Unauthenticated),
-            None if access.allow_unauthenticated => Ok(Self {
+            Some(Err(InvalidSubject::TooLong)) => Err(ApiError::Unauthenticated),
+            None | Some(Err(InvalidSubject::Blank)) if access.allow_unauthenticated => Ok(Self {
                 sub: None,
                 role: Some(Role::Support),
             }),
-            None => Err(ApiError::Unauthenticated),
+            None | Some(Err(InvalidSubject::Blank)) => Err(ApiError::Unauthenticated),
         }
     }
 
@@ -89,9 +93,7 @@ impl Caller {
     pub(crate) fn owns_or_supports(&self, record: &RefundRecord) -> bool {
         match self.role {
             Some(Role::Support) => true,
-            Some(Role::Requester) => {
-                self.sub.is_some() && record.requested_by.as_deref() == self.sub.as_deref()
-            }
+            Some(Role::Requester) => self.sub.is_some() && record.requested_by == self.sub,
             None => false,
         }
     }
@@ -161,7 +163,7 @@ mod tests {
         for (jwt, role) in cases {
             let caller = caller(Some(jwt.clone()), &access).unwrap();
             assert_eq!(caller.role, role, "{jwt}");
-            assert_eq!(caller.sub.as_deref(), Some("u"));
+            assert_eq!(caller.sub.as_ref().map(Subject::as_str), Some("u"));
         }
     }
 
@@ -172,7 +174,7 @@ mod tests {
             allow_unauthenticated: true,
             ..AccessConfig::default()
         };
-        let long = "s".repeat(MAX_REQUESTED_BY_BYTES + 1);
+        let long = "s".repeat(Subject::MAX_BYTES + 1);
         for jwt in [
             None,
             Some(json!({"claims": {}, "scopes": ["refunds/support"]})),
@@ -193,7 +195,7 @@ mod tests {
                 Err(ApiError::Unauthenticated)
             ));
         }
-        let at_the_bound = json!({"claims": {"sub": "s".repeat(MAX_REQUESTED_BY_BYTES)}});
+        let at_the_bound = json!({"claims": {"sub": "s".repeat(Subject::MAX_BYTES)}});
         assert!(caller(Some(at_the_bound), &strict).is_ok());
     }
 
@@ -221,7 +223,7 @@ mod tests {
         }))
         .unwrap();
         assert!(requester.owns_or_supports(&record) && support.owns_or_supports(&record));
-        record.requested_by = Some("bob".into());
+        record.requested_by = Subject::parse("bob").ok();
         assert!(!requester.owns_or_supports(&record) && support.owns_or_supports(&record));
         record.requested_by = None;
         assert!(!requester.owns_or_supports(&record));

@@ -10,15 +10,24 @@
 use aws_config::ConfigLoader;
 use refund_shared::{
     config::{CursorKeySource, REFUND_CURSOR_KEY_SECRET_ARN},
-    store::{CursorCodec, CursorKey, WeakCursorKey},
+    store::{CursorCodec, CursorKey},
 };
 use tokio::sync::OnceCell;
+
+use crate::error::ApiError;
 
 /// Why no key could be had. The text says why (never what the secret holds) and is
 /// logged; the caller only ever sees 503 `status_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cursor key unavailable: {0}")]
 pub struct KeyUnavailable(pub String);
+
+/// A cursor key that cannot be read is worth a retry: the next listing reads it again.
+impl From<KeyUnavailable> for ApiError {
+    fn from(error: KeyUnavailable) -> Self {
+        Self::RecordsUnavailable(error.to_string())
+    }
+}
 
 /// Hands out the listing's [`CursorCodec`]; a key in Secrets Manager is read at the first
 /// listing, and kept once a read succeeds.
@@ -50,33 +59,30 @@ impl CursorKeys {
     /// client and reads nothing: a secret is read by [`Self::codec`] at the first listing,
     /// with a Secrets Manager client from `aws` (normally
     /// [`refund_shared::http::aws_config_loader`]; tests point it at moto). An ephemeral key is
-    /// announced with one warning line.
-    ///
-    /// Fails only for a `REFUND_CURSOR_KEY` shorter than [`CursorKey::MIN_LEN`], which
-    /// `ApiConfig` refuses already: it hands the key over as text, so the type still
-    /// says it can fail, and start-up is where that belongs.
-    pub fn from_source<F>(source: CursorKeySource, aws: F) -> Result<Self, WeakCursorKey>
+    /// announced with one warning line. A `REFUND_CURSOR_KEY` comes as a key `ApiConfig`
+    /// has checked, so nothing here can fail.
+    pub fn from_source<F>(source: CursorKeySource, aws: F) -> Self
     where
         F: Fn() -> ConfigLoader + Send + Sync + 'static,
     {
         let key = match source {
-            CursorKeySource::Key(text) => CursorKey::from_bytes(text.as_bytes())?,
+            CursorKeySource::Key(key) => key,
             CursorKeySource::Secret(arn) => {
-                return Ok(Self(Source::Secret(SecretKey {
+                return Self(Source::Secret(SecretKey {
                     arn,
                     aws: Box::new(aws),
                     codec: OnceCell::new(),
-                })));
+                }));
             }
             CursorKeySource::Ephemeral => {
                 tracing::warn!(
                     "neither REFUND_CURSOR_KEY_SECRET_ARN nor REFUND_CURSOR_KEY is set: listing \
                      cursors are signed with a random key and only work within this process"
                 );
-                random_key()?
+                CursorKey::random()
             }
         };
-        Ok(Self::fixed(key))
+        Self::fixed(key)
     }
 
     /// The codec, reading the key first if this is the first listing. Concurrent callers
@@ -97,16 +103,6 @@ impl SecretKey {
             .map(CursorCodec::new)
             .map_err(|error| KeyUnavailable(format!("{REFUND_CURSOR_KEY_SECRET_ARN}: {error}")))
     }
-}
-
-/// A random key for this process alone: cursors it signs are refused by any other
-/// process (another execution environment, a restarted `cargo lambda watch`). Two v4
-/// UUIDs: 32 bytes, [`CursorKey::MIN_LEN`], 244 of their bits from the OS's random source.
-fn random_key() -> Result<CursorKey, WeakCursorKey> {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    CursorKey::from_bytes(&bytes)
 }
 
 /// Never prints a key.

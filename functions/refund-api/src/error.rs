@@ -1,21 +1,23 @@
 //! [`ApiError`]: every answer other than 200 and 202. Each failure's HTTP status, code,
 //! public message and extra headers are decided here and nowhere else, so no endpoint can
-//! answer a failure in a shape the contract does not list.
+//! answer a failure in a shape the contract does not list. It imports none of the API's
+//! modules, so every one of them may import it; `render` writes the answer.
 
-use lambda_http::{
-    Body, Response,
-    http::{HeaderValue, StatusCode, header},
-};
-use refund_shared::{queue::QueueError, store::StoreError};
-use serde_json::json;
+use std::borrow::Cow;
 
-use crate::{cursor_key::KeyUnavailable, render::value_response, route::Resource};
+use lambda_http::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use refund_shared::{port::PortFailure, queue::QueueError, store::StoreError};
 
 /// Every answer other than 200 and 202.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A path that is neither resource. API Gateway routes only the API's paths, so only a
+    /// request handed over otherwise (a direct invoke, `cargo lambda watch`) gets here.
+    #[error("no such route")]
+    RouteNotFound,
+    /// The methods the resource does serve, in the order `Allow` lists them.
     #[error("method not allowed")]
-    MethodNotAllowed(Resource),
+    MethodNotAllowed(Vec<Method>),
     #[error("invalid ticket id")]
     InvalidTicketId,
     #[error("invalid Idempotency-Key header")]
@@ -62,7 +64,9 @@ impl ApiError {
             | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
-            Self::RefundNotFound | Self::RecordsNotEnabled => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::RefundNotFound | Self::RecordsNotEnabled => {
+                StatusCode::NOT_FOUND
+            }
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -74,6 +78,7 @@ impl ApiError {
     /// contract's name for it, `status`.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::InvalidTicketId => "invalid_ticket_id",
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
@@ -92,11 +97,15 @@ impl ApiError {
     }
 
     /// What the caller reads: fixed text, so no internal detail leaks and no refused
-    /// value is echoed; a 400 says what is allowed.
-    fn public_message(&self) -> &'static str {
-        match self {
-            Self::MethodNotAllowed(Resource::Ticket) => "this resource only serves GET and PUT",
-            Self::MethodNotAllowed(Resource::List) => "this resource only serves GET",
+    /// value is echoed; a 400 says what is allowed, a 405 what the resource serves.
+    pub(crate) fn public_message(&self) -> Cow<'static, str> {
+        let fixed = match self {
+            Self::RouteNotFound => {
+                "no such resource: the API serves /ticket-refund/{ticket_id} and /ticket-refunds"
+            }
+            Self::MethodNotAllowed(methods) => {
+                return format!("this resource only serves {}", joined(methods, " and ")).into();
+            }
             Self::InvalidTicketId => {
                 "ticket_id must be a UUID in hyphenated form, e.g. 0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f"
             }
@@ -126,41 +135,32 @@ impl ApiError {
                 "the refund status could not be read right now; retry in a moment"
             }
             Self::Internal(_) => "an unexpected error occurred",
-        }
+        };
+        fixed.into()
     }
 
-    /// The answer in the contract's error shape. A 405 says what the resource serves
-    /// (`Allow`); a 503 says when to retry (`Retry-After`); a 401 or 403 names the scheme
-    /// and, for 403, the error (`WWW-Authenticate`, RFC 6750).
-    pub(crate) fn into_response(self, request_id: &str) -> Response<Body> {
-        let body = json!({
-            "error": {"code": self.code(), "message": self.public_message()},
-            "request_id": request_id,
-        });
-        let mut response = value_response(self.http_status(), &body);
-        let headers = response.headers_mut();
-        match self {
-            Self::MethodNotAllowed(resource) => {
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static(resource.allowed_methods()),
-                );
-            }
+    /// The headers the answer carries besides its `Content-Type`. A 405 says what the
+    /// resource serves (`Allow`); a 503 says when to retry (`Retry-After`); a 401 or 403
+    /// names the scheme and, for 403, the error (`WWW-Authenticate`, RFC 6750).
+    pub(crate) fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let header = match self {
+            // Method names are tokens, always a valid header value.
+            Self::MethodNotAllowed(methods) => HeaderValue::try_from(joined(methods, ", "))
+                .ok()
+                .map(|allow| (header::ALLOW, allow)),
             Self::QueueUnavailable(_) | Self::RecordsUnavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Some((header::RETRY_AFTER, HeaderValue::from_static("1")))
             }
             Self::Unauthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
             }
-            Self::InsufficientScope => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
-                );
-            }
-            _ => {}
-        }
-        response
+            Self::InsufficientScope => Some((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#),
+            )),
+            _ => None,
+        };
+        header.into_iter().collect()
     }
 
     /// A store failure: worth retrying (503) or not (500), as the store classified it.
@@ -176,15 +176,14 @@ impl ApiError {
     /// queue classified it.
     pub(crate) fn from_queue(error: QueueError) -> Self {
         match error {
-            QueueError::Unavailable(_) => Self::QueueUnavailable(error),
-            QueueError::Rejected(detail) => Self::Internal(detail),
+            QueueError(PortFailure::Unavailable(_)) => Self::QueueUnavailable(error),
+            QueueError(PortFailure::Rejected(detail)) => Self::Internal(detail),
         }
     }
 }
 
-/// A cursor key that cannot be read is worth a retry: the next listing reads it again.
-impl From<KeyUnavailable> for ApiError {
-    fn from(error: KeyUnavailable) -> Self {
-        Self::RecordsUnavailable(error.to_string())
-    }
+/// The methods' names, `separator` between them.
+fn joined(methods: &[Method], separator: &str) -> String {
+    let names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    names.join(separator)
 }

@@ -11,6 +11,7 @@ use refund_shared::{config::AccessConfig, queue::CommandQueue, store::RefundStor
 use crate::{
     error::ApiError,
     records::RefundRecords,
+    render,
     request::{self, Correlation},
     route::{self, Seen},
 };
@@ -50,7 +51,7 @@ pub async fn handle<Q: CommandQueue, S: RefundStore>(
             } else {
                 tracing::warn!(%request_id, method, ticket_id, correlation_id = %correlation, code = error.code(), outcome = "refused", "request refused");
             }
-            error.into_response(&request_id)
+            render::error_response(&error, &request_id)
         }
     };
     // Always valid: an accepted id is visible ASCII, and a generated one is `gen_` and a UUID.

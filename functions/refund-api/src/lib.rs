@@ -12,7 +12,8 @@
 //! - [`handler`]: [`handle`], the one entry point, so a failure or a panic anywhere still
 //!   answers in the contract's shape and echoes the `Correlation-ID`.
 //! - [`route`]: which resource and method a request is for, so each endpoint sees only its
-//!   own requests and a wrong method gets that resource's `Allow`.
+//!   own requests, a wrong method gets that resource's `Allow` and a path that is neither
+//!   resource a 404.
 //! - `put`: the PUT: the accept write, the quiet period's re-queue, the command on the
 //!   queue, and the undo that keeps a record from naming a command the queue refused.
 //! - `read`: the GETs, one record by ticket id and the signed listing; they only read.
@@ -21,12 +22,13 @@
 //! - [`cursor_key`]: the listing's signing key, read at the first listing so the 202 path
 //!   never waits for Secrets Manager.
 //! - [`error`]: [`ApiError`], every answer other than 200 and 202, classified once so no
-//!   endpoint invents a status, a code or a message.
+//!   endpoint invents a status, a code or a message; it imports none of these modules.
 //! - `caller`: who is asking (the verified `sub`) and what its scopes let it see, checked
 //!   by the function itself whatever the routes let through.
 //! - `request`: what a request says about itself (ids, headers, verified caller), parsed
 //!   once, so the endpoints only see valid values.
-//! - `render`: the one JSON answer constructor, so every answer has the same `Content-Type`.
+//! - `render`: the one JSON answer constructor, so every answer has the same `Content-Type`,
+//!   and the one error shape every [`ApiError`] is answered in.
 
 mod caller;
 pub mod cursor_key;

@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
         Some(table) => Some(RefundRecords::new(
             DynamoRefundStore::new(aws::dynamodb_client(loader()).await, table)
                 .with_retention_days(config.record_retention_days),
-            CursorKeys::from_source(config.cursor_key, loader)?,
+            CursorKeys::from_source(config.cursor_key, loader),
         )),
         None => None,
     };

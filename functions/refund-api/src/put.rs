@@ -19,6 +19,7 @@ use refund_shared::{
         Accepted, Change, RefundEvent, RefundRecord, RefundRequest, RefundStatus, RefundStore,
         transition::recently_queued,
     },
+    subject::Subject,
     trace::TraceHeader,
 };
 use serde::Serialize;
@@ -37,7 +38,6 @@ const UNDO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 pub(crate) struct PutRequest {
     pub(crate) ticket_id: TicketId,
     client_key: Option<ClientIdempotencyKey>,
-    requested_by: Option<String>,
     caller: Caller,
     trace: Option<TraceHeader>,
 }
@@ -57,7 +57,6 @@ impl PutRequest {
         Ok(Self {
             ticket_id,
             client_key,
-            requested_by: caller.sub.clone(),
             caller,
             trace: request::trace(request),
         })
@@ -65,6 +64,11 @@ impl PutRequest {
 
     fn client_key(&self) -> Option<&str> {
         self.client_key.as_ref().map(ClientIdempotencyKey::as_str)
+    }
+
+    /// The caller's `sub`, which the command and the record carry as `requested_by`.
+    fn requested_by(&self) -> Option<&Subject> {
+        self.caller.sub.as_ref()
     }
 }
 
@@ -134,7 +138,7 @@ pub(crate) async fn put_refund<Q: CommandQueue, S: RefundStore>(
     };
     let origin = Origin {
         correlation_id: correlation,
-        requested_by: refund.requested_by.as_deref(),
+        requested_by: refund.requested_by(),
         client_key: refund.client_key.as_ref(),
         trace: refund.trace.as_ref(),
     };
@@ -173,7 +177,7 @@ async fn accept<'r, S: RefundStore>(
         ticket_id: refund.ticket_id,
         idempotency_key: command.key(),
         correlation_id: correlation.clone(),
-        requested_by: refund.requested_by.clone(),
+        requested_by: refund.requested_by().cloned(),
         accepted_at: now,
         command_id: command.header.id,
     };
@@ -281,7 +285,7 @@ fn refunded(
     tracing::info!(
         ticket_id = %refund.ticket_id,
         correlation_id = %correlation,
-        requested_by = refund.requested_by.as_deref(),
+        requested_by = refund.requested_by().map(Subject::as_str),
         outcome = "already_succeeded",
         "refund already succeeded; nothing queued"
     );
@@ -306,7 +310,7 @@ fn quiet(
         ticket_id = %refund.ticket_id,
         %command_id,
         correlation_id = %correlation,
-        requested_by = refund.requested_by.as_deref(),
+        requested_by = refund.requested_by().map(Subject::as_str),
         client_idempotency_key = refund.client_key(),
         outcome = "already_queued",
         "refund already queued; nothing queued"
@@ -333,7 +337,7 @@ fn accepted(
         command_id = %command.header.id,
         %message_id,
         correlation_id = %correlation,
-        requested_by = refund.requested_by.as_deref(),
+        requested_by = refund.requested_by().map(Subject::as_str),
         client_idempotency_key = refund.client_key(),
         record = recorded,
         outcome = "accepted",

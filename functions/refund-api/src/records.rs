@@ -3,7 +3,7 @@
 //! `REFUND_TABLE_NAME` is set; without it the PUT works as before the feature and the
 //! GETs answer 404 `status_not_enabled`.
 
-use refund_shared::store::{Disabled, RefundStore};
+use refund_shared::{disabled::Disabled, store::RefundStore};
 
 use crate::cursor_key::CursorKeys;
 

@@ -1,11 +1,12 @@
-//! Every answer is JSON: one constructor, so each carries the same `Content-Type`.
+//! Every answer is JSON: one constructor, so each carries the same `Content-Type`, and
+//! every [`ApiError`] is answered in the contract's one error shape.
 
 use lambda_http::{
     Body, Response,
     http::{HeaderValue, StatusCode, header},
 };
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 
@@ -25,6 +26,17 @@ pub(crate) fn json_response(
 /// answers need no fallback of their own.
 pub(crate) fn value_response(status: StatusCode, body: &Value) -> Response<Body> {
     text_response(status, body.to_string())
+}
+
+/// `error` in the contract's error shape, with the status and headers it decided.
+pub(crate) fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
+    let body = json!({
+        "error": {"code": error.code(), "message": error.public_message()},
+        "request_id": request_id,
+    });
+    let mut response = value_response(error.http_status(), &body);
+    response.headers_mut().extend(error.headers());
+    response
 }
 
 fn text_response(status: StatusCode, text: String) -> Response<Body> {

@@ -7,6 +7,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use refund_shared::{
     command::attribute,
     correlation::CorrelationId,
+    subject::Subject,
     trace::{AWS_TRACE_HEADER, TraceHeader},
 };
 
@@ -39,12 +40,9 @@ impl Delivery {
         )
     }
 
-    /// Who asked for the refund; an empty value is as good as none.
-    pub fn requested_by(&self) -> Option<&str> {
-        self.attributes
-            .get(attribute::REQUESTED_BY)
-            .map(String::as_str)
-            .filter(|sub| !sub.is_empty())
+    /// Who asked for the refund ([`Subject::bounded`]: an empty value is as good as none).
+    pub fn requested_by(&self) -> Option<Subject> {
+        Subject::bounded(self.attributes.get(attribute::REQUESTED_BY)?)
     }
 }
 
@@ -127,7 +125,10 @@ mod tests {
         assert_eq!(delivery.receipt_handle.as_deref(), Some("rh-1"));
         assert_eq!(delivery.receive_count, 3);
         assert_eq!(delivery.correlation_id(), "c-1");
-        assert_eq!(delivery.requested_by(), Some("user-7"));
+        assert_eq!(
+            delivery.requested_by().as_ref().map(Subject::as_str),
+            Some("user-7")
+        );
         assert_eq!(
             delivery.trace.as_ref().map(TraceHeader::as_str),
             Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")

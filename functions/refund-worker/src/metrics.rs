@@ -180,6 +180,7 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 mod tests {
     use refund_shared::{
         outcome::{ErrorCode, UpstreamError},
+        port::PortFailure,
         queue::QueueError,
     };
 
@@ -240,7 +241,7 @@ mod tests {
                 record(
                     Disposition::DeadLetterFailed {
                         code: ErrorCode::VoidRejected,
-                        error: QueueError::Unavailable("x".into()),
+                        error: QueueError(PortFailure::Unavailable("x".into())),
                     },
                     Some(10),
                 ),

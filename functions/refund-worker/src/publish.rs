@@ -11,6 +11,7 @@
 use refund_shared::{
     announce::{Announcement, Ending, EventBus, PublishError},
     aws::PUT_EVENTS_TIMEOUT,
+    port::PortFailure,
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout};
@@ -62,7 +63,7 @@ pub(crate) fn announcements(
             ticket_id: member.command.ticket_id,
             idempotency_key: member.command.key(),
             correlation_id: outcome.correlation_id.clone(),
-            requested_by: delivery.requested_by().map(str::to_owned),
+            requested_by: delivery.requested_by(),
             trace: delivery.trace.clone(),
             published_at: OffsetDateTime::now_utc(),
         };
@@ -91,9 +92,9 @@ pub(crate) async fn publish<B: EventBus>(
     let mut results = put_bounded(bus, announcements, cutoff).await.into_iter();
     for announcement in announcements {
         let result = results.next().unwrap_or_else(|| {
-            Err(PublishError::Unavailable(
+            Err(PublishError::Port(PortFailure::Unavailable(
                 "no result for the entry".to_owned(),
-            ))
+            )))
         });
         let Err(error) = result else {
             tally.published += 1;

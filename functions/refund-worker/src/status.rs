@@ -48,7 +48,7 @@ pub fn request_of(
         ticket_id: command.ticket_id,
         idempotency_key: command.key(),
         correlation_id: correlation_id.clone(),
-        requested_by: delivery.requested_by().map(str::to_owned),
+        requested_by: delivery.requested_by(),
         accepted_at: command.header.published_at,
         command_id: command.header.id,
     }
@@ -103,6 +103,7 @@ pub async fn bounded_write(
 mod tests {
     use refund_shared::{
         outcome::{ErrorCode, RefundFailure, UpstreamError},
+        port::PortFailure,
         queue::QueueError,
     };
 
@@ -148,7 +149,7 @@ mod tests {
         };
         let copy_failed = Disposition::DeadLetterFailed {
             code: ErrorCode::VoidRejected,
-            error: QueueError::Unavailable("down".into()),
+            error: QueueError(PortFailure::Unavailable("down".into())),
         };
         let rejected = RefundFailure::VoidRejected(UpstreamError::Status(409));
         let done = || outcome(Disposition::Done, None);

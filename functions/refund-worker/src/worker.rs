@@ -24,10 +24,11 @@ use lambda_runtime::LambdaEvent;
 use refund_shared::{
     announce::{Announcement, EventBus, PublishError},
     config::WorkerConfig,
+    disabled::Disabled,
     gateway::{Gateway, RefundCall},
     outcome::{Class, ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
-    store::{Confirmed, Disabled, RefundEvent, RefundRecord, RefundRequest, RefundStore},
+    store::{Confirmed, RefundEvent, RefundRecord, RefundRequest, RefundStore},
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use refund_shared::{
     outcome::{Class, ErrorCode, UpstreamError},
+    port::PortFailure,
     queue::{InMemoryQueue, QueueError},
 };
 use refund_worker::{Disposition, Settings, Worker, backoff::retry_visibility_s};
@@ -151,7 +152,7 @@ async fn a_failed_visibility_change_still_reports_the_record() {
     gateway.on(Call::Void, &flaky, [Answer::Status(429)]);
     let worker = Worker::new(
         gateway,
-        InMemoryQueue::failing(QueueError::Unavailable("throttled".into())),
+        InMemoryQueue::failing(QueueError(PortFailure::Unavailable("throttled".into()))),
         InMemoryQueue::new(),
         settings(),
     );
@@ -290,7 +291,7 @@ async fn a_failed_dead_letter_copy_reports_the_record_failed() {
     let worker = Worker::new(
         gateway,
         InMemoryQueue::new(),
-        InMemoryQueue::failing(QueueError::Rejected("AccessDenied".into())),
+        InMemoryQueue::failing(QueueError(PortFailure::Rejected("AccessDenied".into()))),
         settings(),
     );
 

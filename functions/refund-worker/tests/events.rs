@@ -19,7 +19,7 @@ type BusWorker = Worker<
     ScriptedGateway,
     InMemoryQueue,
     InMemoryQueue,
-    refund_shared::store::Disabled,
+    refund_shared::disabled::Disabled,
     InMemoryEventBus,
 >;
 

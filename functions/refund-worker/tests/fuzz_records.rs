@@ -22,6 +22,7 @@ use refund_shared::{
     command::RefundTicket,
     gateway::{Gateway, RefundCall},
     outcome::{ErrorCode, UpstreamError, UpstreamResult, judge},
+    port::PortFailure,
     queue::{InMemoryQueue, QueueError},
 };
 use refund_worker::{Disposition, Settings, Worker};
@@ -250,7 +251,7 @@ proptest! {
         let (values, kinds): (Vec<Value>, Vec<Kind>) = records.into_iter().unzip();
         let event: SqsEvent = serde_json::from_value(json!({"Records": values})).unwrap();
         let messages = event.records.clone();
-        let failing = || QueueError::Unavailable("down".into());
+        let failing = || QueueError(PortFailure::Unavailable("down".into()));
         let worker = Worker::new(
             FixedGateway { void: void.clone(), refund: refund.clone(), calls: Mutex::default() },
             if visibility_fails { InMemoryQueue::failing(failing()) } else { InMemoryQueue::new() },

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use refund_shared::{
     command::RefundTicket,
+    port::PortFailure,
     queue::{InMemoryQueue, OutboundMessage, QueueError},
-    store::{
-        CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError,
-        record::stamp,
-    },
+    stamp,
+    store::{CallStatus, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore, StoreError},
+    subject::Subject,
 };
 use refund_worker::{BatchOutcome, Disposition, Worker, status::STATUS_WRITE_TIMEOUT};
 use serde_json::Value;
@@ -61,7 +61,10 @@ async fn a_done_refund_is_succeeded_with_both_confirmations_and_both_calls() {
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.idempotency_key.to_string(), key_of(&t));
     assert_eq!(stored.correlation_id, "corr-m");
-    assert_eq!(stored.requested_by.as_deref(), Some("user-7"));
+    assert_eq!(
+        stored.requested_by.as_ref().map(Subject::as_str),
+        Some("user-7")
+    );
     let published_at = RefundTicket::decode(&body).unwrap().header.published_at;
     assert_eq!(stored.accepted_at, stamp::normalise(published_at));
     assert_eq!((stored.last_error, stored.failure_reason), (None, None));
@@ -194,7 +197,7 @@ async fn a_failed_dead_letter_copy_leaves_the_refund_processing_with_why() {
     let worker = Worker::new(
         gateway,
         InMemoryQueue::new(),
-        InMemoryQueue::failing(QueueError::Rejected("AccessDenied".into())),
+        InMemoryQueue::failing(QueueError(PortFailure::Rejected("AccessDenied".into()))),
         settings(),
     )
     .with_store(Some(InMemoryRefundStore::new()));
@@ -386,8 +389,8 @@ async fn a_failing_store_changes_nothing_but_the_logs() {
     );
 
     for error in [
-        StoreError::Unavailable("throttled".into()),
-        StoreError::Rejected("AccessDeniedException".into()),
+        StoreError::Port(PortFailure::Unavailable("throttled".into())),
+        StoreError::Port(PortFailure::Rejected("AccessDeniedException".into())),
     ] {
         let worker = worker_with_store(
             scripted(&tickets),

@@ -15,6 +15,7 @@ use super::{
     transition::{RefundEvent, RefundRequest, allowed, decide},
     update::{UpdateExpression, Updated, status_alternatives},
 };
+use crate::port::PortFailure;
 
 impl DynamoRefundStore {
     /// `RefundStore::accept` as one conditional `UpdateItem`: no read first, so the 202
@@ -24,8 +25,11 @@ impl DynamoRefundStore {
         request: RefundRequest,
     ) -> Result<Accepted, StoreError> {
         let at = request.accepted_at;
-        let created = decide(None, &request, &RefundEvent::Accept, at)
-            .ok_or_else(|| StoreError::Rejected("a new record cannot be accepted".into()))?;
+        let created = decide(None, &request, &RefundEvent::Accept, at).ok_or_else(|| {
+            StoreError::Port(PortFailure::Rejected(
+                "a new record cannot be accepted".into(),
+            ))
+        })?;
         let updated = self
             .update_conditionally(
                 request.ticket_id,
@@ -155,6 +159,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use crate::subject::Subject;
 
     fn request(requested_by: Option<&str>) -> RefundRequest {
         RefundRequest {
@@ -163,7 +168,7 @@ mod tests {
                 "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
             ),
             correlation_id: crate::correlation::CorrelationId::parse("c").unwrap(),
-            requested_by: requested_by.map(str::to_owned),
+            requested_by: requested_by.and_then(Subject::bounded),
             accepted_at: datetime!(2026-11-23 06:00 UTC),
             command_id: uuid::Uuid::from_u128(1),
         }

@@ -80,6 +80,17 @@ impl CursorKey {
             .map(Self)
             .map_err(|_| WeakCursorKey)
     }
+
+    /// A key for this process alone: cursors it signs are refused by any other process
+    /// (another execution environment, a restarted `cargo lambda watch`). A whole HMAC-SHA256 block (64 bytes, so HMAC takes it as it is) from four v4
+    /// UUIDs, 488 of its bits from the OS's random source.
+    pub fn random() -> Self {
+        let mut key = hmac::digest::Key::<Hmac<Sha256>>::default();
+        for chunk in key.chunks_exact_mut(16) {
+            chunk.copy_from_slice(Uuid::new_v4().as_bytes());
+        }
+        Self(<Hmac<Sha256> as KeyInit>::new(&key))
+    }
 }
 
 impl CursorKey {
@@ -285,6 +296,14 @@ mod tests {
             codec(1).decode(&"=".repeat(ENCODED_LEN), None),
             Err(CursorError::Malformed)
         );
+    }
+
+    #[test]
+    fn random_keys_differ() {
+        let [one, two] = [CursorKey::random(), CursorKey::random()].map(CursorCodec::new);
+        let text = one.encode(&cursor(None));
+        assert_eq!(one.decode(&text, None), Ok(cursor(None)));
+        assert_eq!(two.decode(&text, None), Err(CursorError::Forged));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{
     table::{BY_STATUS_INDEX, BY_TIME_INDEX, SHARDS, all_partition, attr, status_partition},
     transition::{RefundEvent, RefundRequest, decide},
 };
-use crate::{aws::SdkFailure, command::TicketId};
+use crate::{command::TicketId, port::PortFailure};
 
 /// A worker write tries this many times when the record changes between its read and
 /// its write, then gives up with [`StoreError::Conflict`].
@@ -90,7 +90,11 @@ impl DynamoRefundStore {
         ) else {
             return current
                 .map(|(record, _)| Attempt::Done(Change::Kept(record)))
-                .ok_or_else(|| StoreError::Rejected("the event does not create a record".into()));
+                .ok_or_else(|| {
+                    StoreError::Port(PortFailure::Rejected(
+                        "the event does not create a record".into(),
+                    ))
+                });
         };
         let version = current.as_ref().map_or(1, |(_, version)| version + 1);
         let put = self
@@ -226,11 +230,11 @@ fn put_condition_item<R>(error: &SdkError<PutItemError, R>) -> Option<Option<&It
     }
 }
 
-/// An SDK failure as the store's error, by the one classification of [`crate::aws`].
+/// An SDK failure as the store's error, by the one classification of [`crate::port`].
 pub(super) fn sdk_failure<E, R>(error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    StoreError::from(SdkFailure::of(&error))
+    StoreError::Port(PortFailure::of(&error))
 }

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
-use crate::correlation::CorrelationId;
+use crate::{correlation::CorrelationId, stamp, subject::Subject};
 
 use super::{
     StoreError,
-    record::{Interaction, MAX_INTERACTIONS, RefundRecord, stamp},
+    record::{Interaction, MAX_INTERACTIONS, RefundRecord},
     table::{ListKey, all_shard, attr, status_shard},
 };
 
@@ -82,8 +82,10 @@ pub(crate) fn to_item(record: &RefundRecord, version: u64, retention: Retention)
         attr::LIST_KEY,
         s(ListKey::new(record.accepted_at, record.ticket_id).as_str()),
     );
+    if let Some(requested_by) = &record.requested_by {
+        put(attr::REQUESTED_BY, s(requested_by.as_str()));
+    }
     let texts = [
-        (attr::REQUESTED_BY, &record.requested_by),
         (attr::LAST_ERROR, &record.last_error),
         (attr::FAILURE_REASON, &record.failure_reason),
     ];
@@ -149,7 +151,9 @@ pub(crate) fn from_item(item: &Item) -> Result<(RefundRecord, u64), StoreError> 
             .map_err(|_| corrupt(attr::IDEMPOTENCY_KEY))?,
         correlation_id: CorrelationId::parse(required_text(item, attr::CORRELATION_ID)?)
             .map_err(|_| corrupt(attr::CORRELATION_ID))?,
-        requested_by: optional_text(item, attr::REQUESTED_BY)?,
+        requested_by: optional_text(item, attr::REQUESTED_BY)?
+            .as_deref()
+            .and_then(Subject::bounded),
         attempts: number(item, attr::ATTEMPTS)?,
         last_error: optional_text(item, attr::LAST_ERROR)?,
         failure_reason: optional_text(item, attr::FAILURE_REASON)?,
@@ -247,7 +251,7 @@ mod tests {
                 "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
             ),
             correlation_id: crate::correlation::CorrelationId::parse("c").unwrap(),
-            requested_by: Some("user-7".into()),
+            requested_by: Subject::parse("user-7").ok(),
             attempts: 3,
             last_error: None,
             failure_reason: Some("void answered HTTP 409".into()),

@@ -20,7 +20,7 @@ use std::{fmt, future::Future, str::FromStr};
 
 use time::OffsetDateTime;
 
-use crate::command::TicketId;
+use crate::{command::TicketId, port::PortFailure};
 
 mod accept;
 pub mod cursor;
@@ -46,12 +46,10 @@ pub use transition::{Progress, RefundEvent, RefundRequest};
 /// How a store operation failed, classified once for every caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Timed out, unreachable, throttled or a server error: trying later may work.
-    #[error("status store unavailable: {0}")]
-    Unavailable(String),
-    /// The store refused the request (missing table, no permission, invalid request).
-    #[error("status store refused the request: {0}")]
-    Rejected(String),
+    /// The table could not be reached (try later) or refused the request (missing table,
+    /// no permission, invalid request).
+    #[error("status store {0}")]
+    Port(PortFailure),
     /// The record kept changing under a conditional write; trying later may work.
     #[error("status record kept changing: {0}")]
     Conflict(String),
@@ -60,19 +58,14 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl From<crate::aws::SdkFailure> for StoreError {
-    fn from(failure: crate::aws::SdkFailure) -> Self {
-        match failure {
-            crate::aws::SdkFailure::Transient(detail) => Self::Unavailable(detail),
-            crate::aws::SdkFailure::Rejected(detail) => Self::Rejected(detail),
-        }
-    }
-}
-
 impl StoreError {
     /// Whether the same request may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Conflict(_))
+        match self {
+            Self::Port(failure) => failure.is_transient(),
+            Self::Conflict(_) => true,
+            Self::Corrupt(_) => false,
+        }
     }
 }
 
@@ -224,42 +217,13 @@ pub trait RefundStore: Send + Sync {
     fn list(&self, query: ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
 }
 
-/// The store of a function that records nothing (`REFUND_TABLE_NAME` unset). It has
-/// no values, so an `Option<Disabled>` is always `None`, the functions record nothing, and
-/// none of these methods can ever run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disabled {}
-
-impl RefundStore for Disabled {
-    async fn accept(&self, _: RefundRequest) -> Result<Accepted, StoreError> {
-        match *self {}
-    }
-
-    async fn record(
-        &self,
-        _: &RefundRequest,
-        _: RefundEvent,
-        _: OffsetDateTime,
-    ) -> Result<Change, StoreError> {
-        match *self {}
-    }
-
-    async fn get(&self, _: TicketId) -> Result<Option<RefundRecord>, StoreError> {
-        match *self {}
-    }
-
-    async fn list(&self, _: ListQuery) -> Result<Page, StoreError> {
-        match *self {}
-    }
-}
-
 /// A cursor whose filter is not the query's: the codec refuses those, so only a caller
 /// bypassing it gets here.
 fn check_cursor(query: &ListQuery) -> Result<(), StoreError> {
     match &query.cursor {
-        Some(cursor) if cursor.filter() != query.status => {
-            Err(StoreError::Rejected(CursorError::WrongFilter.to_string()))
-        }
+        Some(cursor) if cursor.filter() != query.status => Err(StoreError::Port(
+            PortFailure::Rejected(CursorError::WrongFilter.to_string()),
+        )),
         _ => Ok(()),
     }
 }

@@ -14,11 +14,11 @@ use super::{
     Change, StoreError,
     dynamo::DynamoRefundStore,
     item::from_item,
-    record::stamp,
     table::attr,
     transition::{QUIET_PERIOD, RefundEvent, RefundRequest},
     update::{UpdateExpression, Updated, status_alternatives},
 };
+use crate::{port::PortFailure, stamp};
 
 impl DynamoRefundStore {
     /// `RefundStore::record` of a `requeue` or `unqueue`: one `UpdateItem`; a record the
@@ -39,9 +39,9 @@ impl DynamoRefundStore {
                 None => Err(StoreError::Corrupt("the update returned no record".into())),
             },
             Updated::Refused(Some(item)) => Ok(Change::Kept(from_item(&item)?.0)),
-            Updated::Refused(None) => Err(StoreError::Rejected(
+            Updated::Refused(None) => Err(StoreError::Port(PortFailure::Rejected(
                 "the event does not create a record".into(),
-            )),
+            ))),
         }
     }
 }
@@ -76,10 +76,10 @@ fn queue_expression(
             (sets, removes, "#command_id = :refused")
         }
         other => {
-            return Err(StoreError::Rejected(format!(
+            return Err(StoreError::Port(PortFailure::Rejected(format!(
                 "{} is not a write of the queue's bookkeeping",
                 other.name()
-            )));
+            ))));
         }
     };
     sets.push("#version = #version + :one");

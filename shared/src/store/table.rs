@@ -8,7 +8,7 @@
 //! | index `by-time` | `all_shard` (S), `"all#<shard>"` | `list_key` (S) | ALL |
 //!
 //! `list_key` is `"<accepted_at>#<ticket_id>"`: the fixed-width UTC time of
-//! [`super::record::stamp`] sorts like the instant, and the ticket id makes every key
+//! [`crate::stamp`] sorts like the instant, and the ticket id makes every key
 //! unique, so one key is a total position in a listing. `shard` is
 //! [`shard_of`]`(ticket_id)` in `0..SHARDS`. See the module documentation of
 //! [`super`] for why.
@@ -23,11 +23,8 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{
-    StoreError,
-    record::{RefundStatus, stamp},
-};
-use crate::command::TicketId;
+use super::{StoreError, record::RefundStatus};
+use crate::{command::TicketId, port::PortFailure, stamp};
 
 /// The stored attributes. Optional record fields are absent, not NULL, when unknown.
 pub mod attr {
@@ -173,7 +170,9 @@ impl PartialOrd for ListKey {
 /// the local stack; in AWS the template does, with recovery and encryption settings).
 /// Returns when DynamoDB has taken the request; moto makes the table active at once.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), StoreError> {
-    let rejected = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Rejected(e.to_string());
+    let rejected = |e: aws_sdk_dynamodb::error::BuildError| {
+        StoreError::Port(PortFailure::Rejected(e.to_string()))
+    };
     let string_attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)

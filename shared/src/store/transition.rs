@@ -39,14 +39,10 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::record::{
-    Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus, stamp,
-};
+use super::record::{Interaction, MAX_INTERACTIONS, MAX_REASON_BYTES, RefundRecord, RefundStatus};
 use crate::{
-    command::{MAX_REQUESTED_BY_BYTES, TicketId},
-    correlation::CorrelationId,
-    idempotency::IdempotencyKey,
-    text::bounded,
+    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, stamp,
+    subject::Subject, text::bounded,
 };
 
 /// Who asked for which refund, and when: what the API knows from the PUT, and what the
@@ -58,7 +54,7 @@ pub struct RefundRequest {
     /// K.
     pub idempotency_key: IdempotencyKey,
     pub correlation_id: CorrelationId,
-    pub requested_by: Option<String>,
+    pub requested_by: Option<Subject>,
     pub accepted_at: OffsetDateTime,
     /// The `header.id` of the command this request puts (or put) on the queue.
     pub command_id: Uuid,
@@ -278,7 +274,7 @@ fn accept(record: &mut RefundRecord, request: &RefundRequest) {
     // The owner is the first accepted caller, for good (contract section 1a): a later
     // caller re-asking for a failed refund must not gain its record.
     if record.requested_by.is_none() {
-        record.requested_by = requested_by(request);
+        record.requested_by = request.requested_by.clone();
     }
 }
 
@@ -296,7 +292,7 @@ fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
         status: RefundStatus::Accepted,
         idempotency_key: request.idempotency_key,
         correlation_id: request.correlation_id.clone(),
-        requested_by: requested_by(request),
+        requested_by: request.requested_by.clone(),
         attempts: 0,
         last_error: None,
         failure_reason: None,
@@ -310,13 +306,6 @@ fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
         payment_refunded_at: None,
         interactions: Vec::new(),
     }
-}
-
-fn requested_by(request: &RefundRequest) -> Option<String> {
-    request
-        .requested_by
-        .clone()
-        .map(|sub| bounded(sub, MAX_REQUESTED_BY_BYTES))
 }
 
 /// Appends a delivery's calls, keeping the newest [`MAX_INTERACTIONS`], and keeps the
@@ -356,7 +345,7 @@ mod tests {
                 "0f5d8c6e-3a1b-4c2d-9e8f-7a6b5c4d3e2f".parse().unwrap(),
             ),
             correlation_id: CorrelationId::parse("c-1").unwrap(),
-            requested_by: Some("user-7".into()),
+            requested_by: Subject::parse("user-7").ok(),
             accepted_at: T0,
             command_id: Uuid::from_u128(1),
         }
@@ -539,7 +528,7 @@ mod tests {
         let failed = decide(
             None,
             &RefundRequest {
-                requested_by: Some("s".repeat(500)),
+                requested_by: Subject::bounded(&"s".repeat(500)),
                 ..request()
             },
             &RefundEvent::Fail {
@@ -550,7 +539,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(failed.failure_reason.unwrap().len(), MAX_REASON_BYTES);
-        assert_eq!(failed.requested_by.unwrap().len(), MAX_REQUESTED_BY_BYTES);
+        assert_eq!(
+            failed.requested_by.unwrap().as_str().len(),
+            Subject::MAX_BYTES
+        );
     }
 
     /// A PUT on an open record queues again only after the quiet period, and names its

@@ -8,6 +8,7 @@ use refund_shared::{
     config::AccessConfig,
     queue::{CommandQueue, InMemoryQueue},
     store::{CursorKey, InMemoryRefundStore, RefundRecord, RefundStatus, RefundStore},
+    subject::Subject,
 };
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -175,7 +176,7 @@ pub fn record(ticket_id: &str, status: RefundStatus, minute: i64) -> RefundRecor
         idempotency_key: expected_key(ticket_id).parse().unwrap(),
         correlation_id: refund_shared::correlation::CorrelationId::parse(&format!("c-{minute}"))
             .unwrap(),
-        requested_by: Some(CALLER.into()),
+        requested_by: Subject::parse(CALLER).ok(),
         attempts: u32::from(status != RefundStatus::Accepted),
         last_error: None,
         failure_reason: (status == RefundStatus::Failed).then(|| "void answered HTTP 422".into()),

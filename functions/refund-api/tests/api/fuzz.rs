@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use lambda_http::{Body, RequestExt, http::HeaderValue};
 use proptest::prelude::*;
 use refund_shared::{
+    port::PortFailure,
     queue::{InMemoryQueue, QueueError},
     store::{RefundStatus, StoreError},
 };
@@ -76,7 +77,7 @@ proptest! {
             .unwrap()
             .with_path_parameters(std::collections::HashMap::from([("ticket_id".to_owned(), ticket)]));
         let queue = if failing {
-            InMemoryQueue::failing(QueueError::Unavailable("down".into()))
+            InMemoryQueue::failing(QueueError(PortFailure::Unavailable("down".into())))
         } else {
             InMemoryQueue::new()
         };
@@ -100,9 +101,20 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("/ticket-refunds".to_owned()),
         Just("/prod/ticket-refunds".to_owned()),
+        Just("/nope".to_owned()),
         ticket().prop_map(|ticket| format!("/ticket-refund/{ticket}")),
         "(/[A-Za-z0-9._~%!$&'()*+,;=:@-]{0,16}){0,5}",
     ]
+}
+
+/// Whether the function serves `path`, written out here independently of `route.rs`: a
+/// router's `{ticket_id}` parameter, a last segment `ticket-refunds` (a trailing `/`
+/// allowed), or a segment after `/ticket-refund/`.
+fn is_a_route(path: &str, has_ticket_parameter: bool) -> bool {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    has_ticket_parameter
+        || trimmed.rsplit('/').next() == Some("ticket-refunds")
+        || path.contains("/ticket-refund/")
 }
 
 fn query_key() -> impl Strategy<Value = String> {
@@ -153,7 +165,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases(300)))]
 
     /// Any GET, on any path with any query parameters, with or without the store, with a
-    /// store that works or not: one of the contract's answers, never a 500 (a panic).
+    /// store that works or not: one of the contract's answers, never a 500 (a panic); a
+    /// path that is no route is 404 `route_not_found`, and only such a path.
     #[test]
     fn gets_never_panic_and_always_answer_in_contract(
         path in path(),
@@ -171,6 +184,8 @@ proptest! {
         for (key, value) in query {
             parameters.entry(key).or_default().push(value);
         }
+        // The path as the function reads it (`""` is `/`), and whether a router matched.
+        let routed = is_a_route(builder.uri().path(), path_ticket.is_some());
         let mut request = builder.with_query_string_parameters(parameters);
         if let Some(ticket) = path_ticket {
             request = request.with_path_parameters(HashMap::from([("ticket_id".to_owned(), ticket)]));
@@ -180,12 +195,17 @@ proptest! {
         }
         let records = enabled(populated());
         if failing {
-            records.store.set_failure(Some(StoreError::Unavailable("down".into())));
+            records.store.set_failure(Some(StoreError::Port(PortFailure::Unavailable("down".into()))));
         }
         let queue = InMemoryQueue::new();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let answer = runtime.block_on(answer_as(&local_access(), &queue, with_store.then_some(&records), request));
         prop_assert!(queue.sent().is_empty());
+        if !routed {
+            prop_assert_eq!(answer.status, 404, "{}", answer.body);
+            prop_assert_eq!(&answer.body["error"]["code"], "route_not_found");
+            return Ok(());
+        }
         if !with_store {
             prop_assert_eq!(answer.status, 404, "{}", answer.body);
             prop_assert_eq!(&answer.body["error"]["code"], "status_not_enabled");

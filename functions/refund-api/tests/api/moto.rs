@@ -65,8 +65,7 @@ async fn put_get_and_list_against_real_endpoints() {
         CursorKeys::from_source(
             CursorKeySource::Secret("cursor-key".to_owned()),
             move || loader_for(&endpoint),
-        )
-        .unwrap(),
+        ),
     );
 
     // Three refunds accepted: each recorded and queued.

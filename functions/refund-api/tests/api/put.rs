@@ -4,8 +4,10 @@
 use lambda_http::http::header;
 use refund_shared::{
     command::RefundTicket,
+    port::PortFailure,
     queue::{InMemoryQueue, QueueError},
     store::{InMemoryRefundStore, RefundRecord, RefundStatus, StoreError},
+    subject::Subject,
 };
 use time::OffsetDateTime;
 
@@ -135,7 +137,7 @@ async fn bad_idempotency_keys_are_refused() {
 
 #[tokio::test]
 async fn an_unavailable_queue_answers_503_with_retry_after() {
-    let queue = InMemoryQueue::failing(QueueError::Unavailable("timed out".into()));
+    let queue = InMemoryQueue::failing(QueueError(PortFailure::Unavailable("timed out".into())));
     let answer = answer(&queue, event("PUT", TICKET, &[("correlation-id", "c-1")])).await;
     assert_error(&answer, 503, "queue_unavailable");
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
@@ -144,9 +146,9 @@ async fn an_unavailable_queue_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_queue_that_refuses_answers_500_without_detail() {
-    let queue = InMemoryQueue::failing(QueueError::Rejected(
+    let queue = InMemoryQueue::failing(QueueError(PortFailure::Rejected(
         "AccessDenied: arn:aws:sqs:secret".into(),
-    ));
+    )));
     let answer = answer(&queue, event("PUT", TICKET, &[])).await;
     assert_error(&answer, 500, "internal_error");
     assert!(!answer.body.to_string().contains("secret"));
@@ -169,7 +171,7 @@ async fn a_put_creates_an_accepted_record_and_queues_the_command() {
     assert_eq!(record.idempotency_key.to_string(), expected_key(TICKET));
     assert_eq!(record.correlation_id, "checkout-7f3a9c");
     assert_eq!(
-        record.requested_by.as_deref(),
+        record.requested_by.as_ref().map(Subject::as_str),
         Some("7c1e5f3a-2b4d-4e6f-8a9b-0c1d2e3f4a5b")
     );
     assert_eq!(record.attempts, 0);
@@ -305,8 +307,8 @@ async fn a_double_click_queues_one_command() {
 async fn a_put_still_queues_and_answers_202_when_the_store_fails() {
     logs();
     for (i, error) in [
-        StoreError::Unavailable("timed out".into()),
-        StoreError::Rejected("ResourceNotFoundException".into()),
+        StoreError::Port(PortFailure::Unavailable("timed out".into())),
+        StoreError::Port(PortFailure::Rejected("ResourceNotFoundException".into())),
         StoreError::Conflict("changed".into()),
         StoreError::Corrupt("bad item".into()),
     ]
@@ -338,7 +340,7 @@ async fn a_put_still_queues_and_answers_202_when_the_store_fails() {
 #[tokio::test]
 async fn a_put_refused_by_the_queue_still_answers_503_with_a_store() {
     let records = enabled(InMemoryRefundStore::new());
-    let queue = InMemoryQueue::failing(QueueError::Unavailable("timed out".into()));
+    let queue = InMemoryQueue::failing(QueueError(PortFailure::Unavailable("timed out".into())));
     let answer = answer_with(&queue, Some(&records), event("PUT", TICKET, &[])).await;
     assert_error(&answer, 503, "queue_unavailable");
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
@@ -360,7 +362,7 @@ async fn a_put_refused_by_the_queue_still_answers_503_with_a_store() {
 async fn a_refused_put_leaves_a_record_it_did_not_accept_alone() {
     let processing = record(TICKET, RefundStatus::Processing, 1);
     let records = holding(processing.clone());
-    let queue = InMemoryQueue::failing(QueueError::Unavailable("timed out".into()));
+    let queue = InMemoryQueue::failing(QueueError(PortFailure::Unavailable("timed out".into())));
     let answer = answer_with(&queue, Some(&records), event("PUT", TICKET, &[])).await;
     assert_error(&answer, 503, "queue_unavailable");
     assert_eq!(records.store.records(), vec![processing]);

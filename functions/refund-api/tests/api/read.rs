@@ -7,6 +7,7 @@ use lambda_http::{
     request::from_str,
 };
 use refund_shared::{
+    port::PortFailure,
     queue::InMemoryQueue,
     store::{InMemoryRefundStore, RefundStatus, StoreError},
 };
@@ -142,11 +143,13 @@ async fn a_failing_store_answers_503_when_a_retry_may_help_else_500_without_deta
     let retry = |error| (error, 503, "status_unavailable");
     let refuse = |error| (error, 500, "internal_error");
     let cases = [
-        retry(StoreError::Unavailable("timed out: secret".into())),
+        retry(StoreError::Port(PortFailure::Unavailable(
+            "timed out: secret".into(),
+        ))),
         retry(StoreError::Conflict("changed: secret".into())),
-        refuse(StoreError::Rejected(
+        refuse(StoreError::Port(PortFailure::Rejected(
             "AccessDenied: arn:aws:dynamodb:secret".into(),
-        )),
+        ))),
         refuse(StoreError::Corrupt("secret item".into())),
     ];
     for (error, status, code) in cases {
