@@ -22,8 +22,8 @@ use refund_shared::{
     disabled::Disabled,
     gateway::{Gateway, HttpGateway, RefundCall},
     idempotency::IdempotencyKey,
-    outcome::UpstreamResult,
     queue::InMemoryQueue,
+    verdict::UpstreamResult,
 };
 use refund_worker::{Disposition, Settings, Worker};
 use serde::Serialize;

@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, outcome::ErrorCode,
-    port::PortFailure, stamp, subject::Subject, trace::TraceHeader, twin::lock,
+    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, port::PortFailure,
+    stamp, subject::Subject, trace::TraceHeader, twin::lock, verdict::ErrorCode,
 };
 
 /// The `source` of every refund event.

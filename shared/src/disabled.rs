@@ -7,8 +7,8 @@ use crate::{
     announce::{Announcement, EventBus, PublishError},
     command::TicketId,
     store::{
-        Accepted, Change, ListQuery, Page, RefundEvent, RefundRecord, RefundRequest, RefundStore,
-        StoreError,
+        Accepted, Change, ListQuery, Page, RefundRecord, RefundRequest, RefundStore, StoreError,
+        Transition,
     },
 };
 
@@ -25,7 +25,7 @@ impl RefundStore for Disabled {
     async fn record(
         &self,
         _: &RefundRequest,
-        _: RefundEvent,
+        _: Transition,
         _: OffsetDateTime,
     ) -> Result<Change, StoreError> {
         match *self {}

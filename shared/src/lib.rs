@@ -10,7 +10,7 @@
 //! - [`idempotency`]: K, the one key per ticket, and the caller's own key;
 //! - [`subject`]: who asked for a refund (the caller's JWT `sub`), bounded once;
 //! - [`correlation`]: correlation ids and the rule every caller-supplied header follows;
-//! - [`outcome`]: the one table of what every upstream answer and bad message means;
+//! - [`verdict`]: the one table of what every upstream answer and bad message means;
 //! - [`trace`]: the X-Ray trace header a refund carries from the API to the services.
 //!
 //! The ports and their adapters:
@@ -42,7 +42,6 @@ pub mod gateway;
 pub mod http;
 pub mod idempotency;
 pub mod logging;
-pub mod outcome;
 pub mod port;
 pub mod queue;
 pub mod secret;
@@ -52,3 +51,4 @@ pub mod subject;
 pub mod text;
 pub mod trace;
 mod twin;
+pub mod verdict;

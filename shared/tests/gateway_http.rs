@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use refund_shared::{
     correlation::CorrelationId,
     gateway::{Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, RefundCall, TokenCache},
-    outcome::{Class, UpstreamError},
     trace::TraceHeader,
+    verdict::{Class, UpstreamError},
 };
 use serde_json::json;
 use url::Url;

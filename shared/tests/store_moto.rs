@@ -8,15 +8,15 @@ use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
-    outcome::UpstreamError,
     port::PortFailure,
     store::{
         Accepted, Attempt, Call, Change, CursorCodec, CursorError, CursorKey, DynamoRefundStore,
-        InMemoryRefundStore, Interaction, ListQuery, PageLimit, Progress, RefundEvent,
-        RefundRecord, RefundRequest, RefundStatus, RefundStore, StoreError,
-        record::MAX_INTERACTIONS, table::ListKey,
+        InMemoryRefundStore, Interaction, ListQuery, PageLimit, Progress, RefundRecord,
+        RefundRequest, RefundStatus, RefundStore, StoreError, Transition, record::MAX_INTERACTIONS,
+        table::ListKey,
     },
     subject::Subject,
+    verdict::UpstreamError,
 };
 use testkit::{Moto, free_port};
 use time::{OffsetDateTime, macros::datetime};
@@ -64,7 +64,7 @@ fn codec(key: u8) -> CursorCodec {
 }
 
 /// Applies `event` at `when` to ticket 1's record, which must work.
-async fn record_one(store: &impl RefundStore, event: RefundEvent, when: OffsetDateTime) -> Change {
+async fn record_one(store: &impl RefundStore, event: Transition, when: OffsetDateTime) -> Change {
     store.record(&request(1, T0), event, when).await.unwrap()
 }
 
@@ -135,7 +135,7 @@ async fn accepting_an_open_refund_again_returns_it_unchanged(store: &impl Refund
     assert_eq!(again, Accepted::Existing(first.clone()));
     assert!(!again.already_succeeded());
 
-    let processing = record_one(store, RefundEvent::Begin, at(10)).await;
+    let processing = record_one(store, Transition::Begin, at(10)).await;
     let Change::Written(processing) = processing else {
         panic!("begin did not write: {processing:?}");
     };
@@ -157,12 +157,12 @@ async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &
         command_id: uuid::Uuid::from_u128(2),
         ..request(1, at(30))
     };
-    let quiet = store.record(&second, RefundEvent::Requeue, at(30)).await;
+    let quiet = store.record(&second, Transition::Requeue, at(30)).await;
     assert_eq!(quiet, Ok(Change::Kept(first.clone())));
 
     let later = at(61);
     let Change::Written(requeued) = store
-        .record(&second, RefundEvent::Requeue, later)
+        .record(&second, Transition::Requeue, later)
         .await
         .unwrap()
     else {
@@ -175,7 +175,7 @@ async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &
         Some(&requeued)
     );
 
-    let undo = |refused| RefundEvent::Unqueue {
+    let undo = |refused| Transition::Unqueue {
         refused,
         queued_at: first.queued_at,
         command_id: first.command_id,
@@ -200,7 +200,7 @@ async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &
         command_id: uuid::Uuid::from_u128(22),
         ..request(2, T0)
     };
-    let Ok(Change::Written(requeued)) = store.record(&requeue, RefundEvent::Requeue, T0).await
+    let Ok(Change::Written(requeued)) = store.record(&requeue, Transition::Requeue, T0).await
     else {
         panic!("a future queued_at kept the ticket quiet: {skewed:?}");
     };
@@ -211,7 +211,7 @@ async fn an_open_refund_is_requeued_after_the_quiet_period_and_unqueued(store: &
 /// names its command, and nothing else.
 async fn a_withdrawal_fails_only_its_own_accepted_record(store: &impl RefundStore) {
     let accepted = store.accept(request(1, T0)).await.unwrap().into_record();
-    let withdraw = |refused| RefundEvent::Withdraw {
+    let withdraw = |refused| Transition::Withdraw {
         refused,
         reason: "not queued".into(),
     };
@@ -231,10 +231,10 @@ async fn a_withdrawal_fails_only_its_own_accepted_record(store: &impl RefundStor
 
 async fn accepting_a_succeeded_refund_returns_it_and_changes_nothing(store: &impl RefundStore) {
     store.accept(request(1, T0)).await.unwrap();
-    record_one(store, RefundEvent::Begin, at(1)).await;
+    record_one(store, Transition::Begin, at(1)).await;
     let done = record_one(
         store,
-        RefundEvent::Succeed {
+        Transition::Succeed {
             progress: Progress {
                 interactions: calls(1, 2, at(2)),
                 ..Progress::default()
@@ -258,10 +258,10 @@ async fn accepting_a_succeeded_refund_returns_it_and_changes_nothing(store: &imp
 
 async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl RefundStore) {
     store.accept(request(1, T0)).await.unwrap();
-    record_one(store, RefundEvent::Begin, at(1)).await;
+    record_one(store, Transition::Begin, at(1)).await;
     record_one(
         store,
-        RefundEvent::Retry {
+        Transition::Retry {
             last_error: "refund answered HTTP 503".into(),
             progress: Progress {
                 interactions: calls(1, 2, at(1)),
@@ -274,7 +274,7 @@ async fn a_failed_refund_is_accepted_again_keeping_its_history(store: &impl Refu
     .await;
     let failed = record_one(
         store,
-        RefundEvent::Fail {
+        Transition::Fail {
             reason: "payments service rejected the refund: answered HTTP 409".into(),
             progress: Progress {
                 interactions: calls(3, 1, at(3)),
@@ -337,14 +337,14 @@ async fn a_redriven_failure_is_processing_again(store: &impl RefundStore) {
     store.accept(request(1, T0)).await.unwrap();
     record_one(
         store,
-        RefundEvent::Fail {
+        Transition::Fail {
             reason: "void answered HTTP 409".into(),
             progress: Progress::default(),
         },
         at(1),
     )
     .await;
-    let redriven = record_one(store, RefundEvent::Begin, at(50)).await;
+    let redriven = record_one(store, Transition::Begin, at(50)).await;
     let Change::Written(redriven) = redriven else {
         panic!("redrive did not write: {redriven:?}");
     };
@@ -357,7 +357,7 @@ async fn a_redriven_failure_is_processing_again(store: &impl RefundStore) {
     // A transient report from another delivery never revives a failure; only `begin` does.
     record_one(
         store,
-        RefundEvent::Fail {
+        Transition::Fail {
             reason: "again".into(),
             progress: Progress::default(),
         },
@@ -366,7 +366,7 @@ async fn a_redriven_failure_is_processing_again(store: &impl RefundStore) {
     .await;
     let retried = record_one(
         store,
-        RefundEvent::Retry {
+        Transition::Retry {
             last_error: "late".into(),
             progress: Progress::default(),
         },
@@ -383,7 +383,7 @@ async fn a_succeeded_refund_never_moves_again(store: &impl RefundStore) {
     store.accept(request(1, T0)).await.unwrap();
     let done = record_one(
         store,
-        RefundEvent::Succeed {
+        Transition::Succeed {
             progress: Progress::default(),
         },
         at(1),
@@ -393,19 +393,19 @@ async fn a_succeeded_refund_never_moves_again(store: &impl RefundStore) {
     .clone();
     assert_eq!(done.status, RefundStatus::Succeeded);
     for event in [
-        RefundEvent::Begin,
-        RefundEvent::Retry {
+        Transition::Begin,
+        Transition::Retry {
             last_error: "503".into(),
             progress: Progress {
                 interactions: calls(1, 1, at(2)),
                 ..Progress::default()
             },
         },
-        RefundEvent::Fail {
+        Transition::Fail {
             reason: "retries exhausted".into(),
             progress: Progress::default(),
         },
-        RefundEvent::Succeed {
+        Transition::Succeed {
             progress: Progress::default(),
         },
     ] {
@@ -420,7 +420,7 @@ async fn a_succeeded_refund_never_moves_again(store: &impl RefundStore) {
 }
 
 async fn the_worker_creates_a_record_the_api_could_not_write(store: &impl RefundStore) {
-    let begun = record_one(store, RefundEvent::Begin, at(7)).await;
+    let begun = record_one(store, Transition::Begin, at(7)).await;
     let Change::Written(begun) = begun else {
         panic!("begin did not create: {begun:?}");
     };
@@ -433,7 +433,7 @@ async fn the_worker_creates_a_record_the_api_could_not_write(store: &impl Refund
     let failed = store
         .record(
             &request(2, T0),
-            RefundEvent::Fail {
+            Transition::Fail {
                 reason: "void answered HTTP 404".into(),
                 progress: Progress::default(),
             },
@@ -454,7 +454,7 @@ async fn the_trail_keeps_the_newest_twenty_calls(store: &impl RefundStore) {
     for round in 0..5u64 {
         record_one(
             store,
-            RefundEvent::Retry {
+            Transition::Retry {
                 last_error: format!("round {round}"),
                 progress: Progress {
                     interactions: calls(round * 7, 7, at(round)),
@@ -486,7 +486,7 @@ async fn concurrent_attempts_are_all_counted(store: &impl RefundStore) {
     // on the record another one wrote, so none is lost.
     let results = futures::future::join_all((0..4).map(|n| async move {
         store
-            .record(&request(1, T0), RefundEvent::Begin, at(n))
+            .record(&request(1, T0), Transition::Begin, at(n))
             .await
     }))
     .await;
@@ -505,11 +505,11 @@ async fn listings_page_newest_first_without_gaps_or_repeats(store: &impl RefundS
         store.accept(request.clone()).await.unwrap();
         let event = match n % 4 {
             0 => None,
-            1 => Some(RefundEvent::Begin),
-            2 => Some(RefundEvent::Succeed {
+            1 => Some(Transition::Begin),
+            2 => Some(Transition::Succeed {
                 progress: Progress::default(),
             }),
-            _ => Some(RefundEvent::Fail {
+            _ => Some(Transition::Fail {
                 reason: "rejected".into(),
                 progress: Progress::default(),
             }),
@@ -578,7 +578,7 @@ async fn cursors_refuse_tampering(store: &impl RefundStore) {
         store
             .record(
                 &request,
-                RefundEvent::Fail {
+                Transition::Fail {
                     reason: "rejected".into(),
                     progress: Progress::default(),
                 },
@@ -716,13 +716,10 @@ async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
     let stale = store.read_versioned(request.ticket_id).await.unwrap();
     assert_eq!(stale.as_ref().map(|(_, version)| *version), Some(1));
     // Another delivery begins between this one's read and write.
-    store
-        .record(&request, RefundEvent::Begin, t0)
-        .await
-        .unwrap();
+    store.record(&request, Transition::Begin, t0).await.unwrap();
 
     let refused = store
-        .try_record(stale, &request, &RefundEvent::Begin, t0)
+        .try_record(stale, &request, &Transition::Begin, t0)
         .await
         .unwrap();
     let Attempt::Stale(Some((now, version))) = refused else {
@@ -730,7 +727,7 @@ async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
     };
     assert_eq!((now.attempts, version), (1, 2));
     let landed = store
-        .try_record(Some((now, version)), &request, &RefundEvent::Begin, t0)
+        .try_record(Some((now, version)), &request, &Transition::Begin, t0)
         .await
         .unwrap();
     assert!(
@@ -749,7 +746,7 @@ async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
 
     // A write that would create a record someone else created meanwhile is refused too.
     let refused = store
-        .try_record(None, &request, &RefundEvent::Begin, t0)
+        .try_record(None, &request, &Transition::Begin, t0)
         .await
         .unwrap();
     assert!(
@@ -766,18 +763,18 @@ async fn a_stale_write_is_refused_and_redecided_on_the_fresh_record() {
     };
     let later = t0 + std::time::Duration::from_secs(61);
     store
-        .record(&requeue, RefundEvent::Requeue, later)
+        .record(&requeue, Transition::Requeue, later)
         .await
         .unwrap();
     let refused = store
-        .try_record(stale, &request, &RefundEvent::Begin, later)
+        .try_record(stale, &request, &Transition::Begin, later)
         .await
         .unwrap();
     let Attempt::Stale(Some(fresh)) = refused else {
         panic!("a write over a re-queue landed: {refused:?}");
     };
     let landed = store
-        .try_record(Some(fresh), &request, &RefundEvent::Begin, later)
+        .try_record(Some(fresh), &request, &Transition::Begin, later)
         .await
         .unwrap();
     let Attempt::Done(Change::Written(record)) = landed else {

@@ -15,8 +15,8 @@ use refund_shared::{
         Gateway, GatewayToken, HttpGateway, InMemoryTokenSource, READ_TIMEOUT, RefundCall,
         TokenCache,
     },
-    outcome::{Class, UpstreamError},
     secret::SecretError,
+    verdict::{Class, UpstreamError},
 };
 use url::Url;
 use wiremock::{

@@ -52,8 +52,8 @@ def rust_str_const(name):
 
 
 def error_codes():
-    """The `error_code`s of shared/src/outcome.rs (ErrorCode::as_str)."""
-    source = (ROOT / "shared/src/outcome.rs").read_text()
+    """The `error_code`s of shared/src/verdict.rs (ErrorCode::as_str)."""
+    source = (ROOT / "shared/src/verdict.rs").read_text()
     block = source.split("impl ErrorCode {", 1)[1].split("\n}\n", 1)[0]
     return set(re.findall(r'Self::\w+\s*=>\s*"(\w+)"', block))
 

@@ -16,7 +16,7 @@ use refund_shared::{
     idempotency::IdempotencyKey,
     queue::{CommandQueue, QueueError},
     store::{
-        Accepted, Change, RefundEvent, RefundRecord, RefundRequest, RefundStatus, RefundStore,
+        Accepted, Change, RefundRecord, RefundRequest, RefundStatus, RefundStore, Transition,
         transition::recently_queued,
     },
     subject::Subject,
@@ -107,7 +107,7 @@ struct Recording<'r, S> {
     /// For the log line: what the records did; `None` without the records feature.
     outcome: Option<&'static str>,
     /// What undoes this request's write if the queue refuses the command.
-    undo: Option<(&'r S, RefundRequest, RefundEvent)>,
+    undo: Option<(&'r S, RefundRequest, Transition)>,
 }
 
 impl<S> Recording<'_, S> {
@@ -187,7 +187,7 @@ async fn accept<'r, S: RefundStore>(
             None => requeue(store, request, record, now).await,
         },
         Ok(accepted) => {
-            let withdraw = RefundEvent::Withdraw {
+            let withdraw = Transition::Withdraw {
                 refused: request.command_id,
                 // A public reason: the queue's own text stays in the logs.
                 reason: "not queued; ask for the refund again".to_owned(),
@@ -224,9 +224,9 @@ async fn requeue<'r, S: RefundStore>(
     before: RefundRecord,
     now: OffsetDateTime,
 ) -> Acceptance<'r, S> {
-    match store.record(&request, RefundEvent::Requeue, now).await {
+    match store.record(&request, Transition::Requeue, now).await {
         Ok(Change::Written(_)) => {
-            let unqueue = RefundEvent::Unqueue {
+            let unqueue = Transition::Unqueue {
                 refused: request.command_id,
                 queued_at: before.queued_at,
                 command_id: before.command_id,
@@ -371,13 +371,13 @@ fn accepted_body(
 async fn undo<S: RefundStore>(
     store: &S,
     request: &RefundRequest,
-    event: RefundEvent,
+    transition: Transition,
     error: &QueueError,
 ) {
-    let name = event.name();
+    let name = transition.name();
     let written = tokio::time::timeout(
         UNDO_TIMEOUT,
-        store.record(request, event, OffsetDateTime::now_utc()),
+        store.record(request, transition, OffsetDateTime::now_utc()),
     )
     .await;
     let (outcome, message) = match written {

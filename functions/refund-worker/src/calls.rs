@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::future::join;
 use refund_shared::{
     gateway::{Gateway, RefundCall},
-    outcome::{RefundFailure, UNAUTHORIZED, UpstreamError, UpstreamResult, judge},
     store::{Call, Confirmed, Interaction, Progress},
+    verdict::{RefundFailure, UNAUTHORIZED, UpstreamError, UpstreamResult, judge},
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use refund_shared::{
-    command::attribute, outcome::ErrorCode, queue::OutboundMessage, text::bounded,
+    command::attribute, queue::OutboundMessage, text::bounded, verdict::ErrorCode,
 };
 
 use crate::delivery::Delivery;

@@ -179,9 +179,9 @@ fn envelope(timestamp_ms: u64, dimensions: &[&str], metrics: Vec<Value>) -> Valu
 #[cfg(test)]
 mod tests {
     use refund_shared::{
-        outcome::{ErrorCode, UpstreamError},
         port::PortFailure,
         queue::QueueError,
+        verdict::{ErrorCode, UpstreamError},
     };
 
     use super::*;

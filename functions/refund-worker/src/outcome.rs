@@ -7,10 +7,10 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use refund_shared::{
     command::TicketId,
     correlation::CorrelationId,
-    outcome::{Class, ErrorCode, RefundFailure},
     queue::QueueError,
     store::Change,
     trace::TraceHeader,
+    verdict::{Class, ErrorCode, RefundFailure},
 };
 use uuid::Uuid;
 
@@ -31,12 +31,12 @@ pub enum Disposition {
     Retry { visibility_s: Option<u32> },
     /// The copy to the dead-letter queue failed, so the original must stay on its queue.
     DeadLetterFailed { code: ErrorCode, error: QueueError },
-    /// Not finished at `deadline - DEADLINE_MARGIN_MS`. No status ending is written: the
+    /// Not finished at `deadline - DEADLINE_MARGIN_MS`. No closing status write is made: the
     /// margin is for answering Lambda and for the dead-letter copies already started, and
     /// the record's `begin` (`processing`, the attempt counted) is true as it stands until
     /// the redelivery writes again.
     Unfinished,
-    /// Handling the record panicked. No status ending is written: what the record had
+    /// Handling the record panicked. No closing status write is made: what the record had
     /// learnt is lost with the unwound future, and the redelivery writes again.
     Panicked,
     /// Both calls are done, but the bus did not take the `TicketRefunded` event: the
@@ -89,7 +89,7 @@ pub struct RecordOutcome {
     pub foreign_key: bool,
     /// The X-Ray trace the message carried, which its calls and its event carry on.
     pub trace: Option<TraceHeader>,
-    /// The refund event this record's ending published (or tried to: see `disposition`).
+    /// The refund event this record's end published (or tried to: see `disposition`).
     pub event_id: Option<Uuid>,
     pub disposition: Disposition,
     /// Whether every status write of this record succeeded; `None` when there was nothing
@@ -182,9 +182,13 @@ impl RecordOutcome {
         }
     }
 
-    /// Notes how the status write named `event` went. A failure only ever reaches the log
-    /// and the `StatusWriteFailed` metric: the disposition is decided without it.
-    pub(crate) fn note_status(&mut self, event: &'static str, result: &Result<Change, String>) {
+    /// Notes how the status write named `transition` went. A failure only ever reaches the
+    /// log and the `StatusWriteFailed` metric: the disposition is decided without it.
+    pub(crate) fn note_status(
+        &mut self,
+        transition: &'static str,
+        result: &Result<Change, String>,
+    ) {
         match result {
             Ok(_) => {
                 self.status_recorded.get_or_insert(true);
@@ -192,7 +196,7 @@ impl RecordOutcome {
             Err(error) => {
                 self.status_recorded = Some(false);
                 self.status_error
-                    .get_or_insert_with(|| format!("{event}: {error}"));
+                    .get_or_insert_with(|| format!("{transition}: {error}"));
             }
         }
     }

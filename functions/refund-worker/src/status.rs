@@ -19,7 +19,7 @@ use futures::FutureExt;
 use refund_shared::{
     command::RefundTicket,
     correlation::CorrelationId,
-    store::{Change, Progress, RefundEvent, RefundRequest, StoreError},
+    store::{Change, Progress, RefundRequest, StoreError, Transition},
 };
 use tokio::time::{Instant, timeout_at};
 
@@ -58,22 +58,22 @@ pub fn request_of(
 /// any is done; else `retry` while a failed one stays on its queue (a younger copy will
 /// try again, so the refund is still in progress); else `fail` with the first failed
 /// one's reason. `None` when no message was judged.
-pub fn closing(outcomes: &[RecordOutcome], progress: Progress) -> Option<RefundEvent> {
+pub fn closing(outcomes: &[RecordOutcome], progress: Progress) -> Option<Transition> {
     if outcomes.iter().any(|o| o.disposition == Disposition::Done) {
-        return Some(RefundEvent::Succeed { progress });
+        return Some(Transition::Succeed { progress });
     }
     // The record holds the public reason (contract section 1a); the full text is in the
     // outcome's log line and the dead-letter copy.
     let failed = || outcomes.iter().filter(|o| o.failure.is_some());
     if let Some(retried) = failed().find(|o| o.disposition.stays_on_queue()) {
         let last_error = retried.failure.as_ref()?.public_reason();
-        return Some(RefundEvent::Retry {
+        return Some(Transition::Retry {
             last_error,
             progress,
         });
     }
     let reason = failed().next()?.failure.as_ref()?.public_reason();
-    Some(RefundEvent::Fail { reason, progress })
+    Some(Transition::Fail { reason, progress })
 }
 
 /// Runs one status write within [`STATUS_WRITE_TIMEOUT`] and `cutoff` (the record's, or
@@ -102,9 +102,9 @@ pub async fn bounded_write(
 #[cfg(test)]
 mod tests {
     use refund_shared::{
-        outcome::{ErrorCode, RefundFailure, UpstreamError},
         port::PortFailure,
         queue::QueueError,
+        verdict::{ErrorCode, RefundFailure, UpstreamError},
     };
 
     use super::*;
@@ -183,10 +183,10 @@ mod tests {
             ),
         ];
         for (outcomes, expected) in cases {
-            let event = closing(&outcomes, Progress::default());
-            let described = event.as_ref().map(|event| match event {
-                RefundEvent::Retry { last_error, .. } => (event.name(), last_error.as_str()),
-                RefundEvent::Fail { reason, .. } => (event.name(), reason.as_str()),
+            let transition = closing(&outcomes, Progress::default());
+            let described = transition.as_ref().map(|transition| match transition {
+                Transition::Retry { last_error, .. } => (transition.name(), last_error.as_str()),
+                Transition::Fail { reason, .. } => (transition.name(), reason.as_str()),
                 other => (other.name(), ""),
             });
             assert_eq!(described, expected, "{outcomes:?}");

@@ -26,9 +26,9 @@ use refund_shared::{
     config::WorkerConfig,
     disabled::Disabled,
     gateway::{Gateway, RefundCall},
-    outcome::{Class, ErrorCode, RefundFailure},
     queue::{CommandQueue, VisibilityControl},
-    store::{Confirmed, RefundEvent, RefundRecord, RefundRequest, RefundStore},
+    store::{Confirmed, RefundRecord, RefundRequest, RefundStore, Transition},
+    verdict::{Class, ErrorCode, RefundFailure},
 };
 use time::OffsetDateTime;
 use tokio::time::{Instant, timeout_at};
@@ -308,7 +308,7 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
         // `accepted` (or a redriven one as `failed`). The record says which calls are
         // confirmed already; without one, none is.
         let begun = self
-            .write_status(&request, RefundEvent::Begin, cutoff, &mut outcomes)
+            .write_status(&request, Transition::Begin, cutoff, &mut outcomes)
             .await;
         let confirmed = begun.map_or(Ok(Confirmed::default()), |record| record.confirmed(key));
 
@@ -404,18 +404,18 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
         self.dead_letter(delivery, code, failure).await
     }
 
-    /// Writes `event` to the ticket's status record within `limit` and notes how it went
-    /// on each of `outcomes`; the record as the write left it. Without a store, nothing.
+    /// Writes `transition` to the ticket's status record within `limit` and notes how it
+    /// went on each of `outcomes`; the record as the write left it. Without a store, nothing.
     async fn write_status(
         &self,
         request: &RefundRequest,
-        event: RefundEvent,
+        transition: Transition,
         limit: Instant,
         outcomes: &mut [RecordOutcome],
     ) -> Option<RefundRecord> {
         let store = self.store.as_ref()?;
-        let name = event.name();
-        let write = store.record(request, event, OffsetDateTime::now_utc());
+        let name = transition.name();
+        let write = store.record(request, transition, OffsetDateTime::now_utc());
         let result = bounded_write(limit, write).await;
         for outcome in outcomes {
             outcome.note_status(name, &result);

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use refund_shared::{
-    outcome::{Class, ErrorCode, UpstreamError},
     port::PortFailure,
     queue::{InMemoryQueue, QueueError},
+    verdict::{Class, ErrorCode, UpstreamError},
 };
 use refund_worker::{Disposition, Settings, Worker, backoff::retry_visibility_s};
 

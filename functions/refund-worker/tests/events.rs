@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use refund_shared::{
     announce::{Ending, InMemoryEventBus, PublishError},
-    outcome::ErrorCode,
     queue::InMemoryQueue,
+    verdict::ErrorCode,
 };
 use refund_worker::{Disposition, Worker};
 use serde_json::json;

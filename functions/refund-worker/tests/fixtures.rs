@@ -4,7 +4,7 @@ mod common;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use common::*;
-use refund_shared::{command::RefundTicket, outcome::ErrorCode};
+use refund_shared::{command::RefundTicket, verdict::ErrorCode};
 use refund_worker::Disposition;
 
 fn fixture(name: &str) -> SqsEvent {

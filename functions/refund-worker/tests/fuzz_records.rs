@@ -21,9 +21,9 @@ use proptest::prelude::*;
 use refund_shared::{
     command::RefundTicket,
     gateway::{Gateway, RefundCall},
-    outcome::{ErrorCode, UpstreamError, UpstreamResult, judge},
     port::PortFailure,
     queue::{InMemoryQueue, QueueError},
+    verdict::{ErrorCode, UpstreamError, UpstreamResult, judge},
 };
 use refund_worker::{Disposition, Settings, Worker};
 use serde_json::{Value, json};

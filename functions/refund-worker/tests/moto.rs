@@ -9,10 +9,10 @@ use std::{collections::HashMap, time::Duration};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use common::*;
 use refund_shared::{
-    outcome::ErrorCode,
     queue::SqsQueue,
     store::{DynamoRefundStore, RefundStatus, RefundStore},
     subject::Subject,
+    verdict::ErrorCode,
 };
 use refund_worker::{Disposition, Settings, Worker};
 
@@ -90,7 +90,7 @@ async fn a_mixed_batch_of_ten_is_settled_record_by_record() {
     gateway.on(
         Call::Void,
         &flaky,
-        [Answer::Fail(refund_shared::outcome::UpstreamError::Timeout)],
+        [Answer::Fail(refund_shared::verdict::UpstreamError::Timeout)],
     );
     gateway.on(Call::Void, &void_rejected, [Answer::Status(404)]);
     gateway.on(Call::Refund, &refund_rejected, [Answer::Status(409)]);

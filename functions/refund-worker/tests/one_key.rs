@@ -114,7 +114,7 @@ async fn a_call_confirmed_under_another_key_dead_letters_as_foreign_key_conflict
     use refund_shared::{
         correlation::CorrelationId,
         idempotency::IdempotencyKey,
-        store::{InMemoryRefundStore, Progress, RefundEvent, RefundRequest, RefundStore},
+        store::{InMemoryRefundStore, Progress, RefundRequest, RefundStore, Transition},
     };
     let t = ticket();
     let other = IdempotencyKey::for_ticket(uuid::Uuid::new_v4().into());
@@ -129,7 +129,7 @@ async fn a_call_confirmed_under_another_key_dead_letters_as_foreign_key_conflict
         command_id: uuid::Uuid::new_v4(),
     };
     store.accept(earlier.clone()).await.unwrap();
-    let voided = RefundEvent::Retry {
+    let voided = Transition::Retry {
         last_error: "payments service answered 503".into(),
         progress: Progress {
             receipt_voided_at: Some(now),

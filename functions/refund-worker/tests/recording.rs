@@ -101,7 +101,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
         &t,
         [
             Answer::Status(503),
-            Answer::Fail(refund_shared::outcome::UpstreamError::Timeout),
+            Answer::Fail(refund_shared::verdict::UpstreamError::Timeout),
         ],
     );
     let worker = worker(gateway);

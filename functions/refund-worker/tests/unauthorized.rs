@@ -13,8 +13,8 @@ use std::{
 use common::*;
 use refund_shared::{
     gateway::{GatewayToken, HttpGateway, InMemoryTokenSource, TokenCache},
-    outcome::{Class, ErrorCode},
     queue::InMemoryQueue,
+    verdict::{Class, ErrorCode},
 };
 use refund_worker::{Disposition, Worker, metrics::emf_lines};
 use serde_json::Value;

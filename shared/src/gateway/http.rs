@@ -11,9 +11,9 @@ use super::{
     cache::{Lease, TokenCache},
 };
 use crate::{
-    outcome::{UpstreamError, UpstreamResult},
     text::error_chain,
     trace::{TRACEPARENT, X_AMZN_TRACE_ID},
+    verdict::{UpstreamError, UpstreamResult},
 };
 
 /// The HTTP client could not be built (no TLS roots, say): a start-up failure.
@@ -68,7 +68,7 @@ impl HttpGateway {
 
     /// One call; after a 401 the token is re-read (or a newer one taken) and the call
     /// repeated once (contract section 3). What that repeat answers is the call's answer:
-    /// a second 401 is classified (transient) by [`crate::outcome`] like any status.
+    /// a second 401 is classified (transient) by [`crate::verdict`] like any status.
     async fn put(&self, url: &Url, call: &RefundCall, body: serde_json::Value) -> UpstreamResult {
         let Some(tokens) = &self.tokens else {
             return self.send(url, call, &body, None).await;

@@ -9,8 +9,8 @@
 use std::future::Future;
 
 use crate::{
-    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey,
-    outcome::UpstreamResult, trace::TraceHeader,
+    command::TicketId, correlation::CorrelationId, idempotency::IdempotencyKey, trace::TraceHeader,
+    verdict::UpstreamResult,
 };
 
 mod cache;

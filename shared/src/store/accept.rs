@@ -12,7 +12,7 @@ use super::{
     item::{Item, OPTIONAL, Retention, from_item, to_item},
     record::RefundRecord,
     table::attr,
-    transition::{RefundEvent, RefundRequest, allowed, decide},
+    transition::{RefundRequest, Transition, allowed, decide},
     update::{UpdateExpression, Updated, status_alternatives},
 };
 use crate::port::PortFailure;
@@ -25,7 +25,7 @@ impl DynamoRefundStore {
         request: RefundRequest,
     ) -> Result<Accepted, StoreError> {
         let at = request.accepted_at;
-        let created = decide(None, &request, &RefundEvent::Accept, at).ok_or_else(|| {
+        let created = decide(None, &request, &Transition::Accept, at).ok_or_else(|| {
             StoreError::Port(PortFailure::Rejected(
                 "a new record cannot be accepted".into(),
             ))
@@ -44,7 +44,7 @@ impl DynamoRefundStore {
                 // what was there; the tests hold the two to be the same.
                 Some(old) => {
                     let (old, _) = from_item(&old)?;
-                    decide(Some(&old), &request, &RefundEvent::Accept, at)
+                    decide(Some(&old), &request, &Transition::Accept, at)
                         .map(Accepted::Reaccepted)
                         .ok_or_else(|| {
                             StoreError::Corrupt(format!(
@@ -147,10 +147,10 @@ fn accept_sets(
 /// `accept` move; the status values it compares with go into `values`.
 fn accept_condition(values: &mut HashMap<String, AttributeValue>) -> String {
     let mut alternatives = Vec::new();
-    if allowed(None, &RefundEvent::Accept) {
+    if allowed(None, &Transition::Accept) {
         alternatives.push(format!("attribute_not_exists(#{})", attr::TICKET_ID));
     }
-    alternatives.extend(status_alternatives(&RefundEvent::Accept, values));
+    alternatives.extend(status_alternatives(&Transition::Accept, values));
     alternatives.join(" OR ")
 }
 
@@ -180,7 +180,7 @@ mod tests {
         let created = decide(
             None,
             &request(None),
-            &RefundEvent::Accept,
+            &Transition::Accept,
             datetime!(2026-11-23 06:00 UTC),
         )
         .unwrap();
@@ -225,7 +225,7 @@ mod tests {
         let created = decide(
             None,
             &request(Some("user-7")),
-            &RefundEvent::Accept,
+            &Transition::Accept,
             datetime!(2026-11-23 06:00 UTC),
         )
         .unwrap();

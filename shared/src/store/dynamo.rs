@@ -19,7 +19,7 @@ use super::{
     merge::{ShardPage, merge},
     record::{RefundRecord, RefundStatus},
     table::{BY_STATUS_INDEX, BY_TIME_INDEX, SHARDS, all_partition, attr, status_partition},
-    transition::{RefundEvent, RefundRequest, decide},
+    transition::{RefundRequest, Transition, decide},
 };
 use crate::{command::TicketId, port::PortFailure};
 
@@ -79,20 +79,20 @@ impl DynamoRefundStore {
         &self,
         current: Option<Versioned>,
         request: &RefundRequest,
-        event: &RefundEvent,
+        transition: &Transition,
         at: OffsetDateTime,
     ) -> Result<Attempt, StoreError> {
         let Some(next) = decide(
             current.as_ref().map(|(record, _)| record),
             request,
-            event,
+            transition,
             at,
         ) else {
             return current
                 .map(|(record, _)| Attempt::Done(Change::Kept(record)))
                 .ok_or_else(|| {
                     StoreError::Port(PortFailure::Rejected(
-                        "the event does not create a record".into(),
+                        "the transition does not create a record".into(),
                     ))
                 });
         };
@@ -178,15 +178,15 @@ impl RefundStore for DynamoRefundStore {
     async fn record(
         &self,
         request: &RefundRequest,
-        event: RefundEvent,
+        transition: Transition,
         at: OffsetDateTime,
     ) -> Result<Change, StoreError> {
-        if matches!(event, RefundEvent::Requeue | RefundEvent::Unqueue { .. }) {
-            return self.queue_in_one_write(request, &event, at).await;
+        if matches!(transition, Transition::Requeue | Transition::Unqueue { .. }) {
+            return self.queue_in_one_write(request, &transition, at).await;
         }
         let mut current = self.read_versioned(request.ticket_id).await?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            match self.try_record(current, request, &event, at).await? {
+            match self.try_record(current, request, &transition, at).await? {
                 Attempt::Done(change) => return Ok(change),
                 // Someone wrote in between: decide again on what is there now.
                 Attempt::Stale(now) => current = now,

@@ -239,8 +239,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        outcome::UpstreamError,
         store::record::{Call, RefundStatus},
+        verdict::UpstreamError,
     };
 
     fn record() -> RefundRecord {

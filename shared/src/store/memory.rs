@@ -13,7 +13,7 @@ use super::{
     merge::{ShardPage, merge},
     record::{RefundRecord, RefundStatus},
     table::{ListKey, SHARDS, shard_of},
-    transition::{RefundEvent, RefundRequest, decide},
+    transition::{RefundRequest, Transition, decide},
 };
 use crate::{command::TicketId, twin::lock};
 
@@ -75,7 +75,7 @@ impl RefundStore for InMemoryRefundStore {
         let key = request.ticket_id.to_string();
         let current = records.get(&key);
         let from = current.map(|record| record.status);
-        match decide(current, &request, &RefundEvent::Accept, request.accepted_at) {
+        match decide(current, &request, &Transition::Accept, request.accepted_at) {
             Some(next) => {
                 records.insert(key, next.clone());
                 Ok(if from.is_none() {
@@ -94,14 +94,14 @@ impl RefundStore for InMemoryRefundStore {
     async fn record(
         &self,
         request: &RefundRequest,
-        event: RefundEvent,
+        transition: Transition,
         at: OffsetDateTime,
     ) -> Result<Change, StoreError> {
         self.check().await?;
         let mut records = lock(&self.records);
         let key = request.ticket_id.to_string();
         let current = records.get(&key);
-        match decide(current, request, &event, at) {
+        match decide(current, request, &transition, at) {
             Some(next) => {
                 records.insert(key, next.clone());
                 Ok(Change::Written(next))
@@ -109,7 +109,7 @@ impl RefundStore for InMemoryRefundStore {
             None => current
                 .cloned()
                 .map(Change::Kept)
-                .ok_or_else(|| StoreError::Conflict("event was refused on no record".into())),
+                .ok_or_else(|| StoreError::Conflict("transition was refused on no record".into())),
         }
     }
 

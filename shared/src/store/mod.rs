@@ -3,11 +3,11 @@
 //!
 //! [`RefundStore`] is the port the functions see; [`DynamoRefundStore`] is the DynamoDB
 //! adapter and [`InMemoryRefundStore`] the twin the handler tests run against. Both apply
-//! the one decision of [`transition`] to each [`RefundEvent`] and hand out the same
+//! the one decision of [`transition`] to each [`Transition`] and hand out the same
 //! [`Cursor`]s, which [`CursorCodec`] turns into tamper-proof text.
 //!
 //! - [`record`]: the record, its statuses and its trail of calls, as the API answers them;
-//! - [`transition`]: the events and the one function that decides each move;
+//! - [`transition`]: the transitions and the one function that decides each move;
 //! - [`table`]: the table's keys and its two write-sharded indexes;
 //! - [`cursor`]: the listing's signed cursor;
 //! - [`dynamo`], `memory`: the adapter and the twin; `accept` and `requeue` (the API's
@@ -41,7 +41,7 @@ pub use record::{
     Call, CallStatus, Confirmed, Interaction, InvalidStatus, RefundRecord, RefundStatus,
 };
 pub use table::create_table;
-pub use transition::{Progress, RefundEvent, RefundRequest};
+pub use transition::{Progress, RefundRequest, Transition};
 
 /// How a store operation failed, classified once for every caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,12 +101,12 @@ impl Accepted {
     }
 }
 
-/// What a worker's [`RefundEvent`] did.
+/// What a worker's [`Transition`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// The record moved; this is the record now.
     Written(RefundRecord),
-    /// The event does not apply to the record as it is (a `succeeded` one, or a retry of a
+    /// The transition does not apply to the record as it is (a `succeeded` one, or a retry of a
     /// `failed` one), which is returned unchanged.
     Kept(RefundRecord),
 }
@@ -199,12 +199,12 @@ pub trait RefundStore: Send + Sync {
         request: RefundRequest,
     ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
 
-    /// The worker's write: applies `event` at `at`, creating the record from `request`
+    /// The worker's write: applies `transition` at `at`, creating the record from `request`
     /// (the command) when the API could not.
     fn record(
         &self,
         request: &RefundRequest,
-        event: RefundEvent,
+        transition: Transition,
         at: OffsetDateTime,
     ) -> impl Future<Output = Result<Change, StoreError>> + Send;
 

@@ -14,9 +14,9 @@ use crate::{
     command::TicketId,
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
-    outcome::{UpstreamError, UpstreamResult},
     stamp,
     subject::Subject,
+    verdict::{UpstreamError, UpstreamResult},
 };
 
 /// The audit trail keeps the last this many upstream calls; older ones are dropped.

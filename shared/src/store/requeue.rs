@@ -15,21 +15,21 @@ use super::{
     dynamo::DynamoRefundStore,
     item::from_item,
     table::attr,
-    transition::{QUIET_PERIOD, RefundEvent, RefundRequest},
+    transition::{QUIET_PERIOD, RefundRequest, Transition},
     update::{UpdateExpression, Updated, status_alternatives},
 };
 use crate::{port::PortFailure, stamp};
 
 impl DynamoRefundStore {
     /// `RefundStore::record` of a `requeue` or `unqueue`: one `UpdateItem`; a record the
-    /// event does not apply to is returned as it is ([`Change::Kept`]).
+    /// transition does not apply to is returned as it is ([`Change::Kept`]).
     pub(super) async fn queue_in_one_write(
         &self,
         request: &RefundRequest,
-        event: &RefundEvent,
+        transition: &Transition,
         at: OffsetDateTime,
     ) -> Result<Change, StoreError> {
-        let expression = queue_expression(request, event, at)?;
+        let expression = queue_expression(request, transition, at)?;
         let updated = self
             .update_conditionally(request.ticket_id, expression, ReturnValue::AllNew)
             .await?;
@@ -40,23 +40,23 @@ impl DynamoRefundStore {
             },
             Updated::Refused(Some(item)) => Ok(Change::Kept(from_item(&item)?.0)),
             Updated::Refused(None) => Err(StoreError::Port(PortFailure::Rejected(
-                "the event does not create a record".into(),
+                "the transition does not create a record".into(),
             ))),
         }
     }
 }
 
 /// One `requeue` or `unqueue` as an update: `SET`/`REMOVE` of the two attributes and the
-/// version, on a record in a status the table lets `event` move and whose bookkeeping
+/// version, on a record in a status the table lets `transition` move and whose bookkeeping
 /// admits it.
 fn queue_expression(
     request: &RefundRequest,
-    event: &RefundEvent,
+    transition: &Transition,
     at: OffsetDateTime,
 ) -> Result<UpdateExpression, StoreError> {
     let mut values = HashMap::from([(":one".to_owned(), AttributeValue::N("1".into()))]);
-    let (mut sets, removes, admits) = match event {
-        RefundEvent::Requeue => {
+    let (mut sets, removes, admits) = match transition {
+        Transition::Requeue => {
             let at_and_id = (Some(at), Some(request.command_id));
             let (sets, removes) = queued(at_and_id, &mut values);
             // Fixed-width UTC stamps sort like the instants they write.
@@ -66,7 +66,7 @@ fn queue_expression(
                          OR #queued_at > :queued_at)";
             (sets, removes, quiet)
         }
-        RefundEvent::Unqueue {
+        Transition::Unqueue {
             refused,
             queued_at,
             command_id,
@@ -87,7 +87,7 @@ fn queue_expression(
     if !removes.is_empty() {
         update.push_str(&format!(" REMOVE {}", removes.join(", ")));
     }
-    let statuses = status_alternatives(event, &mut values).join(" OR ");
+    let statuses = status_alternatives(transition, &mut values).join(" OR ");
     let names = [
         attr::STATUS,
         attr::QUEUED_AT,
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn the_conditions_follow_the_rules() {
         let at = datetime!(2026-11-23 06:05 UTC);
-        let requeue = queue_expression(&request(), &RefundEvent::Requeue, at).unwrap();
+        let requeue = queue_expression(&request(), &Transition::Requeue, at).unwrap();
         assert_eq!(
             requeue.condition,
             "(#status = :from_accepted OR #status = :from_processing) AND \
@@ -170,7 +170,7 @@ mod tests {
         );
         let unqueue = queue_expression(
             &request(),
-            &RefundEvent::Unqueue {
+            &Transition::Unqueue {
                 refused: Uuid::from_u128(2),
                 queued_at: None,
                 command_id: Some(Uuid::from_u128(1)),
@@ -193,6 +193,6 @@ mod tests {
                 assert!(text.contains(name.as_str()), "{name} unused in {text}");
             }
         }
-        assert!(queue_expression(&request(), &RefundEvent::Begin, at).is_err());
+        assert!(queue_expression(&request(), &Transition::Begin, at).is_err());
     }
 }

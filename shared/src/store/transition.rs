@@ -1,7 +1,7 @@
 //! How a refund record moves: the one function both stores apply.
 //!
-//! `decide` takes the record as it is (or its absence) and one event, and returns the
-//! record as it must become, or `None` when the event must leave it alone. The in-memory
+//! `decide` takes the record as it is (or its absence) and one transition, and returns the
+//! record as it must become, or `None` when the transition must leave it alone. The in-memory
 //! twin applies it under a lock; the DynamoDB adapter applies it to the item it read and
 //! writes the result under a version condition, and derives the condition of its
 //! single-round-trip `accept` from `allowed`. So the twin and the table cannot disagree on
@@ -9,7 +9,7 @@
 //!
 //! The moves (`-` = left alone):
 //!
-//! | from \ event | accept | requeue | unqueue | withdraw | begin | retry | succeed | fail |
+//! | from \ transition | accept | requeue | unqueue | withdraw | begin | retry | succeed | fail |
 //! | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 //! | none | accepted | - | - | - | processing | processing | succeeded | failed |
 //! | accepted | - | (same) | (same) | failed | processing | processing | succeeded | failed |
@@ -32,7 +32,7 @@
 //!   ticket got through after the first one failed). The status follows the money; the
 //!   chaos run checks that statuses agree with the services' effects.
 //! - A `retry` never revives a `failed` record: only a delivery that begins does.
-//! - Every worker event also creates the record when it is missing (the API could not
+//! - Every worker transition also creates the record when it is missing (the API could not
 //!   write it), from the command it carries: the status trail must not depend on the API's
 //!   best-effort write.
 
@@ -86,10 +86,12 @@ pub struct Progress {
     pub payment_refunded_at: Option<OffsetDateTime>,
 }
 
-/// What happened to a refund: the one vocabulary of every status write, from the API's
-/// `accept` to the worker's ending, named the same in the logs ([`RefundEvent::name`]).
+/// How a status write moves a refund: the one vocabulary of every status write, from the
+/// API's `accept` to the worker's closing write, named the same in the logs
+/// ([`Transition::name`]). Not to be confused with the refund events on the bus
+/// (`announce`), which only the worker's end publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefundEvent {
+pub enum Transition {
     /// The API accepted a PUT (`RefundStore::accept`, the 202 path).
     Accept,
     /// A PUT on an open record after the quiet period: the request's command is queued
@@ -114,14 +116,14 @@ pub enum RefundEvent {
         progress: Progress,
     },
     /// Both calls are done. A confirmation time missing from `progress` (and from the
-    /// record) is taken to be the event's time.
+    /// record) is taken to be the transition's time.
     Succeed { progress: Progress },
     /// The message went to the dead-letter queue with this reason.
     Fail { reason: String, progress: Progress },
 }
 
-impl RefundEvent {
-    /// The event's name in log lines (`status_error = "begin: …"`).
+impl Transition {
+    /// The transition's name in log lines (`status_error = "begin: …"`).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Accept => "accept",
@@ -141,7 +143,7 @@ impl RefundEvent {
         !matches!(self, Self::Requeue | Self::Unqueue { .. })
     }
 
-    /// An event of a delivery (the worker's), rather than of a request (the API's).
+    /// An transition of a delivery (the worker's), rather than of a request (the API's).
     fn is_delivery(&self) -> bool {
         matches!(
             self,
@@ -150,54 +152,54 @@ impl RefundEvent {
     }
 }
 
-/// Whether `event` moves a record in `from` (`None`: no record yet); the table above.
-/// Only the kind of event matters, never what it carries.
-pub(crate) fn allowed(from: Option<RefundStatus>, event: &RefundEvent) -> bool {
+/// Whether `transition` moves a record in `from` (`None`: no record yet); the table above.
+/// Only the kind of transition matters, never what it carries.
+pub(crate) fn allowed(from: Option<RefundStatus>, transition: &Transition) -> bool {
     use RefundStatus::*;
-    match event {
-        RefundEvent::Requeue => matches!(from, Some(Accepted | Processing)),
-        RefundEvent::Unqueue { .. } => matches!(from, Some(Accepted | Processing | Failed)),
-        RefundEvent::Withdraw { .. } => from == Some(Accepted),
+    match transition {
+        Transition::Requeue => matches!(from, Some(Accepted | Processing)),
+        Transition::Unqueue { .. } => matches!(from, Some(Accepted | Processing | Failed)),
+        Transition::Withdraw { .. } => from == Some(Accepted),
         _ => !matches!(
-            (from, event),
+            (from, transition),
             (Some(Succeeded), _)
-                | (Some(Accepted | Processing), RefundEvent::Accept)
-                | (Some(Failed), RefundEvent::Retry { .. })
+                | (Some(Accepted | Processing), Transition::Accept)
+                | (Some(Failed), Transition::Retry { .. })
         ),
     }
 }
 
-/// Whether the record's queue bookkeeping lets `event` apply: a re-queue waits out the
+/// Whether the record's queue bookkeeping lets `transition` apply: a re-queue waits out the
 /// quiet period, and an undo applies only while the record names the refused command.
-fn admits(current: Option<&RefundRecord>, event: &RefundEvent, at: OffsetDateTime) -> bool {
-    match (event, current) {
-        (RefundEvent::Requeue, Some(record)) => !recently_queued(record, at),
+fn admits(current: Option<&RefundRecord>, transition: &Transition, at: OffsetDateTime) -> bool {
+    match (transition, current) {
+        (Transition::Requeue, Some(record)) => !recently_queued(record, at),
         (
-            RefundEvent::Unqueue { refused, .. } | RefundEvent::Withdraw { refused, .. },
+            Transition::Unqueue { refused, .. } | Transition::Withdraw { refused, .. },
             Some(record),
         ) => record.command_id == Some(*refused),
         _ => true,
     }
 }
 
-/// The record after `event` at `at`, or `None` when `event` leaves `current` alone.
+/// The record after `transition` at `at`, or `None` when `transition` leaves `current` alone.
 pub(crate) fn decide(
     current: Option<&RefundRecord>,
     request: &RefundRequest,
-    event: &RefundEvent,
+    transition: &Transition,
     at: OffsetDateTime,
 ) -> Option<RefundRecord> {
     let from = current.map(|record| record.status);
-    if !allowed(from, event) || !admits(current, event, at) {
+    if !allowed(from, transition) || !admits(current, transition, at) {
         return None;
     }
     let at = stamp::normalise(at);
     let mut record = current.cloned().unwrap_or_else(|| fresh(request, at));
-    if event.moves_the_refund() {
+    if transition.moves_the_refund() {
         record.updated_at = at;
     }
-    let restarted = from == Some(RefundStatus::Failed) && event.is_delivery();
-    let accept = matches!(event, RefundEvent::Accept);
+    let restarted = from == Some(RefundStatus::Failed) && transition.is_delivery();
+    let accept = matches!(transition, Transition::Accept);
     if restarted || accept {
         // A new run: what described the failed one no longer applies. `attempts`, the
         // trail and the confirmation times stay: they are history and facts.
@@ -205,8 +207,8 @@ pub(crate) fn decide(
         record.completed_at = None;
         record.last_error = None;
     }
-    apply(&mut record, request, event, at);
-    if event.is_delivery() {
+    apply(&mut record, request, transition, at);
+    if transition.is_delivery() {
         // A delivery that reports anything was an attempt, even when its `begin` was
         // not recorded.
         record.attempts = record.attempts.max(1);
@@ -214,20 +216,20 @@ pub(crate) fn decide(
     Some(record)
 }
 
-/// What `event` itself changes, once `decide` has let it move the record.
+/// What `transition` itself changes, once `decide` has let it move the record.
 fn apply(
     record: &mut RefundRecord,
     request: &RefundRequest,
-    event: &RefundEvent,
+    transition: &Transition,
     at: OffsetDateTime,
 ) {
-    match event {
-        RefundEvent::Accept => accept(record, request),
-        RefundEvent::Requeue => {
+    match transition {
+        Transition::Accept => accept(record, request),
+        Transition::Requeue => {
             record.queued_at = Some(at);
             record.command_id = Some(request.command_id);
         }
-        RefundEvent::Unqueue {
+        Transition::Unqueue {
             queued_at,
             command_id,
             ..
@@ -235,12 +237,12 @@ fn apply(
             record.queued_at = queued_at.map(stamp::normalise);
             record.command_id = *command_id;
         }
-        RefundEvent::Withdraw { reason, .. } => fail(record, reason, at),
-        RefundEvent::Begin => {
+        Transition::Withdraw { reason, .. } => fail(record, reason, at),
+        Transition::Begin => {
             record.status = RefundStatus::Processing;
             record.attempts = record.attempts.saturating_add(1);
         }
-        RefundEvent::Retry {
+        Transition::Retry {
             last_error,
             progress,
         } => {
@@ -248,7 +250,7 @@ fn apply(
             record.last_error = Some(bounded(last_error.clone(), MAX_REASON_BYTES));
             absorb(record, progress);
         }
-        RefundEvent::Succeed { progress } => {
+        Transition::Succeed { progress } => {
             absorb(record, progress);
             record.status = RefundStatus::Succeeded;
             record.completed_at = Some(at);
@@ -257,7 +259,7 @@ fn apply(
             record.receipt_voided_at.get_or_insert(at);
             record.payment_refunded_at.get_or_insert(at);
         }
-        RefundEvent::Fail { reason, progress } => {
+        Transition::Fail { reason, progress } => {
             absorb(record, progress);
             fail(record, reason, at);
         }
@@ -284,7 +286,7 @@ fn fail(record: &mut RefundRecord, reason: &str, at: OffsetDateTime) {
     record.failure_reason = Some(bounded(reason.to_owned(), MAX_REASON_BYTES));
 }
 
-/// A record for a ticket seen for the first time; the event then applies to it as to an
+/// A record for a ticket seen for the first time; the transition then applies to it as to an
 /// `accepted` one.
 fn fresh(request: &RefundRequest, at: OffsetDateTime) -> RefundRecord {
     RefundRecord {
@@ -367,26 +369,26 @@ mod tests {
         }
     }
 
-    fn events() -> Vec<RefundEvent> {
+    fn transitions() -> Vec<Transition> {
         vec![
-            RefundEvent::Accept,
-            RefundEvent::Requeue,
-            RefundEvent::Unqueue {
+            Transition::Accept,
+            Transition::Requeue,
+            Transition::Unqueue {
                 refused: request().command_id,
                 queued_at: None,
                 command_id: None,
             },
-            RefundEvent::Withdraw {
+            Transition::Withdraw {
                 refused: request().command_id,
                 reason: "not queued".into(),
             },
-            RefundEvent::Begin,
-            RefundEvent::Retry {
+            Transition::Begin,
+            Transition::Retry {
                 last_error: "503".into(),
                 progress: calls(1),
             },
-            RefundEvent::Succeed { progress: calls(2) },
-            RefundEvent::Fail {
+            Transition::Succeed { progress: calls(2) },
+            Transition::Fail {
                 reason: "409".into(),
                 progress: calls(1),
             },
@@ -409,11 +411,11 @@ mod tests {
         let at = T0 + QUIET_PERIOD + Duration::from_secs(1);
         for from in std::iter::once(None).chain(RefundStatus::ALL.map(Some)) {
             let current = from.and_then(|status| {
-                let mut record = decide(None, &request(), &RefundEvent::Accept, T0)?;
+                let mut record = decide(None, &request(), &Transition::Accept, T0)?;
                 record.status = status;
                 Some(record)
             });
-            for step in events() {
+            for step in transitions() {
                 let next = decide(current.as_ref(), &request(), &step, at);
                 assert_eq!(next.is_some(), allowed(from, &step), "{from:?} {step:?}");
                 let (Some(from), Some(next)) = (from, next) else {
@@ -445,7 +447,7 @@ mod tests {
         let failed = decide(
             None,
             &request(),
-            &RefundEvent::Fail {
+            &Transition::Fail {
                 reason: "void answered HTTP 409".into(),
                 progress: calls(1),
             },
@@ -456,7 +458,7 @@ mod tests {
         assert_eq!(failed.attempts, 1);
         assert!(failed.completed_at.is_some());
 
-        let redriven = decide(Some(&failed), &request(), &RefundEvent::Begin, T0).unwrap();
+        let redriven = decide(Some(&failed), &request(), &Transition::Begin, T0).unwrap();
         assert_eq!(redriven.status, RefundStatus::Processing);
         assert_eq!(redriven.attempts, 2);
         assert_eq!(redriven.failure_reason, None);
@@ -466,12 +468,12 @@ mod tests {
 
     #[test]
     fn the_trail_keeps_the_newest_twenty_calls() {
-        let mut record = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
+        let mut record = decide(None, &request(), &Transition::Accept, T0).unwrap();
         for _ in 0..3 {
             record = decide(
                 Some(&record),
                 &request(),
-                &RefundEvent::Retry {
+                &Transition::Retry {
                     last_error: "503".into(),
                     progress: calls(9),
                 },
@@ -492,7 +494,7 @@ mod tests {
         let retried = decide(
             None,
             &request(),
-            &RefundEvent::Retry {
+            &Transition::Retry {
                 last_error: "refund timeout".into(),
                 progress: Progress {
                     receipt_voided_at: Some(voided),
@@ -506,7 +508,7 @@ mod tests {
         let done = decide(
             Some(&retried),
             &request(),
-            &RefundEvent::Succeed {
+            &Transition::Succeed {
                 progress: Progress {
                     receipt_voided_at: Some(done_at),
                     ..Progress::default()
@@ -531,7 +533,7 @@ mod tests {
                 requested_by: Subject::bounded(&"s".repeat(500)),
                 ..request()
             },
-            &RefundEvent::Fail {
+            &Transition::Fail {
                 reason: "x".repeat(5000),
                 progress: Progress::default(),
             },
@@ -549,23 +551,23 @@ mod tests {
     /// command in the record; a refused one restores the command before, and only its own.
     #[test]
     fn a_requeue_waits_out_the_quiet_period_and_its_undo_restores_the_command_before() {
-        let accepted = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
+        let accepted = decide(None, &request(), &Transition::Accept, T0).unwrap();
         assert_eq!(accepted.queued_at, Some(T0));
         assert_eq!(accepted.command_id, Some(request().command_id));
         let again = RefundRequest {
             command_id: Uuid::from_u128(2),
             ..request()
         };
-        let processing = decide(Some(&accepted), &again, &RefundEvent::Begin, T0).unwrap();
+        let processing = decide(Some(&accepted), &again, &Transition::Begin, T0).unwrap();
         for quiet in [T0, T0 + Duration::from_secs(30), T0 + QUIET_PERIOD] {
             assert!(recently_queued(&processing, quiet));
             assert_eq!(
-                decide(Some(&processing), &again, &RefundEvent::Requeue, quiet),
+                decide(Some(&processing), &again, &Transition::Requeue, quiet),
                 None
             );
         }
         let later = T0 + QUIET_PERIOD + Duration::from_secs(1);
-        let requeued = decide(Some(&processing), &again, &RefundEvent::Requeue, later).unwrap();
+        let requeued = decide(Some(&processing), &again, &Transition::Requeue, later).unwrap();
         assert_eq!(requeued.status, RefundStatus::Processing);
         assert_eq!(requeued.attempts, processing.attempts);
         assert_eq!(requeued.queued_at, Some(later));
@@ -573,7 +575,7 @@ mod tests {
         assert_eq!(requeued.correlation_id, processing.correlation_id);
         assert_eq!(requeued.updated_at, processing.updated_at);
 
-        let undo = |refused| RefundEvent::Unqueue {
+        let undo = |refused| Transition::Unqueue {
             refused,
             queued_at: processing.queued_at,
             command_id: processing.command_id,
@@ -596,20 +598,20 @@ mod tests {
             ..processing.clone()
         };
         assert!(!recently_queued(&unknown, T0));
-        assert!(decide(Some(&unknown), &again, &RefundEvent::Requeue, T0).is_some());
+        assert!(decide(Some(&unknown), &again, &Transition::Requeue, T0).is_some());
         // Nothing re-queues a record that does not exist, or one that has ended.
-        assert_eq!(decide(None, &again, &RefundEvent::Requeue, later), None);
+        assert_eq!(decide(None, &again, &Transition::Requeue, later), None);
         let done = decide(
             Some(&processing),
             &again,
-            &RefundEvent::Succeed {
+            &Transition::Succeed {
                 progress: Progress::default(),
             },
             T0,
         )
         .unwrap();
         assert_eq!(
-            decide(Some(&done), &again, &RefundEvent::Requeue, later),
+            decide(Some(&done), &again, &Transition::Requeue, later),
             None
         );
     }
@@ -618,8 +620,8 @@ mod tests {
     /// command, and counts no attempt (nothing was delivered).
     #[test]
     fn a_withdrawal_fails_only_the_accepted_record_of_its_own_command() {
-        let accepted = decide(None, &request(), &RefundEvent::Accept, T0).unwrap();
-        let withdraw = |refused| RefundEvent::Withdraw {
+        let accepted = decide(None, &request(), &Transition::Accept, T0).unwrap();
+        let withdraw = |refused| Transition::Withdraw {
             refused,
             reason: "not queued".into(),
         };
@@ -645,7 +647,7 @@ mod tests {
             ),
             None
         );
-        let begun = decide(Some(&accepted), &request(), &RefundEvent::Begin, at).unwrap();
+        let begun = decide(Some(&accepted), &request(), &Transition::Begin, at).unwrap();
         assert_eq!(
             decide(
                 Some(&begun),
@@ -668,7 +670,7 @@ mod tests {
                 accepted_at: future,
                 ..request()
             },
-            &RefundEvent::Begin,
+            &Transition::Begin,
             T0,
         )
         .unwrap();
@@ -682,6 +684,6 @@ mod tests {
             ..created
         };
         assert!(!recently_queued(&skewed, T0));
-        assert!(decide(Some(&skewed), &request(), &RefundEvent::Requeue, T0).is_some());
+        assert!(decide(Some(&skewed), &request(), &Transition::Requeue, T0).is_some());
     }
 }

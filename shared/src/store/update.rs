@@ -16,7 +16,7 @@ use super::{
     item::Item,
     record::RefundStatus,
     table::attr,
-    transition::{RefundEvent, allowed},
+    transition::{Transition, allowed},
 };
 use crate::command::TicketId;
 
@@ -77,15 +77,15 @@ fn condition_item<R>(error: &SdkError<UpdateItemError, R>) -> Option<Option<&Ite
     }
 }
 
-/// `#status = :from_<status>` for every status [`allowed`] lets `event` move; the values
+/// `#status = :from_<status>` for every status [`allowed`] lets `transition` move; the values
 /// they compare with go into `values`.
 pub(super) fn status_alternatives(
-    event: &RefundEvent,
+    transition: &Transition,
     values: &mut HashMap<String, AttributeValue>,
 ) -> Vec<String> {
     RefundStatus::ALL
         .into_iter()
-        .filter(|status| allowed(Some(*status), event))
+        .filter(|status| allowed(Some(*status), transition))
         .map(|status| {
             let value = format!(":from_{status}");
             values.insert(value.clone(), AttributeValue::S(status.as_str().to_owned()));

@@ -11,7 +11,7 @@ use refund_shared::{
     correlation::CorrelationId,
     idempotency::IdempotencyKey,
     queue::SqsQueue,
-    store::{DynamoRefundStore, Progress, RefundEvent, RefundRequest, RefundStore},
+    store::{DynamoRefundStore, Progress, RefundRequest, RefundStore, Transition},
 };
 use serde_json::Value;
 use testkit::{Moto, loader_for};
@@ -135,14 +135,14 @@ async fn put_get_and_list_against_real_endpoints() {
     let now = OffsetDateTime::now_utc();
     records
         .store
-        .record(&request, RefundEvent::Begin, now)
+        .record(&request, Transition::Begin, now)
         .await
         .unwrap();
     records
         .store
         .record(
             &request,
-            RefundEvent::Succeed {
+            Transition::Succeed {
                 progress: Progress::default(),
             },
             now,

@@ -13,8 +13,8 @@ use refund_shared::{
     command::{RefundTicket, TicketId},
     gateway::{Gateway, RefundCall},
     idempotency::IdempotencyKey,
-    outcome::{UpstreamError, UpstreamResult},
     queue::{CommandQueue, InMemoryQueue, OutboundMessage, QueueError},
+    verdict::{UpstreamError, UpstreamResult},
 };
 use refund_worker::Settings;
 use serde_json::{Value, json};
@@ -265,7 +265,7 @@ pub fn in_memory_worker(
 /// of the batch tests assert, in batch order.
 pub fn endings(
     outcome: &refund_worker::BatchOutcome,
-) -> Vec<(&'static str, Option<refund_shared::outcome::ErrorCode>)> {
+) -> Vec<(&'static str, Option<refund_shared::verdict::ErrorCode>)> {
     outcome
         .records
         .iter()

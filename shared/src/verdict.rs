@@ -1,4 +1,4 @@
-//! What became of a refund attempt, decided in one place.
+//! The verdict on every upstream answer and every bad message, decided in one place.
 //!
 //! Every upstream answer and every bad message ends in one of four classes, and the class
 //! alone decides what the worker does with the message: forget it (done), hand it back to
