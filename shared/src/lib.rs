@@ -3,7 +3,8 @@
 //! The split is hexagonal: the command and its rules are plain types, the outside world is
 //! reached through small ports that each have an AWS (or HTTP) adapter and an in-memory
 //! twin, and the functions in `functions/` are thin adapters from Lambda events to this
-//! crate. `docs/DESIGN.md` argues the larger decisions.
+//! crate. `docs/DESIGN.md` argues the larger decisions; "contract section N" in these
+//! docs is a section of `docs/CONTRACT.md`, the wire contract the code implements.
 //!
 //! The domain:
 //! - [`command`]: the `RefundTicket` command, its ticket id and its message attributes;
@@ -17,8 +18,8 @@
 //! - [`queue`]: sending commands and delaying redeliveries (SQS, in-memory);
 //! - [`gateway`]: the receipts and payments calls (reqwest, with the bearer token, re-read
 //!   after its TTL and after a 401);
-//! - [`store`]: the status record of every refund (DynamoDB, in-memory), its events and
-//!   the listing's signed cursor;
+//! - [`store`]: the status record of every refund (DynamoDB, in-memory), its transitions
+//!   and the listing's signed cursor;
 //! - [`announce`]: the refund events a refund's end publishes (EventBridge, in-memory);
 //! - [`disabled`]: the store and the bus of a function that has neither.
 //!

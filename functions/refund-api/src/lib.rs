@@ -7,7 +7,8 @@
 //! A library, so the benchmarks (`bench/`) and the tests drive the same [`handle`] the
 //! function (`main.rs`) runs, over any [`refund_shared::queue::CommandQueue`] and
 //! [`refund_shared::store::RefundStore`]: every answer of the contract is tested against the
-//! in-memory twins. The modules, one concept each:
+//! in-memory twins ("contract section N" is a section of `docs/CONTRACT.md`). The modules,
+//! one concept each:
 //!
 //! - [`handler`]: [`handle`], the one entry point, so a failure or a panic anywhere still
 //!   answers in the contract's shape and echoes the `Correlation-ID`.
