@@ -346,6 +346,8 @@ def render(results):
         lines.append(f"| {name} | {s['bootstrap'] / 1e6:.2f} MB | {s['zip'] / 1e6:.2f} MB "
                      f"| {mark(s['zip'] <= GOALS['zip_mb'] * 1e6)} |")
     one = batch["one_call_us"]["median"]
+    # The void before the refund: one ticket's calls take two calls in sequence.
+    ticket = 2 * one
     ten = batch["batch_of_ten_us"]["median"]
     ten_events = batch["batch_of_ten_with_events_us"]["median"]
     hang = batch["hanging"]
@@ -354,15 +356,15 @@ def render(results):
         f"### Worker concurrency ({batch['latency_ms']} ms per upstream call, median of "
         f"{batch['repetitions']})",
         "",
-        "| measure | time | ratio to one call | goal |",
+        "| measure | time | ratio to one ticket's two calls in sequence | goal |",
         "| --- | --- | --- | --- |",
-        f"| one call (`void_receipt`) | {one / 1000:.1f} ms | 1.00 | |",
-        f"| batch of 1 (both calls) | {batch['batch_of_one_us']['median'] / 1000:.1f} ms "
-        f"| {batch['batch_of_one_us']['median'] / one:.2f} | |",
-        f"| batch of 10 | {ten / 1000:.1f} ms | {ten / one:.2f} | {mark(ten / one <= GOALS['batch_ratio'])} |",
+        f"| one call (`void_receipt`) | {one / 1000:.1f} ms | {one / ticket:.2f} | |",
+        f"| batch of 1 (the void, then the refund) | {batch['batch_of_one_us']['median'] / 1000:.1f} ms "
+        f"| {batch['batch_of_one_us']['median'] / ticket:.2f} | |",
+        f"| batch of 10 | {ten / 1000:.1f} ms | {ten / ticket:.2f} | {mark(ten / ticket <= GOALS['batch_ratio'])} |",
         f"| batch of 10, one upstream hanging: the other {hang['others_done']} done by "
-        f"| {hang['others_done_us']['max'] / 1000:.1f} ms | {hang['others_done_us']['max'] / one:.2f} "
-        f"| {mark(hang['others_done'] == 9 and hang['others_done_us']['max'] / one <= GOALS['batch_ratio'])} |",
+        f"| {hang['others_done_us']['max'] / 1000:.1f} ms | {hang['others_done_us']['max'] / ticket:.2f} "
+        f"| {mark(hang['others_done'] == 9 and hang['others_done_us']['max'] / ticket <= GOALS['batch_ratio'])} |",
         f"| that batch, ending at the upstream timeout ({batch['upstream_timeout_ms']} ms) "
         f"| {hang['batch_us'] / 1000:.0f} ms | | |",
         "",

@@ -1,7 +1,7 @@
 //! Worker concurrency: the real handler and HTTP client, in-process, against the gateway
 //! emulator with a fixed latency per call. A batch of ten should take about as long as
-//! one call, because records run concurrently and so do the two calls of each; and a
-//! record whose upstream hangs must not hold back the other nine. Then the same batch with
+//! one ticket's two calls in sequence (the void, then the refund), because the records
+//! run concurrently; and a record whose upstream hangs must not hold back the other nine. Then the same batch with
 //! its refund events published (one `PutEvents` to [`FakeAws`], which answers at once), so
 //! what the worker adds to announce ten refunds is measured without the bus's own answer
 //! time, which a batch pays once and this machine cannot measure.
@@ -41,7 +41,7 @@ pub struct Report {
     pub repetitions: usize,
     /// One `void_receipt` call through the worker's client, in µs.
     pub one_call_us: Summary,
-    /// A batch of one record (two concurrent calls), in µs.
+    /// A batch of one record (the void, then the refund), in µs.
     pub batch_of_one_us: Summary,
     /// A batch of ten records, in µs.
     pub batch_of_ten_us: Summary,

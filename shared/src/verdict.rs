@@ -32,11 +32,13 @@ impl Class {
     /// 401 is transient: the HTTP gateway has already re-read the token and repeated the
     /// call once (`gateway::TokenCache`), so a 401 that reaches here means the secret holds
     /// a token the services refuse, an operator's problem, not the ticket's. 403 stays
-    /// permanent.
+    /// permanent. 409 is transient: an idempotent service answers it while a request with
+    /// the same key is still in flight (the IETF `Idempotency-Key` draft), as two
+    /// deliveries of one command in two concurrent batches make happen.
     pub fn of_status(status: u16) -> Self {
         match status {
             200..=299 => Self::Done,
-            UNAUTHORIZED | 408 | 425 | 429 | 500..=599 => Self::Transient,
+            UNAUTHORIZED | 408 | 409 | 425 | 429 | 500..=599 => Self::Transient,
             _ => Self::Permanent,
         }
     }
@@ -298,12 +300,11 @@ mod tests {
         for status in [200, 201, 202, 204, 299] {
             assert_eq!(Class::of_status(status), Class::Done, "{status}");
         }
-        for status in [401, 408, 425, 429, 500, 502, 503, 504, 599] {
+        for status in [401, 408, 409, 425, 429, 500, 502, 503, 504, 599] {
             assert_eq!(Class::of_status(status), Class::Transient, "{status}");
         }
         for status in [
-            100, 101, 199, 300, 301, 302, 304, 307, 308, 400, 402, 403, 404, 409, 410, 422, 499,
-            600,
+            100, 101, 199, 300, 301, 302, 304, 307, 308, 400, 402, 403, 404, 410, 422, 499, 600,
         ] {
             assert_eq!(Class::of_status(status), Class::Permanent, "{status}");
         }
@@ -383,7 +384,7 @@ mod tests {
 
     const DONE: UpstreamResult = Ok(200);
     const UNAVAILABLE: UpstreamResult = Err(UpstreamError::Status(503));
-    const CONFLICT: UpstreamResult = Err(UpstreamError::Status(409));
+    const REFUSED: UpstreamResult = Err(UpstreamError::Status(422));
     const UNAUTHORIZED_ANSWER: UpstreamResult = Err(UpstreamError::Status(UNAUTHORIZED));
 
     #[test]
@@ -418,17 +419,15 @@ mod tests {
             (Class::Transient, Some(ErrorCode::RetriesExhausted))
         );
 
-        let void = judged(&CONFLICT, &UNAVAILABLE, 1, 15).unwrap_err();
+        let void = judged(&REFUSED, &UNAVAILABLE, 1, 15).unwrap_err();
         assert_eq!(
             (void.class(), void.error_code()),
             (Class::Permanent, Some(ErrorCode::VoidRejected))
         );
-        let refund = judged(&UNAVAILABLE, &CONFLICT, 15, 15).unwrap_err();
+        let refund = judged(&UNAVAILABLE, &REFUSED, 15, 15).unwrap_err();
         assert_eq!(refund.error_code(), Some(ErrorCode::RefundRejected));
         assert_eq!(
-            judged(&CONFLICT, &CONFLICT, 1, 15)
-                .unwrap_err()
-                .error_code(),
+            judged(&REFUSED, &REFUSED, 1, 15).unwrap_err().error_code(),
             Some(ErrorCode::VoidRejected)
         );
 

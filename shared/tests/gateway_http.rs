@@ -165,7 +165,7 @@ async fn every_status_falls_in_its_class() {
         (401, Class::Transient),
         (403, Class::Permanent),
         (404, Class::Permanent),
-        (409, Class::Permanent),
+        (409, Class::Transient),
         (422, Class::Permanent),
     ] {
         server.reset().await;

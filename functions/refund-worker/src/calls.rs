@@ -1,10 +1,9 @@
-//! The two upstream calls of one ticket under K, and what they did: the one account of a
-//! call that every reader takes its part from (the verdict, the status record's progress,
-//! the log line and the metrics).
+//! The two upstream calls of one ticket under K, the void before the refund, and what
+//! they did: the one account of a call that every reader takes its part from (the
+//! verdict, the status record's progress, the log line and the metrics).
 
 use std::time::Duration;
 
-use futures::future::join;
 use refund_shared::{
     gateway::{Gateway, RefundCall},
     store::{Call, Confirmed, Interaction, Progress},
@@ -25,6 +24,8 @@ pub enum CallEnd {
         sent_at: OffsetDateTime,
         took: Duration,
     },
+    /// Not made: the refund waits for a confirmed void.
+    Held,
 }
 
 /// The void and the refund of one ticket's attempt.
@@ -35,20 +36,26 @@ pub struct Calls {
 }
 
 impl Calls {
-    /// Makes the calls the record does not confirm; `None` when the cutoff came first.
-    /// Past the cutoff the calls are abandoned: both are idempotent on K, so the
-    /// redelivery repeats them safely.
+    /// Makes the calls the record does not confirm, in the money's order: the void first,
+    /// and the refund only once the void is confirmed (answered 2xx now, or in the
+    /// record), so no money leaves for a ticket that could not be voided (contract
+    /// section 4). `None` when the cutoff came first: the calls are abandoned, and as both
+    /// are idempotent on K the redelivery repeats them safely.
     pub async fn make<G: Gateway>(
         gateway: &G,
         call: &RefundCall,
         confirmed: Confirmed,
         cutoff: Instant,
     ) -> Option<Self> {
-        let void = CallEnd::unless(confirmed.void, gateway.void_receipt(call));
-        let refund = CallEnd::unless(confirmed.refund, gateway.refund_payment(call));
-        // The order of the two calls: at once, each under K (contract section 4).
-        let (void, refund) = timeout_at(cutoff, join(void, refund)).await.ok()?;
-        Some(Self { void, refund })
+        let in_order = async {
+            let void = CallEnd::unless(confirmed.void, gateway.void_receipt(call)).await;
+            let refund = match void.confirms() {
+                true => CallEnd::unless(confirmed.refund, gateway.refund_payment(call)).await,
+                false => CallEnd::Held,
+            };
+            Self { void, refund }
+        };
+        timeout_at(cutoff, in_order).await.ok()
     }
 
     /// The verdict for one message of the ticket, by its own receive count.
@@ -87,6 +94,12 @@ impl Calls {
         }
     }
 
+    /// The one outcome that leaves the customer with neither ticket nor money, should the
+    /// message be dead-lettered now: the void confirmed, the refund not (`VoidedNotRefunded`).
+    pub fn voided_not_refunded(&self) -> bool {
+        self.void.confirms() && !self.refund.confirms()
+    }
+
     /// Whether a service still answered 401 after the gateway re-read the token.
     pub fn unauthorized(&self) -> bool {
         [self.void.status(), self.refund.status()].contains(&Some(UNAUTHORIZED))
@@ -109,10 +122,15 @@ impl CallEnd {
         }
     }
 
+    /// Whether the service confirmed the call, now or in the record.
+    pub fn confirms(&self) -> bool {
+        matches!(self, Self::Confirmed | Self::Made { result: Ok(_), .. })
+    }
+
     /// The HTTP status the service answered, if it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Confirmed => None,
+            Self::Confirmed | Self::Held => None,
             Self::Made {
                 result: Ok(status), ..
             } => Some(*status),
@@ -125,21 +143,21 @@ impl CallEnd {
     /// How long the call took, if it was made.
     pub fn took(&self) -> Option<Duration> {
         match self {
-            Self::Confirmed => None,
+            Self::Confirmed | Self::Held => None,
             Self::Made { took, .. } => Some(*took),
         }
     }
 
     fn error(&self) -> Option<&UpstreamError> {
         match self {
-            Self::Confirmed => None,
+            Self::Confirmed | Self::Held => None,
             Self::Made { result, .. } => result.as_ref().err(),
         }
     }
 
     fn interaction(&self, call: Call) -> Option<Interaction> {
         match self {
-            Self::Confirmed => None,
+            Self::Confirmed | Self::Held => None,
             Self::Made {
                 result,
                 sent_at,

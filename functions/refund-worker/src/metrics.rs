@@ -13,6 +13,10 @@
 //! batch's refund events the bus took and refused (emitted as 0 too, like
 //! `StatusWriteFailed`, so the alarm on `EventsUnpublished` has data to read).
 //!
+//! `VoidedNotRefunded` counts the messages dead-lettered with the void confirmed and the
+//! refund not: the customer has neither ticket nor money (contract section 4). Emitted only
+//! when there were any; its alarm pages.
+//!
 //! `UpstreamUnauthorized` counts the records whose void or refund still got a 401 after the
 //! gateway re-read the token and repeated the call (the secret holds a token the services
 //! refuse; the records are retried, never dead-lettered as rejected). Like
@@ -55,6 +59,7 @@ struct Tally {
     status_write_failed: u64,
     foreign_keys: u64,
     unauthorized: u64,
+    voided_not_refunded: u64,
 }
 
 impl Tally {
@@ -80,6 +85,12 @@ impl Tally {
             tally.foreign_keys += u64::from(record.foreign_key);
             let refused = record.calls.as_ref().is_some_and(Calls::unauthorized);
             tally.unauthorized += u64::from(refused);
+            let dead_lettered = matches!(record.disposition, Disposition::DeadLettered { .. });
+            let stranded = record
+                .calls
+                .as_ref()
+                .is_some_and(Calls::voided_not_refunded);
+            tally.voided_not_refunded += u64::from(dead_lettered && stranded);
         }
         tally
     }
@@ -136,6 +147,10 @@ pub fn emf_lines(outcome: &BatchOutcome, timestamp_ms: u64) -> Vec<String> {
     if tally.unauthorized > 0 {
         metrics.push(json!({"Name": "UpstreamUnauthorized", "Unit": "Count"}));
         totals["UpstreamUnauthorized"] = json!(tally.unauthorized);
+    }
+    if tally.voided_not_refunded > 0 {
+        metrics.push(json!({"Name": "VoidedNotRefunded", "Unit": "Count"}));
+        totals["VoidedNotRefunded"] = json!(tally.voided_not_refunded);
     }
     totals["_aws"] = envelope(timestamp_ms, &["Service"], metrics);
 

@@ -38,7 +38,7 @@ async fn a_batch_publishes_once_and_each_ticket_once() {
     let (a, b, c) = (ticket(), ticket(), ticket());
     let worker = bus_worker(&[
         (Call::Refund, &b, Answer::Status(503)),
-        (Call::Void, &c, Answer::Status(409)),
+        (Call::Void, &c, Answer::Status(422)),
     ]);
     let mut records = deliveries(&[("a1", &a), ("b1", &b), ("a2", &a), ("c1", &c)]);
     records.push(record("poison", "{}", 1));
@@ -85,7 +85,7 @@ async fn a_batch_publishes_once_and_each_ticket_once() {
 #[tokio::test]
 async fn a_refused_ticket_refunded_hands_back_only_the_messages_waiting_for_it() {
     let (a, c) = (ticket(), ticket());
-    let worker = bus_worker(&[(Call::Void, &c, Answer::Status(409))]);
+    let worker = bus_worker(&[(Call::Void, &c, Answer::Status(422))]);
     let refused = PublishError::Entry("InternalFailure: try again".into());
     worker
         .bus()

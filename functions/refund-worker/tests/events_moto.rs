@@ -220,7 +220,7 @@ async fn a_dead_lettered_command_announces_its_failure_and_poison_announces_noth
     let t = ticket();
     let rejected = stack.queues.send(&command(&t), &[]).await;
     stack.queues.send("not a command", &[]).await;
-    let gateway = ScriptedGateway::answering(&[(Call::Void, &t, Answer::Status(409))]);
+    let gateway = ScriptedGateway::answering(&[(Call::Void, &t, Answer::Status(422))]);
     let worker = stack.worker(gateway, settings());
 
     let outcome = stack.deliver(&worker, 2).await;
@@ -230,7 +230,7 @@ async fn a_dead_lettered_command_announces_its_failure_and_poison_announces_noth
     let (detail_type, detail) = &events[0];
     assert_eq!(detail_type, "TicketRefundFailed");
     assert_eq!(detail["error_code"], "void_rejected");
-    assert_eq!(detail["reason"], "receipts service answered 409");
+    assert_eq!(detail["reason"], "receipts service answered 422");
     let expected = Uuid::new_v5(
         &key(&t),
         format!("TicketRefundFailed:{rejected}").as_bytes(),

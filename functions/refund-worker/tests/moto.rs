@@ -93,7 +93,7 @@ async fn a_mixed_batch_of_ten_is_settled_record_by_record() {
         [Answer::Fail(refund_shared::verdict::UpstreamError::Timeout)],
     );
     gateway.on(Call::Void, &void_rejected, [Answer::Status(404)]);
-    gateway.on(Call::Refund, &refund_rejected, [Answer::Status(409)]);
+    gateway.on(Call::Refund, &refund_rejected, [Answer::Status(422)]);
     let ten_attributes: Vec<(String, String)> =
         [("name", "RefundTicket"), ("correlation_id", "corr-10")]
             .iter()

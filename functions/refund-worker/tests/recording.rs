@@ -154,7 +154,7 @@ async fn a_transient_failure_stays_processing_with_its_error_and_counts_every_de
 #[tokio::test]
 async fn a_rejected_refund_is_dead_lettered_and_failed_with_the_copys_reason() {
     let t = ticket();
-    let gateway = ScriptedGateway::answering(&[(Call::Refund, &t, Answer::Status(409))]);
+    let gateway = ScriptedGateway::answering(&[(Call::Refund, &t, Answer::Status(422))]);
     let worker = worker(gateway);
 
     let outcome = run(&worker, vec![record("m", &command(&t), 1)]).await;
@@ -167,9 +167,9 @@ async fn a_rejected_refund_is_dead_lettered_and_failed_with_the_copys_reason() {
     assert_eq!(stored.status, RefundStatus::Failed);
     let reason = stored.failure_reason.unwrap();
     // The record holds the public reason; the copy keeps the code and the full text.
-    assert_eq!(reason, "payments service answered 409");
+    assert_eq!(reason, "payments service answered 422");
     assert_eq!(sent[0].attributes["error_code"], "refund_rejected");
-    assert!(sent[0].attributes["error_message"].contains("409"));
+    assert!(sent[0].attributes["error_message"].contains("422"));
     assert!(stored.completed_at.is_some());
     assert!(stored.receipt_voided_at.is_some() && stored.payment_refunded_at.is_none());
 }
@@ -219,10 +219,11 @@ async fn a_redriven_failed_refund_is_processing_again_then_succeeded() {
     let t = ticket();
     let body = command(&t);
     let gateway = ScriptedGateway::new();
-    gateway.on(Call::Void, &t, [Answer::Status(409)]);
-    // The redrive: the receipts service is fixed, and answers slowly enough to be seen.
+    // The void is confirmed, the refund refused: voided, not refunded.
+    gateway.on(Call::Refund, &t, [Answer::Status(422)]);
+    // The redrive: the payments service is fixed, and answers slowly enough to be seen.
     gateway.on(
-        Call::Void,
+        Call::Refund,
         &t,
         [Answer::Slow(Duration::from_millis(400), 200)],
     );
@@ -244,9 +245,9 @@ async fn a_redriven_failed_refund_is_processing_again_then_succeeded() {
     assert_eq!(stored.status, RefundStatus::Succeeded);
     assert_eq!(stored.attempts, 2);
     assert_eq!(stored.failure_reason, None);
-    // The refund confirmed before the dead-lettering is not made again: only the void.
+    // The void confirmed before the dead-lettering is not made again: only the refund.
     assert_eq!(stored.interactions.len(), 3);
-    assert_eq!(outcome.records[0].skipped(), Some("refund_payment"));
+    assert_eq!(outcome.records[0].skipped(), Some("void_receipt"));
 }
 
 /// The record says `succeeded`: a duplicate and a second command make no call at all and
@@ -443,6 +444,7 @@ async fn a_hanging_store_costs_two_bounded_waits_and_changes_no_disposition() {
     let Mixed { tickets, records } = mixed();
     let baseline_worker = in_memory_worker(scripted(&tickets));
     let baseline = deliver(&baseline_worker, records.clone()).await;
+    let baseline_calls = baseline_worker.gateway().seen().len();
     let expected = seen_by_the_queues(
         &baseline,
         baseline_worker.with_store(None::<InMemoryRefundStore>),
@@ -468,7 +470,11 @@ async fn a_hanging_store_costs_two_bounded_waits_and_changes_no_disposition() {
             .all(|r| r.status_recorded == Some(false))
     );
     let seen_calls = worker.gateway().seen().len();
-    assert_eq!(seen_calls, 8, "every command's calls ran");
+    assert_eq!(seen_calls, 6, "every command's calls ran");
+    assert_eq!(
+        seen_calls, baseline_calls,
+        "the same calls as without a store"
+    );
     assert_eq!(seen_by_the_queues(&outcome, worker), expected);
 }
 

@@ -77,7 +77,8 @@ async fn a_401_after_the_re_read_is_retried_and_counted_never_rejected() {
         assert_eq!(record.class, Some(Class::Transient));
         assert_eq!(
             (record.void_status(), record.refund_status()),
-            (Some(401), Some(401))
+            (Some(401), None),
+            "the refund waits for a confirmed void"
         );
         // n = 1: d = 5; with the draw at 0, ceil(5/2) = 3.
         assert_eq!(
@@ -91,10 +92,14 @@ async fn a_401_after_the_re_read_is_retried_and_counted_never_rejected() {
     assert_eq!(
         source.reads(),
         1,
-        "one forced read for all six refused calls"
+        "one forced read for all three refused calls"
     );
     let requests = server.received_requests().await.unwrap();
-    assert_eq!(requests.len(), 12, "each call repeated once");
+    assert_eq!(
+        requests.len(),
+        6,
+        "each void repeated once, and no refund without a confirmed void"
+    );
 
     let lines = emf_lines(&outcome, 1);
     let totals: Value = serde_json::from_str(&lines[0]).unwrap();
