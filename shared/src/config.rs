@@ -108,6 +108,11 @@ impl std::fmt::Debug for CursorKeySource {
 pub const REFUND_TABLE_NAME: &str = "REFUND_TABLE_NAME";
 /// How long completed records are kept, in days (both functions).
 pub const RECORD_RETENTION_DAYS: &str = "RECORD_RETENTION_DAYS";
+/// The fewest days a record may be kept, short of forever (0): the services keep their
+/// idempotency keys for weeks (Adyen: at least 31 days), and once a record has expired a PUT
+/// queues the ticket again, so a record must outlive the key (contract section 8).
+pub const MIN_RECORD_RETENTION_DAYS: u32 = 31;
+const RETENTION_DAYS: &str = "0 (keep forever) or a whole number of days from 31 to 36500";
 pub const REFUND_CURSOR_KEY_SECRET_ARN: &str = "REFUND_CURSOR_KEY_SECRET_ARN";
 pub const REFUND_CURSOR_KEY: &str = "REFUND_CURSOR_KEY";
 /// What `REFUND_CURSOR_KEY` must be: [`CursorKey::MIN_LEN`] bytes or more.
@@ -182,14 +187,18 @@ fn is_loopback(url: &Url) -> bool {
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
 
 impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    /// `RECORD_RETENTION_DAYS`, both functions: unset keeps records forever, as 0 does.
+    /// `RECORD_RETENTION_DAYS`, both functions: unset keeps records forever, as 0 does;
+    /// 1 to 30 days would let a record expire while the services still hold its key.
     fn retention_days(&self) -> Result<u32, ConfigError> {
-        self.number(
-            RECORD_RETENTION_DAYS,
-            0,
-            0..=36_500,
-            "a whole number of days from 0 (keep forever) to 36500",
-        )
+        let days = self.number(RECORD_RETENTION_DAYS, 0, 0..=36_500, RETENTION_DAYS)?;
+        if days == 0 || days >= MIN_RECORD_RETENTION_DAYS {
+            return Ok(days);
+        }
+        Err(ConfigError::Malformed {
+            name: RECORD_RETENTION_DAYS,
+            value: (self.0)(RECORD_RETENTION_DAYS).unwrap_or_default(),
+            meaning: RETENTION_DAYS,
+        })
     }
 
     fn required(&self, name: &'static str, meaning: &'static str) -> Result<String, ConfigError> {
@@ -373,18 +382,43 @@ mod tests {
     }
 
     #[test]
-    fn records_are_kept_for_the_retention_or_forever() {
-        assert_eq!(api_with(&[]).unwrap().record_retention_days, 0);
-        assert_eq!(worker_with(&[]).unwrap().record_retention_days, 0);
-        let days = [(RECORD_RETENTION_DAYS, "365")];
-        assert_eq!(api_with(&days).unwrap().record_retention_days, 365);
-        assert_eq!(worker_with(&days).unwrap().record_retention_days, 365);
-        for bad in ["-1", "36501", "a year"] {
-            let error = worker_with(&[(RECORD_RETENTION_DAYS, bad)]).unwrap_err();
-            assert!(
-                error.to_string().starts_with("RECORD_RETENTION_DAYS="),
-                "{error}"
+    fn records_are_kept_forever_or_at_least_31_days() {
+        for (value, days) in [
+            (None, 0),
+            (Some(""), 0),
+            (Some("0"), 0),
+            (Some("31"), 31),
+            (Some(" 365 "), 365),
+            (Some("36500"), 36_500),
+        ] {
+            let vars: Vec<_> = value
+                .map(|v| (RECORD_RETENTION_DAYS, v))
+                .into_iter()
+                .collect();
+            assert_eq!(
+                api_with(&vars).unwrap().record_retention_days,
+                days,
+                "{value:?}"
             );
+            assert_eq!(
+                worker_with(&vars).unwrap().record_retention_days,
+                days,
+                "{value:?}"
+            );
+        }
+        for bad in ["1", "7", "30", "-1", "36501", "1.5", "a year"] {
+            let vars = [(RECORD_RETENTION_DAYS, bad)];
+            for text in [
+                api_with(&vars).unwrap_err().to_string(),
+                worker_with(&vars).unwrap_err().to_string(),
+            ] {
+                assert!(
+                    text.starts_with(&format!("RECORD_RETENTION_DAYS={bad:?} is malformed")),
+                    "{text}"
+                );
+                assert!(text.contains("from 31 to 36500"), "{text}");
+                assert!(!text.contains('\n'), "one line: {text}");
+            }
         }
     }
 

@@ -223,6 +223,15 @@ def test_events_the_bus_refused_are_alarmed():
     assert (props["Statistic"], props["Period"], props["EvaluationPeriods"]) == ("Sum", 300, 1)
 
 
+def test_a_ticket_dead_lettered_voided_but_not_refunded_is_alarmed():
+    # docs/CONTRACT.md section 4: the customer has neither ticket nor money. That the worker
+    # emits the metric: test_every_alarm_on_the_workers_namespace_reads_a_metric_it_emits.
+    props = alarm("VoidedNotRefundedAlarm")
+    assert (props["Namespace"], props["MetricName"]) == (rust_str_const("NAMESPACE"), "VoidedNotRefunded")
+    assert props["Dimensions"] == [{"Name": "Service", "Value": rust_str_const("SERVICE")}]
+    assert (props["Statistic"], props["Period"], props["EvaluationPeriods"]) == ("Sum", 300, 1)
+
+
 def test_events_the_webhook_did_not_take_are_alarmed():
     props = alarm("WebhookDeadLetterAlarm")
     assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum")

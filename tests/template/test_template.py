@@ -740,7 +740,7 @@ def test_only_the_functions_and_the_operators_may_write_the_status_tables_items(
 
 def test_completed_records_expire_after_the_retention_or_never():
     parameter = PARAMETERS["RecordRetentionDays"]
-    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 365, 0)
+    assert (parameter["Type"], parameter["Default"]) == ("String", "365")
     ttl = TABLE["Properties"]["TimeToLiveSpecification"]
     # expires_at: epoch seconds, written by the code on completed records only.
     assert ttl == {"AttributeName": "expires_at", "Enabled": {"Fn::If": ["KeepsRecordsForever", False, True]}}
@@ -752,6 +752,24 @@ def test_completed_records_expire_after_the_retention_or_never():
     assert "expires_at" not in {a["AttributeName"] for a in TABLE["Properties"]["AttributeDefinitions"]}
     for function in (API, WORKER):
         assert function["Properties"]["Environment"]["Variables"]["RECORD_RETENTION_DAYS"] == ref("RecordRetentionDays")
+
+
+def test_records_are_kept_forever_or_at_least_as_long_as_the_services_keep_keys():
+    # docs/CONTRACT.md section 8: 0 or 31..36500, by pattern (a Number cannot say it).
+    parameter = PARAMETERS["RecordRetentionDays"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("0", "31", "365", "36500", parameter["Default"]):
+        assert pattern.fullmatch(good), good
+    for bad in ("1", "30", "36501", "-1", "", "00", "031", " 365", "365.0", "1e3"):
+        assert not pattern.fullmatch(bad), bad
+    assert "31" in parameter["ConstraintDescription"]
+    # Exactly what the functions accept at start-up (shared/src/config.rs), value by value.
+    config_rs = (ROOT / "shared/src/config.rs").read_text()
+    (floor,) = re.findall(r"pub const MIN_RECORD_RETENTION_DAYS: u32 = (\d+);", config_rs)
+    (high,) = re.findall(r"RECORD_RETENTION_DAYS, 0, 0\.\.=([\d_]+),", config_rs)
+    high = int(high.replace("_", ""))
+    accepted = {n for n in range(high + 100) if pattern.fullmatch(str(n))}
+    assert accepted == {0} | set(range(int(floor), high + 1))
 
 
 def test_worker_reserved_concurrency_covers_the_event_sources_maximum():
