@@ -146,8 +146,8 @@ impl State {
     }
 
     /// The fault of the next call, from the one seeded RNG.
-    fn draw_fault(&mut self, ticket_id: &str) -> Fault {
-        self.faults.draw(&mut self.rng, ticket_id)
+    fn draw_fault(&mut self, service: Service, ticket_id: &str) -> Fault {
+        self.faults.draw(&mut self.rng, service, ticket_id)
     }
 }
 

@@ -12,7 +12,8 @@ pub struct Stats {
     pub calls: u64,
     /// Calls with a body that is not the service's JSON.
     pub invalid: u64,
-    /// Calls refused because their ticket is in `reject_tickets`.
+    /// Calls refused because their ticket is in `reject_tickets`, or is in
+    /// `reject_void_tickets` and the call is a void.
     pub rejected: u64,
     /// Calls answered 500 or 503 on purpose.
     pub errors: u64,
@@ -37,7 +38,7 @@ impl Stats {
     pub(super) fn count(&mut self, verdict: &Verdict) {
         match verdict {
             Verdict::Unauthorized => self.unauthorized += 1,
-            Verdict::Rejected => self.rejected += 1,
+            Verdict::Rejected(_) => self.rejected += 1,
             Verdict::Reset => self.resets += 1,
             Verdict::Error(_) => self.errors += 1,
             Verdict::Done(applied, slowly) => {
