@@ -8,7 +8,7 @@ use std::{
 use clap::Parser;
 use refund_local::gateway::{
     self, Effect, Faults, GatewayArgs, GatewayConfig, MAX_TRACE_HEADER_BYTES,
-    MAX_TRACES_PER_EFFECT, RunningGateway, Stats, Trace,
+    MAX_TRACES_PER_EFFECT, RunningGateway, Stats, TicketCalls, Trace,
 };
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
@@ -569,6 +569,47 @@ async fn a_void_rejected_ticket_gets_400_on_its_void_and_its_refund_is_served() 
     );
     assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
     assert!(status_of(&gw, REFUND, TICKET, KEY).await >= 500);
+}
+
+/// Every valid call is counted per service and ticket, whatever came of it: a refused or
+/// failed call, which no listing shows, included; a reset forgets them.
+#[tokio::test]
+async fn every_call_is_counted_per_ticket_whatever_came_of_it() {
+    let gw = start_faulty(|f| f.reject_tickets = [TICKET.to_owned()].into(), 8).await;
+    assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
+    assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 400);
+    for _ in 0..2 {
+        assert_eq!(status_of(&gw, VOID, OTHER_TICKET, "k").await, 200);
+    }
+    let not_json = client()
+        .put(format!("{}/payments-api/refunds", gw.url()))
+        .body("not json")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(not_json.status(), 400);
+    assert!(
+        refunded(&gw).await.is_empty(),
+        "no listing shows a refused call"
+    );
+    let calls: TicketCalls =
+        serde_json::from_value(get_json(&gw, "/admin/calls").await).expect("calls");
+    assert_eq!(
+        calls,
+        TicketCalls {
+            receipts: [(TICKET.to_owned(), 1), (OTHER_TICKET.to_owned(), 2)].into(),
+            payments: [(TICKET.to_owned(), 1)].into(),
+        }
+    );
+    let answer = client()
+        .post(format!("{}/admin/reset", gw.url()))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(answer.status(), 200);
+    let calls: TicketCalls =
+        serde_json::from_value(get_json(&gw, "/admin/calls").await).expect("calls");
+    assert_eq!(calls, TicketCalls::default());
 }
 
 #[tokio::test]

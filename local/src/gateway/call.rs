@@ -122,6 +122,7 @@ impl Gateway {
         let mut state = self.lock();
         state.stats.calls += 1;
         let call = parsed.inspect_err(|_| state.stats.invalid += 1)?;
+        state.ticket_calls.count(service, &call.ticket_id);
         line.ticket_id = Some(call.ticket_id.clone());
         line.key = Some(call.key.clone());
         if !is_the_tickets_key(&call) {

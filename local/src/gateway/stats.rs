@@ -1,9 +1,11 @@
 //! The counters over all calls to the two services, served on `GET /admin/stats` for the
-//! tests that check a fault happened.
+//! tests that check a fault happened, and the calls per ticket, on `GET /admin/calls`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{call::Verdict, ledger::Applied};
+use super::{Service, call::Verdict, ledger::Applied};
 
 /// Counters over all calls to the two services, for tests that check a fault happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,5 +54,25 @@ impl Stats {
                 }
             }
         }
+    }
+}
+
+/// Every valid call per service and ticket (as the call spelled it), whatever came of it:
+/// refused, failed, dropped, slow or served. The listings count only the calls that reached
+/// a ledger, so a call that was refused or failed shows only here; a test that asserts a
+/// call was never made reads this.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketCalls {
+    pub receipts: BTreeMap<String, u64>,
+    pub payments: BTreeMap<String, u64>,
+}
+
+impl TicketCalls {
+    pub(super) fn count(&mut self, service: Service, ticket_id: &str) {
+        let calls = match service {
+            Service::Receipts => &mut self.receipts,
+            Service::Payments => &mut self.payments,
+        };
+        *calls.entry(ticket_id.to_owned()).or_default() += 1;
     }
 }
