@@ -7,7 +7,8 @@ Starts scripts/local_stack.py on free ports, then:
   own Correlation-ID (some ticket ids in uppercase: K is derived from the lowercase id);
 - has the gateway emulator fail 20% of the upstream calls (500/503), reset 5% of the
   connections and answer 5% after `slow_ms`, beyond the worker's UPSTREAM_TIMEOUT_MS, all
-  from one seeded RNG; a few tickets are always rejected (400), so the DLQ's content is known;
+  from one seeded RNG; a few tickets are always rejected (400), so the DLQ's content is known,
+  and a few others have only their void always rejected (their refund would be served);
 - delivers every command twice: once the API answered 202, a copy of the command (same K,
   new header id) goes straight onto the queue; every fourth copy is forged, with a fresh
   idempotency key of its own (docs/CONTRACT.md section 3: the worker derives K, whatever the message says);
@@ -16,7 +17,9 @@ Starts scripts/local_stack.py on free ports, then:
 - SIGKILLs the refund-worker process while it is handling a batch, several times;
 - waits for the pipeline to drain and checks, printing each: every ticket answered 202 and not
   rejected was voided and refunded once with its one K; the DLQ holds exactly the rejected
-  tickets, both deliveries of each, every copy with its reason; the queue is empty; no upstream
+  tickets, both deliveries of each, every copy with its reason; every ticket whose void is
+  rejected is dead-lettered as void_rejected and got no refund call at all (the void first,
+  issue 26; the emulator counts every call, whatever its answer); the queue is empty; no upstream
   call (answered or not) carried a key other than its ticket's K; and, from every event the bus
   got (the local stack's RefundEvents queue, drained at the end): one TicketRefunded id per
   refunded ticket, UUIDv5(K, "TicketRefunded"), none for a rejected ticket, and one
@@ -52,9 +55,10 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from chaos_report import (CALLS_PER_TICKET_GOAL, check_dead_letters, check_emulator, check_events,
-                          check_puts_and_effects, check_statuses, key_of, parse_events, print_calls_per_ticket,
-                          print_retries_and_chances, print_run_figures, say)
+from chaos_report import (CALLS_PER_TICKET_GOAL, check_dead_letters, check_emulator,
+                          check_events, check_puts_and_effects, check_statuses, check_void_first,
+                          key_of, parse_events, print_calls_per_ticket, print_retries_and_chances,
+                          print_run_figures, say)
 from chaos_stack import (Killer, Stack, event_source_batches, http, refund_statuses, stop_replacements,
                          worker_records)
 
@@ -64,9 +68,11 @@ PRESETS = {
     # make chaos
     # A kill every 2 s after the last one settled: with the mapping's five batches in flight
     # the 500 tickets drain in about two minutes, and each kill takes the invoke timeout.
-    "full": dict(tickets=500, kills=5, clients=4, rejects=5, kill_interval=2.0, drain_timeout=1200.0),
+    "full": dict(tickets=500, kills=5, clients=4, rejects=5, void_rejects=5, kill_interval=2.0,
+                 drain_timeout=1200.0),
     # the small run in make test (tests/e2e/test_chaos_small.py): at most 4 minutes
-    "small": dict(tickets=60, kills=1, clients=3, rejects=2, kill_interval=3.0, drain_timeout=240.0),
+    "small": dict(tickets=60, kills=1, clients=3, rejects=2, void_rejects=2, kill_interval=3.0,
+                  drain_timeout=240.0),
 }
 
 
@@ -156,6 +162,8 @@ def main(argv=None):
     parser.add_argument("--kills", type=int, help="mid-batch SIGKILLs of refund-worker (full: 5)")
     parser.add_argument("--clients", type=int, help="concurrent HTTP clients")
     parser.add_argument("--rejects", type=int, help="tickets the emulator always rejects")
+    parser.add_argument("--void-rejects", type=int,
+                        help="other tickets whose void (only) the emulator always rejects")
     parser.add_argument("--kill-interval", type=float, help="seconds between kills")
     parser.add_argument("--drain-timeout", type=float, help="seconds to wait for the pipeline to drain")
     parser.add_argument("--error-rate", type=float, default=0.20)
@@ -183,6 +191,8 @@ def main(argv=None):
         parser.error("--slow-ms must exceed --upstream-timeout-ms (a slow answer is a client timeout)")
     if not 0 <= args.rejects < args.tickets:
         parser.error("--rejects must be in [0, tickets)")
+    if not 0 <= args.void_rejects < args.tickets - args.rejects:
+        parser.error("--void-rejects must be in [0, tickets - rejects)")
 
     logs = args.logs or Path(tempfile.mkdtemp(prefix="chaos-"))
     logs.mkdir(parents=True, exist_ok=True)
@@ -227,6 +237,11 @@ class Run:
         rng = random.Random(args.seed)
         self.tickets = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(args.tickets)]
         self.rejected = set(rng.sample(self.tickets, args.rejects))
+        # Drawn after the rejected ones, so a seed picks the same rejected tickets as before.
+        others = [t for t in self.tickets if t not in self.rejected]
+        self.void_rejected = set(rng.sample(others, args.void_rejects))
+        # Every ticket whose void the receipts service refuses: dead-lettered, never refunded.
+        self.void_refused = self.rejected | self.void_rejected
         self.failures = []
 
     def check(self, name, ok, detail=""):
@@ -238,7 +253,7 @@ class Run:
         args = self.args
         faults = {"error_rate": args.error_rate, "reset_rate": args.reset_rate, "slow_rate": args.slow_rate,
                   "slow_ms": args.slow_ms, "latency_ms": 0, "reject_tickets": sorted(self.rejected),
-                  "seed": args.seed}
+                  "reject_void_tickets": sorted(self.void_rejected), "seed": args.seed}
         status, body, _ = http("PUT", f"{self.stack.gateway}/admin/faults", body=faults)
         if status != 200:
             raise SystemExit(f"chaos: the emulator refused the faults: {status} {body}")
@@ -246,7 +261,8 @@ class Run:
         say(f"chaos: {args.tickets} tickets, {args.clients} clients, seed {args.seed}; faults per upstream call: "
             f"{args.error_rate:.0%} errors, {args.reset_rate:.0%} resets, {args.slow_rate:.0%} answered after "
             f"{args.slow_ms} ms (UPSTREAM_TIMEOUT_MS={args.upstream_timeout_ms}); {len(self.rejected)} tickets "
-            f"always rejected; every command delivered twice, every fourth copy forged with a key of its own; "
+            f"always rejected, {len(self.void_rejected)} more with their void always rejected; "
+            f"every command delivered twice, every fourth copy forged with a key of its own; "
             f"one token rotation mid-run; {args.kills} mid-batch SIGKILLs of refund-worker")
         say(f"chaos: queue visibility timeout {args.visibility_timeout} s, event-source invoke timeout "
             f"{args.invoke_timeout} s, MAX_RECEIVE_COUNT {args.max_receive_count}")
@@ -256,8 +272,8 @@ class Run:
         self.sent = send_all(self.stack, self.tickets, self.args.clients, self.args.seed)
         self.t_sent = time.monotonic()
         self.accepted = [t for t, r in self.sent.items() if r["status"] == 202]
-        self.expected_done = [t for t in self.accepted if t not in self.rejected]
-        self.expected_dead = [t for t in self.accepted if t in self.rejected]
+        self.expected_done = [t for t in self.accepted if t not in self.void_refused]
+        self.expected_dead = [t for t in self.accepted if t in self.void_refused]
         say(f"chaos: {len(self.accepted)}/{len(self.tickets)} answered 202 and {len(self.accepted)} copies sent "
             f"to the queue in {self.t_sent - self.t0:.1f} s")
 
@@ -297,6 +313,7 @@ class Run:
         stack = self.stack
         sqs = stack.sqs()
         self.listings = stack.listings()
+        self.ticket_calls = stack.ticket_calls()
         self.depth = stack.depth(sqs, stack.queue)
         self.dlq = read_all(sqs, stack.dlq)
         self.events, self.bad_events = parse_events(m["body"] for m in read_all(sqs, stack.events))
@@ -327,6 +344,7 @@ def run(stack, args, stop):
     check_puts_and_effects(r)
     check_emulator(r)
     check_dead_letters(r)
+    check_void_first(r)
     check_statuses(r)
     check_events(r)
     r.check(f"{args.kills} SIGKILLs landed mid-batch", killer.landed >= args.kills,
@@ -343,6 +361,7 @@ def run(stack, args, stop):
     if args.report:
         args.report.write_text(json.dumps({
             "tickets": len(r.sent), "refunded": len(r.expected_done), "rejected": len(r.rejected),
+            "void_rejected": len(r.void_rejected),
             "kills_landed": killer.landed, "calls_per_ticket": per_ticket, "goal": CALLS_PER_TICKET_GOAL,
             "drain_s": r.drain_s(), "failures": r.failures,
         }, indent=2) + "\n")

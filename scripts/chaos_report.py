@@ -1,6 +1,7 @@
-"""What a chaos run (scripts/chaos.py) checks and reports: the refund events and the calls per
-ticket (pure, table-tested in tests/e2e/test_chaos_invariants.py), then the invariants and the
-figures of a finished run, each group a function over the run's `Run` (scripts/chaos.py)."""
+"""What a chaos run (scripts/chaos.py) checks and reports: the refund events, the calls per
+ticket and the void-first checks (pure, table-tested in tests/e2e/test_chaos_invariants.py),
+then the invariants and the figures of a finished run, each group a function over the run's
+`Run` (scripts/chaos.py)."""
 
 import collections
 import json
@@ -8,11 +9,14 @@ import math
 import statistics
 import time
 import uuid
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass
 
 from events import EVENT_SOURCE, REFUND_FAILED, REFUNDED
 
 NAMESPACE = uuid.UUID("d5c0914a-93ae-453d-8453-8e578063b9d6")
-REASON_CODES = {"void_rejected", "refund_rejected"}
+VOID_REJECTED = "void_rejected"
+REASON_CODES = {VOID_REJECTED, "refund_rejected"}
 PRODUCTION_MAX_RECEIVE_COUNT = 15  # the template's default MaxReceiveCount
 BATCH_SIZE = 10  # the most records one killed invocation can hold
 
@@ -98,6 +102,16 @@ def refunded_event_problems(events, refunded, rejected):
     return {name: sorted(tickets) for name, tickets in problems.items()}
 
 
+def copy_ticket(copy: Mapping[str, str | None]) -> str | None:
+    """The ticket id of a DLQ copy's command (a dict of `body` and the String attributes), or
+    None when its body is not a command with one."""
+    try:
+        ticket = json.loads(copy["body"])["ticket_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return ticket if isinstance(ticket, str) else None
+
+
 def dead_lettered_messages(dlq_copies):
     """The dead-letterings that must each have a TicketRefundFailed: event id -> (ticket, error
     codes), from the DLQ copies (dicts of `body` and the String attributes). A copy of the same
@@ -107,11 +121,8 @@ def dead_lettered_messages(dlq_copies):
     expected = {}
     for copy in dlq_copies:
         code, source = copy.get("error_code"), copy.get("source_message_id")
-        try:
-            ticket = json.loads(copy["body"])["ticket_id"]
-        except (ValueError, KeyError, TypeError):
-            continue
-        if not isinstance(ticket, str) or not code or code == "invalid_command" or not source:
+        ticket = copy_ticket(copy)
+        if ticket is None or not code or code == "invalid_command" or not source:
             continue
         event_id = failed_event_id(ticket, source)
         expected.setdefault(event_id, (ticket, set()))[1].add(code)
@@ -178,6 +189,32 @@ def calls_goal_lines(per_ticket, goal=CALLS_PER_TICKET_GOAL):
     lines.append(f"calls per ticket (both): {per_ticket['both']:.2f} (void + refund; ≤ {2 * goal:g} "
                  f"with each service at its goal: {'met' if both_met else 'NOT MET'})")
     return lines, not_met
+
+
+@dataclass(frozen=True)
+class TicketCalls:
+    """Every call the gateway emulator got, per service and ticket, whatever came of it
+    (refused, failed, dropped or served: its `GET /admin/calls`); the listings hold only the
+    calls that reached a ledger."""
+    void: Mapping[str, int]
+    refund: Mapping[str, int]
+
+
+def refund_calls_after_refused_void(calls: TicketCalls,
+                                    void_refused: Iterable[str]) -> dict[str, int]:
+    """The void first (issue 26): the tickets whose void the receipts service always refuses
+    that got a refund call all the same, each with its number of refund calls. Empty is a
+    pass; their void calls are expected (one per delivery at least)."""
+    return {t: calls.refund[t] for t in sorted(void_refused) if calls.refund.get(t, 0) > 0}
+
+
+def dead_lettered_not_void_rejected(dlq_copies: Iterable[Mapping[str, str | None]],
+                                    void_refused: Set[str]) -> list[str]:
+    """The tickets whose void is always refused with a DLQ copy whose error_code is not
+    `void_rejected` (another code, or none: moved by the redrive policy), sorted. Empty is a
+    pass; whether every delivery reached the DLQ is check_dead_letters'."""
+    return sorted({t for copy in dlq_copies if (t := copy_ticket(copy)) in void_refused
+                   and copy.get("error_code") != VOID_REJECTED})
 
 
 def run_chance(p_attempt, budget, deliveries):
@@ -265,6 +302,24 @@ def check_dead_letters(r):
     r.check("nothing stays on the queue", sum(r.depth.values()) == 0, str(r.depth))
 
 
+def check_void_first(r) -> None:
+    """Issue 26: a ticket whose void the receipts service refuses (the rejected tickets, both
+    calls refused, and the void-rejected ones, the void only) is dead-lettered as
+    void_rejected, and its refund is never called."""
+    wrong_code = dead_lettered_not_void_rejected(r.dlq, r.void_refused)
+    r.check(f"every ticket whose void is refused dead-lettered as {VOID_REJECTED}", not wrong_code,
+            f"{len(wrong_code)} with another code, e.g. {wrong_code[:2]}" if wrong_code else
+            f"{len(r.void_refused)} tickets: {len(r.rejected)} with both calls refused, "
+            f"{len(r.void_rejected)} with the void only")
+    called = refund_calls_after_refused_void(r.ticket_calls, r.void_refused)
+    r.check("no refund call for a ticket whose void was refused", not called,
+            f"refund calls for {len(called)} of {len(r.void_refused)} tickets "
+            f"({sum(called.values())} calls, every one counted by the emulator whatever its "
+            f"answer), e.g. {dict(list(called.items())[:3])}" if called else
+            f"no refund call for any of the {len(r.void_refused)} tickets (the emulator counts "
+            "every call, whatever its answer)")
+
+
 def check_statuses(r):
     statuses = r.statuses
     voided = {e["ticket_id"] for e in r.listings["void"]}
@@ -276,12 +331,13 @@ def check_statuses(r):
                 s["status"] for s in statuses.values()).items())))
     disagree = [t for t, s in statuses.items() if s and (
         (s["status"] == "succeeded") != (t in voided and t in refunded)
-        or (s["status"] == "failed") != (t in r.rejected)
+        or (s["status"] == "failed") != (t in r.void_refused)
         or (s["status"] == "succeeded" and not (s["receipt_voided_at"] and s["payment_refunded_at"]))
         or (s["status"] == "failed" and not s["failure_reason"]))]
-    r.check("the statuses agree with the emulator's effects (succeeded = voided and refunded; failed = rejected, "
-            "with a reason)", not disagree, f"{len(disagree)} disagree, e.g. "
-            f"{[(t, statuses[t]['status']) for t in disagree[:3]]}" if disagree else f"{len(statuses)} records")
+    r.check("the statuses agree with the emulator's effects (succeeded = voided and refunded; "
+            "failed = rejected or void-rejected, with a reason)", not disagree,
+            f"{len(disagree)} disagree, e.g. {[(t, statuses[t]['status']) for t in disagree[:3]]}"
+            if disagree else f"{len(statuses)} records")
 
 
 def problem_summary(problems):
@@ -292,7 +348,7 @@ def problem_summary(problems):
 def check_events(r):
     """The refund events (docs/CONTRACT.md section 9), every one the bus got, from the RefundEvents copy."""
     events, bad_events = r.events, r.bad_events
-    refunded_problems = refunded_event_problems(events, set(r.expected_done), r.rejected)
+    refunded_problems = refunded_event_problems(events, set(r.expected_done), r.void_refused)
     r.check("every refunded ticket has one TicketRefunded id, UUIDv5(K, \"TicketRefunded\"), and no rejected "
             "ticket has one", not any(refunded_problems.values()) and not bad_events,
             f"{sum(e['type'] == REFUNDED for e in events)} events for {len(r.expected_done)} tickets; "
@@ -351,7 +407,7 @@ def worker_outcomes(r):
     for record in r.records:
         outcomes[record["outcome"]] = outcomes.get(record["outcome"], 0) + 1
         ticket = record.get("ticket_id")
-        if ticket in r.sent and ticket not in r.rejected:
+        if ticket in r.sent and ticket not in r.void_refused:
             per_ticket_retries.setdefault(ticket, 0)
             if record["outcome"] == "retry":
                 per_ticket_retries[ticket] += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import local_deploy
 import local_iam
 import running_stack
-from chaos_report import say
+from chaos_report import TicketCalls, say
 
 WORKER_EXE = "debug/refund-worker"
 REPLACEMENTS = []  # workers this script started in place of killed ones; stopped at the end
@@ -148,6 +148,13 @@ class Stack:
                 raise RuntimeError(f"listing {path}: {status}")
             out[service] = body["items"]
         return out
+
+    def ticket_calls(self) -> TicketCalls:
+        """Every call the emulator got per service and ticket, whatever came of it."""
+        status, body, _ = http("GET", f"{self.gateway}/admin/calls", timeout=30)
+        if status != 200:
+            raise RuntimeError(f"GET /admin/calls: {status}")
+        return TicketCalls(void=body["receipts"], refund=body["payments"])
 
     def depth(self, sqs, url):
         attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[

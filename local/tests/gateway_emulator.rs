@@ -8,7 +8,7 @@ use std::{
 use clap::Parser;
 use refund_local::gateway::{
     self, Effect, Faults, GatewayArgs, GatewayConfig, MAX_TRACE_HEADER_BYTES,
-    MAX_TRACES_PER_EFFECT, RunningGateway, Stats, Trace,
+    MAX_TRACES_PER_EFFECT, RunningGateway, Stats, TicketCalls, Trace,
 };
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
@@ -531,6 +531,87 @@ async fn a_rejected_ticket_always_gets_400_before_any_other_fault() {
     assert_eq!(stats(&gw).await.rejected, 10);
 }
 
+/// `reject_void_tickets` refuses only the void of its tickets, before any random fault;
+/// their refund is served as any other ticket's, and `reject_tickets` is left as it was.
+#[tokio::test]
+async fn a_void_rejected_ticket_gets_400_on_its_void_and_its_refund_is_served() {
+    let gw = start(Faults::default(), 6).await;
+    let answer = set_faults(&gw, json!({"reject_void_tickets": [TICKET.to_uppercase()]})).await;
+    assert_eq!(answer.status(), 200);
+    let current = get_json(&gw, "/admin/faults").await;
+    assert_eq!(current["faults"]["reject_void_tickets"], json!([TICKET]));
+    assert_eq!(current["faults"]["reject_tickets"], json!([]));
+    for _ in 0..3 {
+        assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
+        assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 200);
+    }
+    let refusal: Value = void(&gw, TICKET, KEY, "c")
+        .await
+        .expect("void")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        refusal["error"]["message"],
+        "ticket rejected by the emulator (--reject-void-ticket)"
+    );
+    assert_eq!(status_of(&gw, VOID, OTHER_TICKET, "k").await, 200);
+    let voided_tickets: Vec<String> = voided(&gw).await.into_iter().map(|e| e.ticket_id).collect();
+    assert_eq!(voided_tickets, [OTHER_TICKET]);
+    let refunds = refunded(&gw).await;
+    assert_eq!((refunds.len(), refunds[0].calls), (1, 3));
+    assert_eq!(stats(&gw).await.rejected, 4);
+
+    // Before any random fault: with every call failing, the void is still the 400.
+    assert_eq!(
+        set_faults(&gw, json!({"error_rate": 1.0})).await.status(),
+        200
+    );
+    assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
+    assert!(status_of(&gw, REFUND, TICKET, KEY).await >= 500);
+}
+
+/// Every valid call is counted per service and ticket, whatever came of it: a refused or
+/// failed call, which no listing shows, included; a reset forgets them.
+#[tokio::test]
+async fn every_call_is_counted_per_ticket_whatever_came_of_it() {
+    let gw = start_faulty(|f| f.reject_tickets = [TICKET.to_owned()].into(), 8).await;
+    assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
+    assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 400);
+    for _ in 0..2 {
+        assert_eq!(status_of(&gw, VOID, OTHER_TICKET, "k").await, 200);
+    }
+    let not_json = client()
+        .put(format!("{}/payments-api/refunds", gw.url()))
+        .body("not json")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(not_json.status(), 400);
+    assert!(
+        refunded(&gw).await.is_empty(),
+        "no listing shows a refused call"
+    );
+    let calls: TicketCalls =
+        serde_json::from_value(get_json(&gw, "/admin/calls").await).expect("calls");
+    assert_eq!(
+        calls,
+        TicketCalls {
+            receipts: [(TICKET.to_owned(), 1), (OTHER_TICKET.to_owned(), 2)].into(),
+            payments: [(TICKET.to_owned(), 1)].into(),
+        }
+    );
+    let answer = client()
+        .post(format!("{}/admin/reset", gw.url()))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(answer.status(), 200);
+    let calls: TicketCalls =
+        serde_json::from_value(get_json(&gw, "/admin/calls").await).expect("calls");
+    assert_eq!(calls, TicketCalls::default());
+}
+
 #[tokio::test]
 async fn a_slow_ticket_is_answered_late_and_no_other_ticket_is() {
     let gw = start(Faults::default(), 4).await;
@@ -745,10 +826,20 @@ fn flags_have_the_local_stacks_defaults() {
     assert_eq!(args.config().faults, Faults::default());
     assert_eq!(args.config().seed, None);
     assert_eq!(args.config().token, std::env::var("GATEWAY_TOKEN").ok());
+    let void_rejected = [
+        "gateway-emulator",
+        "--reject-void-ticket",
+        &TICKET.to_uppercase(),
+    ];
+    let args = GatewayArgs::try_parse_from(void_rejected).expect("flags");
+    let faults = args.config().faults;
+    assert_eq!(faults.reject_void_tickets, [TICKET.to_owned()].into());
+    assert!(faults.reject_tickets.is_empty());
     for bad in [
         ["--error-rate", "2"],
         ["--slow-rate", "-0.1"],
         ["--reject-ticket", "nope"],
+        ["--reject-void-ticket", "nope"],
     ] {
         let mut argv = vec!["gateway-emulator"];
         argv.extend(bad);

@@ -1,7 +1,7 @@
 """The pure checks of `make chaos` (scripts/chaos_report.py) on synthetic inputs: the refund
-events (docs/CONTRACT.md section 9) and the calls-per-ticket goal. Each table has passing rows and failing rows, so
-a check that cannot fail fails here. No stack: these run in a second (in `make e2e`, so in
-`make test`)."""
+events (docs/CONTRACT.md section 9), the calls-per-ticket goal and the void first (issue 26).
+Each table has passing rows and failing rows, so a check that cannot fail fails here. No stack:
+these run in a second (in `make e2e`, so in `make test`)."""
 
 import json
 import uuid
@@ -13,6 +13,7 @@ import chaos_report
 T1 = "6f1c1a52-1f2e-4f39-9d0e-2a1b3c4d5e6f"
 T2 = "0b8e2d3c-7a6f-4e5d-8c9b-1a2b3c4d5e6f"
 REJECTED = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+VOID_REJECTED = "4d3c2b1a-0f9e-4d8c-9b7a-6f5e4d3c2b1a"  # only its void is refused
 MESSAGE = "3e1d2c4b-0000-4000-8000-00000000aaaa"  # the id of the message that was dead-lettered
 OTHER_MESSAGE = "3e1d2c4b-0000-4000-8000-00000000bbbb"
 
@@ -156,3 +157,35 @@ def test_calls_per_ticket_and_the_goal(void, refund, tickets, expected, not_met)
         "void calls per ticket", "refund calls per ticket", "calls per ticket (both)"]
     for service, line in zip(("void", "refund"), lines):
         assert line.endswith("NOT MET)") == (service in not_met), line
+
+
+VOID_REFUSED = {REJECTED, VOID_REJECTED}
+
+
+@pytest.mark.parametrize("void, refund, called", [
+    ({REJECTED: 2, VOID_REJECTED: 3, T1: 1}, {T1: 1, T2: 4}, {}),  # voids tried, no refund
+    ({}, {}, {}),
+    ({VOID_REJECTED: 2}, {VOID_REJECTED: 0}, {}),  # a zero is no call
+    ({VOID_REJECTED: 2}, {VOID_REJECTED: 1, T1: 1}, {VOID_REJECTED: 1}),
+    ({REJECTED: 2}, {REJECTED: 2}, {REJECTED: 2}),  # refused as well: still a call
+    ({}, {VOID_REJECTED: 1, REJECTED: 3}, {REJECTED: 3, VOID_REJECTED: 1}),
+])
+def test_no_refund_call_for_a_ticket_whose_void_was_refused(void, refund, called):
+    calls = chaos_report.TicketCalls(void=void, refund=refund)
+    assert chaos_report.refund_calls_after_refused_void(calls, VOID_REFUSED) == called
+
+
+@pytest.mark.parametrize("copies, wrong", [
+    ([dlq_copy(REJECTED, MESSAGE), dlq_copy(VOID_REJECTED, OTHER_MESSAGE)], []),
+    ([], []),  # a missing delivery is check_dead_letters'
+    ([dlq_copy(T1, MESSAGE, code="refund_rejected")], []),  # not a ticket whose void is refused
+    ([{"body": "not json", "error_code": "refund_rejected"}], []),
+    ([dlq_copy(VOID_REJECTED, MESSAGE),
+      dlq_copy(VOID_REJECTED, OTHER_MESSAGE, code="refund_rejected")], [VOID_REJECTED]),
+    ([dlq_copy(REJECTED, MESSAGE, code="retries_exhausted"), dlq_copy(VOID_REJECTED, MESSAGE)],
+     [REJECTED]),
+    # moved by the redrive policy: no code at all
+    ([{**dlq_copy(VOID_REJECTED, MESSAGE), "error_code": None}], [VOID_REJECTED]),
+])
+def test_a_ticket_whose_void_is_refused_is_dead_lettered_as_void_rejected(copies, wrong):
+    assert chaos_report.dead_lettered_not_void_rejected(copies, VOID_REFUSED) == wrong

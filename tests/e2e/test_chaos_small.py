@@ -1,7 +1,8 @@
 """The small chaos run (`scripts/chaos.py --small`) as part of `make test`.
 
 60 refunds through the local stack with the full fault mix (20% errors, 5% resets, 5% slow
-answers beyond the worker's timeout, seeded), two tickets the emulator always rejects, every
+answers beyond the worker's timeout, seeded), two tickets the emulator always rejects, two more
+whose void only it always rejects (their refund must never be called: the void first), every
 command delivered twice (every fourth copy forged with a key of its own), one token rotation,
 and one SIGKILL of refund-worker mid-batch. chaos.py starts and stops
 its own stack on free ports and exits non-zero on any broken invariant or a missed
@@ -29,6 +30,9 @@ INVARIANTS = (
     "the DLQ holds exactly the tickets the emulator rejects",
     "both deliveries of every rejected ticket reached the DLQ",
     "every DLQ copy carries its reason",
+    "every ticket whose void is refused dead-lettered as void_rejected",
+    "no refund call for a ticket whose void was refused",
+    "the statuses agree with the emulator's effects",
     "nothing stays on the queue",
     "no upstream call carried a key other than its ticket's K",
     "the gateway token rotated mid-run",

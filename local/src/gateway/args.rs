@@ -1,7 +1,7 @@
 //! The emulator's command line: the address and the starting faults, every one of which
 //! can also be changed at run time through `PUT /admin/faults`.
 
-use std::net::SocketAddr;
+use std::{collections::BTreeSet, net::SocketAddr};
 
 use super::{DEFAULT_SLOW_MS, Faults, GatewayConfig, parse_rate};
 
@@ -37,6 +37,10 @@ pub struct GatewayArgs {
     /// A ticket always answered 400 (repeatable).
     #[arg(long = "reject-ticket", value_name = "UUID")]
     pub reject_tickets: Vec<uuid::Uuid>,
+    /// A ticket whose void-receipt is always answered 400; its refund is served as any
+    /// other ticket's (repeatable).
+    #[arg(long = "reject-void-ticket", value_name = "UUID")]
+    pub reject_void_tickets: Vec<uuid::Uuid>,
     /// A ticket always answered after --slow-ms (repeatable).
     #[arg(long = "slow-ticket", value_name = "UUID")]
     pub slow_tickets: Vec<uuid::Uuid>,
@@ -69,20 +73,17 @@ impl GatewayArgs {
                 latency_ms: self.latency_ms,
                 slow_rate: self.slow_rate,
                 slow_ms: self.slow_ms,
-                // Hyphenated lowercase: the form the worker sends (contract section 1).
-                reject_tickets: self
-                    .reject_tickets
-                    .iter()
-                    .map(|t| t.hyphenated().to_string())
-                    .collect(),
-                slow_tickets: self
-                    .slow_tickets
-                    .iter()
-                    .map(|t| t.hyphenated().to_string())
-                    .collect(),
+                reject_tickets: hyphenated(&self.reject_tickets),
+                reject_void_tickets: hyphenated(&self.reject_void_tickets),
+                slow_tickets: hyphenated(&self.slow_tickets),
             },
             seed: self.seed,
             token: self.token.clone(),
         }
     }
+}
+
+/// Hyphenated lowercase: the form the worker sends (contract section 1).
+fn hyphenated(tickets: &[uuid::Uuid]) -> BTreeSet<String> {
+    tickets.iter().map(|t| t.hyphenated().to_string()).collect()
 }

@@ -38,7 +38,8 @@ impl Service {
 pub(super) enum Verdict {
     /// Not the current token: 401, before any fault and without an effect.
     Unauthorized,
-    Rejected,
+    /// 400: the setting that refuses the ticket (its flag's name).
+    Rejected(&'static str),
     Reset,
     Error(StatusCode),
     /// The ledger was updated; `true` when the answer is to be slow.
@@ -84,11 +85,11 @@ impl Gateway {
                     "not the current gateway token",
                 ))
             }
-            Verdict::Rejected => {
+            Verdict::Rejected(setting) => {
                 line.outcome = Some("rejected");
                 Ok(http::error(
                     StatusCode::BAD_REQUEST,
-                    "ticket rejected by the emulator (--reject-ticket)",
+                    format!("ticket rejected by the emulator ({setting})"),
                 ))
             }
             Verdict::Reset => {
@@ -121,6 +122,7 @@ impl Gateway {
         let mut state = self.lock();
         state.stats.calls += 1;
         let call = parsed.inspect_err(|_| state.stats.invalid += 1)?;
+        state.ticket_calls.count(service, &call.ticket_id);
         line.ticket_id = Some(call.ticket_id.clone());
         line.key = Some(call.key.clone());
         if !is_the_tickets_key(&call) {
@@ -130,10 +132,10 @@ impl Gateway {
             .token
             .as_deref()
             .is_none_or(|token| bearer == Some(token));
-        let fault = authorized.then(|| state.draw_fault(&call.ticket_id));
+        let fault = authorized.then(|| state.draw_fault(service, &call.ticket_id));
         let verdict = match fault {
             None => Verdict::Unauthorized,
-            Some(Fault::Reject) => Verdict::Rejected,
+            Some(Fault::Reject(setting)) => Verdict::Rejected(setting),
             Some(Fault::Reset) => Verdict::Reset,
             Some(Fault::Error(status)) => Verdict::Error(status),
             Some(Fault::None) => Verdict::Done(state.apply(service, &call, line), false),

@@ -7,6 +7,8 @@ use hyper::StatusCode;
 use rand::{Rng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
+use super::Service;
+
 /// What goes wrong, and how often. Rates are probabilities in `[0, 1]` per call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Faults {
@@ -24,6 +26,10 @@ pub struct Faults {
     /// Tickets always answered 400 (lowercase), before any random fault: a permanent
     /// rejection must be seen on the first attempt.
     pub reject_tickets: BTreeSet<String>,
+    /// Tickets whose void-receipt is always answered 400 (lowercase), before any random
+    /// fault, while their refund is served as any other ticket's: a receipts service that
+    /// refuses one ticket, so a test can see whether the refund is still called.
+    pub reject_void_tickets: BTreeSet<String>,
     /// Tickets always answered slowly (after `slow_ms`, the effect at once), after the
     /// rejections: one upstream that hangs, so a benchmark can show it delays no other record.
     pub slow_tickets: BTreeSet<String>,
@@ -41,13 +47,14 @@ impl Default for Faults {
             slow_rate: 0.0,
             slow_ms: DEFAULT_SLOW_MS,
             reject_tickets: BTreeSet::new(),
+            reject_void_tickets: BTreeSet::new(),
             slow_tickets: BTreeSet::new(),
         }
     }
 }
 
 /// A change of [`Faults`] through `PUT /admin/faults`: absent fields keep their value,
-/// `reject_tickets` replaces the set, `seed` restarts the RNG.
+/// a set of tickets given replaces the set, `seed` restarts the RNG.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
@@ -57,6 +64,7 @@ pub struct FaultsUpdate {
     pub slow_rate: Option<f64>,
     pub slow_ms: Option<u64>,
     pub reject_tickets: Option<Vec<String>>,
+    pub reject_void_tickets: Option<Vec<String>>,
     pub slow_tickets: Option<Vec<String>>,
     pub seed: Option<u64>,
 }
@@ -73,7 +81,8 @@ pub fn parse_rate(value: f64) -> Result<f64, String> {
 /// The fault drawn for one call.
 pub(super) enum Fault {
     None,
-    Reject,
+    /// A 400; the setting that refuses the ticket, for the answer to name.
+    Reject(&'static str),
     Reset,
     Error(StatusCode),
     Slow,
@@ -101,24 +110,30 @@ impl Faults {
             faults.slow_ms = ms;
         }
         if let Some(tickets) = &update.reject_tickets {
-            faults.reject_tickets = tickets.iter().map(|t| t.to_lowercase()).collect();
+            faults.reject_tickets = lowercase(tickets);
+        }
+        if let Some(tickets) = &update.reject_void_tickets {
+            faults.reject_void_tickets = lowercase(tickets);
         }
         if let Some(tickets) = &update.slow_tickets {
-            faults.slow_tickets = tickets.iter().map(|t| t.to_lowercase()).collect();
+            faults.slow_tickets = lowercase(tickets);
         }
         Ok(faults)
     }
 
-    /// Draws the fault of one call. Always four draws, whatever the rates and the ticket,
-    /// so that one setting does not shift the faults another one produces.
-    pub(super) fn draw(&self, rng: &mut StdRng, ticket_id: &str) -> Fault {
+    /// Draws the fault of one call to `service`. Always four draws, whatever the rates,
+    /// the service and the ticket, so that one setting does not shift the faults another one
+    /// produces.
+    pub(super) fn draw(&self, rng: &mut StdRng, service: Service, ticket_id: &str) -> Fault {
         let reset: f64 = rng.random();
         let error: f64 = rng.random();
         let slow: f64 = rng.random();
         let unavailable: bool = rng.random();
         let ticket_id = ticket_id.to_lowercase();
         if self.reject_tickets.contains(&ticket_id) {
-            Fault::Reject
+            Fault::Reject("--reject-ticket")
+        } else if service == Service::Receipts && self.reject_void_tickets.contains(&ticket_id) {
+            Fault::Reject("--reject-void-ticket")
         } else if self.slow_tickets.contains(&ticket_id) {
             Fault::Slow
         } else if reset < self.reset_rate {
@@ -135,4 +150,9 @@ impl Faults {
             Fault::None
         }
     }
+}
+
+/// A set of ticket ids as the worker sends them (lowercase).
+fn lowercase(tickets: &[String]) -> BTreeSet<String> {
+    tickets.iter().map(|t| t.to_lowercase()).collect()
 }

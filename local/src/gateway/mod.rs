@@ -11,6 +11,10 @@
 //! every call whose key is not the ticket's K is counted (`foreign_keys` in the stats), so
 //! a test can assert that no call carried another key.
 //!
+//! Every valid call is also counted per service and ticket, whatever came of it (`GET
+//! /admin/calls`), so a test can assert a call was never made, not only that it had no
+//! effect.
+//!
 //! Each effect also keeps the trace headers (`X-Amzn-Trace-Id`, `traceparent`) of the call
 //! that had it and the distinct traces of every call with its key, bounded and printable only
 //! (`trace`), so a test can follow a trace from the API through the queue to both services.
@@ -43,7 +47,7 @@ pub use self::{
     faults::{DEFAULT_SLOW_MS, Faults, FaultsUpdate, parse_rate},
     ledger::Effect,
     routes::CORRELATION_HEADER,
-    stats::Stats,
+    stats::{Stats, TicketCalls},
     trace::{
         MAX_TRACE_HEADER_BYTES, MAX_TRACES_PER_EFFECT, TRACEPARENT_HEADER, Trace, XRAY_HEADER,
     },
@@ -73,6 +77,7 @@ struct State {
     receipts: Ledger,
     payments: Ledger,
     stats: Stats,
+    ticket_calls: TicketCalls,
 }
 
 /// The emulator's state, shared by every connection.
@@ -92,6 +97,7 @@ impl Gateway {
                 receipts: Ledger::default(),
                 payments: Ledger::default(),
                 stats: Stats::default(),
+                ticket_calls: TicketCalls::default(),
             }),
         }
     }
@@ -132,6 +138,7 @@ impl Gateway {
         state.receipts = Ledger::default();
         state.payments = Ledger::default();
         state.stats = Stats::default();
+        state.ticket_calls = TicketCalls::default();
         state.rng = StdRng::seed_from_u64(state.seed);
     }
 }
@@ -146,8 +153,8 @@ impl State {
     }
 
     /// The fault of the next call, from the one seeded RNG.
-    fn draw_fault(&mut self, ticket_id: &str) -> Fault {
-        self.faults.draw(&mut self.rng, ticket_id)
+    fn draw_fault(&mut self, service: Service, ticket_id: &str) -> Fault {
+        self.faults.draw(&mut self.rng, service, ticket_id)
     }
 }
 

@@ -75,6 +75,7 @@ impl Gateway {
             "/payments-api/refunds" => &[Method::GET, Method::PUT],
             "/admin/faults" => &[Method::GET, Method::PUT],
             "/admin/stats" => &[Method::GET],
+            "/admin/calls" => &[Method::GET],
             "/admin/token" => &[Method::PUT],
             "/admin/reset" => &[Method::POST],
             _ => return Ok(http::error(StatusCode::NOT_FOUND, "no such route")),
@@ -106,6 +107,9 @@ impl Gateway {
             },
             ("GET", "/admin/stats") => {
                 http::json(StatusCode::OK, &json!(self.lock().stats.clone()))
+            }
+            ("GET", "/admin/calls") => {
+                http::json(StatusCode::OK, &json!(self.lock().ticket_calls.clone()))
             }
             _ => {
                 self.reset();

@@ -1,9 +1,11 @@
 //! The counters over all calls to the two services, served on `GET /admin/stats` for the
-//! tests that check a fault happened.
+//! tests that check a fault happened, and the calls per ticket, on `GET /admin/calls`.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{call::Verdict, ledger::Applied};
+use super::{Service, call::Verdict, ledger::Applied};
 
 /// Counters over all calls to the two services, for tests that check a fault happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,7 +14,8 @@ pub struct Stats {
     pub calls: u64,
     /// Calls with a body that is not the service's JSON.
     pub invalid: u64,
-    /// Calls refused because their ticket is in `reject_tickets`.
+    /// Calls refused because their ticket is in `reject_tickets`, or is in
+    /// `reject_void_tickets` and the call is a void.
     pub rejected: u64,
     /// Calls answered 500 or 503 on purpose.
     pub errors: u64,
@@ -37,7 +40,7 @@ impl Stats {
     pub(super) fn count(&mut self, verdict: &Verdict) {
         match verdict {
             Verdict::Unauthorized => self.unauthorized += 1,
-            Verdict::Rejected => self.rejected += 1,
+            Verdict::Rejected(_) => self.rejected += 1,
             Verdict::Reset => self.resets += 1,
             Verdict::Error(_) => self.errors += 1,
             Verdict::Done(applied, slowly) => {
@@ -51,5 +54,25 @@ impl Stats {
                 }
             }
         }
+    }
+}
+
+/// Every valid call per service and ticket (as the call spelled it), whatever came of it:
+/// refused, failed, dropped, slow or served. The listings count only the calls that reached
+/// a ledger, so a call that was refused or failed shows only here; a test that asserts a
+/// call was never made reads this.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketCalls {
+    pub receipts: BTreeMap<String, u64>,
+    pub payments: BTreeMap<String, u64>,
+}
+
+impl TicketCalls {
+    pub(super) fn count(&mut self, service: Service, ticket_id: &str) {
+        let calls = match service {
+            Service::Receipts => &mut self.receipts,
+            Service::Payments => &mut self.payments,
+        };
+        *calls.entry(ticket_id.to_owned()).or_default() += 1;
     }
 }
