@@ -102,6 +102,12 @@ async fn refund(gw: &RunningGateway, ticket: &str, key: &str, correlation: &str)
     call(gw, REFUND, ticket, key, correlation).await
 }
 
+/// The JSON answer to a void of `TICKET` under `KEY` (correlation id `c`).
+async fn void_answer(gw: &RunningGateway) -> Value {
+    let answer = void(gw, TICKET, KEY, "c").await.expect("void");
+    answer.json().await.expect("json")
+}
+
 /// The status of a call of `ticket` with `key` (correlation id `c`).
 async fn status_of(gw: &RunningGateway, service: [&str; 3], ticket: &str, key: &str) -> u16 {
     let answer = call(gw, service, ticket, key, "c").await;
@@ -200,18 +206,8 @@ async fn a_replay_answers_200_and_counts_a_call_not_an_effect() {
 #[tokio::test]
 async fn the_answer_says_whether_it_was_a_replay() {
     let gw = start(Faults::default(), 1).await;
-    let first: Value = void(&gw, TICKET, KEY, "c")
-        .await
-        .expect("void")
-        .json()
-        .await
-        .expect("json");
-    let second: Value = void(&gw, TICKET, KEY, "c")
-        .await
-        .expect("void")
-        .json()
-        .await
-        .expect("json");
+    let first = void_answer(&gw).await;
+    let second = void_answer(&gw).await;
     assert_eq!(first["replay"], false);
     assert_eq!(second["replay"], true);
 }
@@ -545,12 +541,7 @@ async fn a_void_rejected_ticket_gets_400_on_its_void_and_its_refund_is_served() 
         assert_eq!(status_of(&gw, VOID, TICKET, KEY).await, 400);
         assert_eq!(status_of(&gw, REFUND, TICKET, KEY).await, 200);
     }
-    let refusal: Value = void(&gw, TICKET, KEY, "c")
-        .await
-        .expect("void")
-        .json()
-        .await
-        .expect("json");
+    let refusal = void_answer(&gw).await;
     assert_eq!(
         refusal["error"]["message"],
         "ticket rejected by the emulator (--reject-void-ticket)"
