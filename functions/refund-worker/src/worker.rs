@@ -27,7 +27,7 @@ use refund_shared::{
     disabled::Disabled,
     gateway::{Gateway, RefundCall},
     queue::{CommandQueue, VisibilityControl},
-    store::{Confirmed, RefundRecord, RefundRequest, RefundStore, Transition},
+    store::{Change, Confirmed, RefundRequest, RefundStore, Transition},
     verdict::{Class, ErrorCode, RefundFailure},
 };
 use time::OffsetDateTime;
@@ -310,7 +310,9 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
         let begun = self
             .write_status(&request, Transition::Begin, cutoff, &mut outcomes)
             .await;
-        let confirmed = begun.map_or(Ok(Confirmed::default()), |record| record.confirmed(key));
+        let confirmed = begun.map_or(Ok(Confirmed::default()), |change| {
+            change.record().confirmed(key)
+        });
 
         // 2. The calls the record does not confirm, under K. A call confirmed under another
         // key stops them all (contract section 3).
@@ -405,14 +407,15 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
     }
 
     /// Writes `transition` to the ticket's status record within `limit` and notes how it
-    /// went on each of `outcomes`; the record as the write left it. Without a store, nothing.
+    /// went on each of `outcomes`; what the write did, when it was done. Without a store,
+    /// nothing.
     async fn write_status(
         &self,
         request: &RefundRequest,
         transition: Transition,
         limit: Instant,
         outcomes: &mut [RecordOutcome],
-    ) -> Option<RefundRecord> {
+    ) -> Option<Change> {
         let store = self.store.as_ref()?;
         let name = transition.name();
         let write = store.record(request, transition, OffsetDateTime::now_utc());
@@ -420,7 +423,7 @@ impl<G: Gateway, V: VisibilityControl, D: CommandQueue, S: RefundStore, B: Event
         for outcome in outcomes {
             outcome.note_status(name, &result);
         }
-        result.ok().map(|change| change.record().clone())
+        result.ok()
     }
 
     /// Publishes the batch's refund events, and hands back each done record whose
